@@ -1,0 +1,1 @@
+"""tenure: checkpointing for JAX training runs."""

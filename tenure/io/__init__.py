@@ -1,0 +1,1 @@
+"""Storage of (sharded) pytrees with tensorstore; knows nothing about policies."""

@@ -1,0 +1,1 @@
+"""The Checkpointer that joins retention policies and I/O."""

@@ -1,0 +1,1 @@
+"""Pure save-decision and preservation policies, the retention planner and the simulator."""
