@@ -1,1 +1,118 @@
-"""Pure save-decision and preservation policies, the retention planner and the simulator."""
+"""Pure save-decision and preservation policies, the retention planner and the simulator.
+
+Nothing here performs I/O or imports jax, numpy or tensorstore: every decision is a
+function of the data passed in (steps, times, metrics, flags).
+
+Example:
+    >>> from tenure.retention import BestN, EveryNSteps, LatestN, parse_policy
+    >>> keep = LatestN(3) | BestN(metric="loss", mode="min", n=2) | EveryNSteps(10_000)
+    >>> parse_policy(repr(keep)) == keep
+    True
+"""
+
+from tenure.retention.bucket_policies import (
+    Daily,
+    Hourly,
+    Monthly,
+    PerBucket,
+    PerStepBucket,
+    Weekly,
+    Yearly,
+)
+from tenure.retention.errors import (
+    MissingNowError,
+    NaiveDatetimeError,
+    PolicyArgumentError,
+    PolicyTextError,
+    RetentionError,
+    UnsortedCheckpointsError,
+)
+from tenure.retention.info import CheckpointInfo, DecisionContext, PreservationContext
+from tenure.retention.planner import Decision, RetentionPlan, explain, plan_retention
+from tenure.retention.preservation_policies import (
+    AllPreservationPolicy,
+    AnyPreservationPolicy,
+    BestN,
+    CustomSteps,
+    EveryNSeconds,
+    EveryNSteps,
+    EveryNStepsClosest,
+    LatestDuration,
+    LatestN,
+    NotPreservationPolicy,
+    PreservationPolicy,
+    PreserveAll,
+)
+from tenure.retention.save_policies import (
+    AllSavePolicy,
+    AnySavePolicy,
+    ContinuousCheckpointingPolicy,
+    FixedIntervalPolicy,
+    InitialSavePolicy,
+    MinimumStepGapPolicy,
+    NewBestPolicy,
+    NotSavePolicy,
+    PreemptionCheckpointingPolicy,
+    SaveDecisionPolicy,
+    SpecificStepsPolicy,
+    StepRangePolicy,
+)
+from tenure.retention.simulator import (
+    CheckpointLifetime,
+    SimulationEvent,
+    SimulationResult,
+    simulate,
+)
+from tenure.retention.text import parse_policy
+
+__all__ = [
+    "AllPreservationPolicy",
+    "AllSavePolicy",
+    "AnyPreservationPolicy",
+    "AnySavePolicy",
+    "BestN",
+    "CheckpointInfo",
+    "CheckpointLifetime",
+    "ContinuousCheckpointingPolicy",
+    "CustomSteps",
+    "Daily",
+    "Decision",
+    "DecisionContext",
+    "EveryNSeconds",
+    "EveryNSteps",
+    "EveryNStepsClosest",
+    "FixedIntervalPolicy",
+    "Hourly",
+    "InitialSavePolicy",
+    "LatestDuration",
+    "LatestN",
+    "MinimumStepGapPolicy",
+    "MissingNowError",
+    "Monthly",
+    "NaiveDatetimeError",
+    "NewBestPolicy",
+    "NotPreservationPolicy",
+    "NotSavePolicy",
+    "PerBucket",
+    "PerStepBucket",
+    "PolicyArgumentError",
+    "PolicyTextError",
+    "PreemptionCheckpointingPolicy",
+    "PreservationContext",
+    "PreservationPolicy",
+    "PreserveAll",
+    "RetentionError",
+    "RetentionPlan",
+    "SaveDecisionPolicy",
+    "SimulationEvent",
+    "SimulationResult",
+    "SpecificStepsPolicy",
+    "StepRangePolicy",
+    "UnsortedCheckpointsError",
+    "Weekly",
+    "Yearly",
+    "explain",
+    "parse_policy",
+    "plan_retention",
+    "simulate",
+]

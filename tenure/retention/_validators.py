@@ -1,0 +1,62 @@
+"""Argument checks shared by the policies; they fail where the policy is written."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from tenure.retention.errors import PolicyArgumentError
+
+
+def positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise PolicyArgumentError(
+            f"{attribute.name}={value!r} must be a positive number; a zero or negative "
+            "interval would keep or save nothing sensible"
+        )
+
+
+def positive_int(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PolicyArgumentError(f"{attribute.name}={value!r} must be a positive integer")
+
+
+def optional_count(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyArgumentError(
+            f"{attribute.name}={value!r} must be None (no limit) or an integer >= 0"
+        )
+
+
+def optional_step(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PolicyArgumentError(f"{attribute.name}={value!r} must be None or an integer step")
+
+
+def positive_duration(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise PolicyArgumentError(
+            f"{attribute.name}={value!r} must be a positive datetime.timedelta, "
+            "e.g. timedelta(days=7)"
+        )
+
+
+def optional_positive_duration(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        positive_duration(_, attribute, value)
+
+
+def steps_set(value: Any) -> frozenset[int]:
+    """Converter: any iterable of integer steps into a frozenset (order does not matter)."""
+    try:
+        steps = frozenset(value)
+    except TypeError:
+        raise PolicyArgumentError(f"steps={value!r} must be an iterable of integers") from None
+    bad = [s for s in steps if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise PolicyArgumentError(f"steps must be integers; got {sorted(map(repr, bad))}")
+    return steps

@@ -1,0 +1,83 @@
+"""The data that policies see: checkpoint descriptions and decision contexts.
+
+Time is data here. No policy reads the clock; the caller passes times in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from tenure.retention.errors import NaiveDatetimeError
+
+
+def require_aware(name: str, value: datetime) -> None:
+    """Raises `NaiveDatetimeError` unless `value` carries a timezone."""
+    # A fixed-offset `timezone` always has an offset; skip the slower utcoffset() call,
+    # since the simulator builds a CheckpointInfo for every step.
+    if type(value.tzinfo) is timezone:
+        return
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDatetimeError(
+            f"{name}={value!r} has no timezone; pass an aware datetime, "
+            "e.g. datetime.now(timezone.utc) or dt.replace(tzinfo=timezone.utc)"
+        )
+
+
+def _validate_time(_: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    require_aware(attribute.name, value)
+
+
+def _validate_optional_time(
+    _: object, attribute: attrs.Attribute[datetime | None], value: datetime | None
+) -> None:
+    if value is not None:
+        require_aware(attribute.name, value)
+
+
+@attrs.frozen(slots=True)
+class CheckpointInfo:
+    """One checkpoint (or candidate step) as the policies see it.
+
+    It has the attributes of Orbax's `PolicyCheckpointInfo`, so policies written for
+    Orbax accept it.
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> info = CheckpointInfo(1000, datetime(2026, 1, 1, tzinfo=timezone.utc), {"loss": 0.5})
+        >>> info.step
+        1000
+    """
+
+    step: int
+    time: datetime = attrs.field(validator=_validate_time)
+    metrics: Mapping[str, Any] | None = None
+
+
+@attrs.frozen(slots=True)
+class DecisionContext:
+    """What a save-decision policy may know beyond the steps themselves.
+
+    Example:
+        >>> DecisionContext(reached_preemption=True).reached_preemption
+        True
+    """
+
+    is_saving_in_progress: bool = False
+    reached_preemption: bool = False
+
+
+@attrs.frozen(slots=True)
+class PreservationContext:
+    """What a preservation policy may know beyond the checkpoints: the current time.
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> PreservationContext(now=datetime(2026, 1, 1, tzinfo=timezone.utc)).now.year
+        2026
+    """
+
+    now: datetime | None = attrs.field(default=None, validator=_validate_optional_time)

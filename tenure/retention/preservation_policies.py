@@ -1,0 +1,562 @@
+"""Preservation policies: which existing checkpoints should be kept?
+
+Each policy is a small frozen value with one pure method,
+`should_preserve(checkpoints, *, context) -> Sequence[bool]`, over checkpoints sorted by
+step (oldest first). Policies combine with `|` (keep what any keeps, each rule counting
+on its own, as restic does), `&` (keep what all keep) and `~`.
+
+Policies never delete anything themselves: `tenure.retention.plan_retention` turns their
+answer into a plan and adds the safety rules no policy can override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+from tenure.retention._combinators import flatten, join_repr
+from tenure.retention._metrics import Mode, lookup_metric, validate_metric_path, validate_mode
+from tenure.retention._text_repr import policy_label, policy_repr
+from tenure.retention._validators import (
+    optional_count,
+    positive,
+    positive_duration,
+    positive_int,
+    steps_set,
+)
+from tenure.retention.errors import MissingNowError, PolicyArgumentError
+from tenure.retention.info import CheckpointInfo, PreservationContext
+
+Reasons = tuple[str, ...]
+
+
+@runtime_checkable
+class PreservationPolicy(Protocol):
+    """Anything with Orbax's `should_preserve` signature is a preservation policy."""
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        """One flag per checkpoint: True keeps it."""
+        ...
+
+
+def reasons_of(
+    policy: PreservationPolicy,
+    checkpoints: Sequence[CheckpointInfo],
+    context: PreservationContext,
+) -> list[Reasons]:
+    """For each checkpoint, the rules of `policy` that keep it (empty: not kept).
+
+    Built-in policies name their leaf rules; any other policy is named by its `repr`.
+    """
+    if isinstance(policy, PreservationPolicyBase):
+        return policy.reasons(checkpoints, context=context)
+    flags = policy.should_preserve(checkpoints, context=context)
+    _check_length(policy, flags, checkpoints)
+    label = repr(policy)
+    return [(label,) if keep else () for keep in flags]
+
+
+def _check_length(policy: object, flags: Sequence[bool], checkpoints: Sequence[Any]) -> None:
+    if len(flags) != len(checkpoints):
+        raise PolicyArgumentError(
+            f"{policy!r} returned {len(flags)} flags for {len(checkpoints)} checkpoints; "
+            "should_preserve must return exactly one flag per checkpoint"
+        )
+
+
+class PreservationPolicyBase:
+    """Operators, reasons and text `repr` shared by the built-in preservation policies."""
+
+    __slots__ = ()
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        raise NotImplementedError
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        """For each checkpoint, the rules that keep it; empty when it is not kept."""
+        label = policy_label(self)
+        flags = self.should_preserve(checkpoints, context=context)
+        return [(label,) if keep else () for keep in flags]
+
+    def __or__(self, other: PreservationPolicy) -> AnyPreservationPolicy:
+        return AnyPreservationPolicy([_require(self), _require(other)])
+
+    def __ror__(self, other: PreservationPolicy) -> AnyPreservationPolicy:
+        return AnyPreservationPolicy([_require(other), _require(self)])
+
+    def __and__(self, other: PreservationPolicy) -> AllPreservationPolicy:
+        return AllPreservationPolicy([_require(self), _require(other)])
+
+    def __rand__(self, other: PreservationPolicy) -> AllPreservationPolicy:
+        return AllPreservationPolicy([_require(other), _require(self)])
+
+    def __invert__(self) -> PreservationPolicy:
+        return NotPreservationPolicy(_require(self))
+
+    def __repr__(self) -> str:
+        return policy_repr(self)
+
+
+def _require(policy: object) -> PreservationPolicy:
+    if not isinstance(policy, PreservationPolicy):
+        raise TypeError(
+            f"{policy!r} is not a preservation policy (it has no should_preserve method); "
+            "save and preservation policies cannot be combined with each other"
+        )
+    return policy
+
+
+@attrs.frozen(repr=False)
+class PreserveAll(PreservationPolicyBase):
+    """Keeps every checkpoint (Orbax's default).
+
+    Example:
+        >>> PreserveAll()
+        PreserveAll()
+    """
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        return [True] * len(checkpoints)
+
+
+@attrs.frozen(repr=False)
+class LatestN(PreservationPolicyBase):
+    """Keeps the `n` newest checkpoints; all of them when `n` is None.
+
+    Example:
+        >>> LatestN(3)
+        LatestN(n=3)
+    """
+
+    n: int | None = attrs.field(default=None, validator=optional_count)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        count = len(checkpoints)
+        if self.n is None or count <= self.n:
+            return [True] * count
+        return [False] * (count - self.n) + [True] * self.n
+
+
+@attrs.frozen(repr=False)
+class EveryNSeconds(PreservationPolicyBase):
+    """Keeps the oldest checkpoint, then each one at least `interval_secs` after the
+    previously kept one (greedy from the oldest, as Orbax does).
+
+    Example:
+        >>> EveryNSeconds(3600)
+        EveryNSeconds(interval_secs=3600)
+    """
+
+    interval_secs: float = attrs.field(validator=positive)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        if not checkpoints:
+            return []
+        interval = timedelta(seconds=self.interval_secs)
+        last_kept = checkpoints[0].time
+        result = [True]
+        for info in checkpoints[1:]:
+            keep = info.time - last_kept >= interval
+            if keep:
+                last_kept = info.time
+            result.append(keep)
+        return result
+
+
+def _cap(flags: list[bool], max_to_keep: int | None) -> list[bool]:
+    """Keeps only the newest `max_to_keep` of the kept flags."""
+    if max_to_keep is None:
+        return flags
+    kept = [i for i, keep in enumerate(flags) if keep]
+    for i in kept[: max(len(kept) - max_to_keep, 0)]:
+        flags[i] = False
+    return flags
+
+
+@attrs.frozen(repr=False)
+class EveryNSteps(PreservationPolicyBase):
+    """Keeps checkpoints whose step is a multiple of `interval_steps`.
+
+    With `exact_interval=False` it keeps the oldest checkpoint, then each one at least
+    `interval_steps` after the previously kept one. `max_to_keep` keeps only the newest
+    of those.
+
+    Example:
+        >>> EveryNSteps(10_000)
+        EveryNSteps(interval_steps=10000)
+    """
+
+    interval_steps: int = attrs.field(validator=positive_int)
+    exact_interval: bool = True
+    max_to_keep: int | None = attrs.field(default=None, validator=optional_count)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        if self.exact_interval:
+            flags = [info.step % self.interval_steps == 0 for info in checkpoints]
+        else:
+            flags = []
+            last_kept: int | None = None
+            for info in checkpoints:
+                keep = last_kept is None or info.step - last_kept >= self.interval_steps
+                if keep:
+                    last_kept = info.step
+                flags.append(keep)
+        return _cap(flags, self.max_to_keep)
+
+
+@attrs.frozen(repr=False)
+class EveryNStepsClosest(PreservationPolicyBase):
+    """For each multiple of `interval_steps`, keeps the checkpoint closest to it (the
+    newer one on a tie), plus the newest checkpoint. Irregular save steps do not drift.
+
+    Example:
+        >>> EveryNStepsClosest(1000, max_to_keep=10)
+        EveryNStepsClosest(interval_steps=1000, max_to_keep=10)
+    """
+
+    interval_steps: int = attrs.field(validator=positive_int)
+    max_to_keep: int | None = attrs.field(default=None, validator=optional_count)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        if not checkpoints:
+            return []
+        closest: dict[int, tuple[int, int]] = {}  # grid point -> (distance, index)
+        for index, info in enumerate(checkpoints):
+            grid = round(info.step / self.interval_steps)
+            distance = abs(info.step - grid * self.interval_steps)
+            if grid not in closest or distance <= closest[grid][0]:
+                closest[grid] = (distance, index)
+        flags = [False] * len(checkpoints)
+        for _, index in closest.values():
+            flags[index] = True
+        flags[-1] = True
+        return _cap(flags, self.max_to_keep)
+
+
+@attrs.frozen(repr=False)
+class CustomSteps(PreservationPolicyBase):
+    """Keeps the checkpoints at the given steps.
+
+    Example:
+        >>> CustomSteps([1000, 5000])
+        CustomSteps(steps=[1000, 5000])
+    """
+
+    steps: frozenset[int] = attrs.field(converter=steps_set)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        return [info.step in self.steps for info in checkpoints]
+
+
+def _validate_best_n(policy: BestN) -> None:
+    if policy.metric is None and policy.get_metric_fn is None:
+        raise PolicyArgumentError(
+            "BestN needs a metric: metric='loss' (with mode='min' or 'max') "
+            "or get_metric_fn=callable"
+        )
+    if policy.metric is not None and policy.get_metric_fn is not None:
+        raise PolicyArgumentError("BestN takes metric= or get_metric_fn=, not both")
+    if policy.metric is not None and policy.mode is None:
+        raise PolicyArgumentError(
+            f"BestN(metric={policy.metric!r}) needs mode='min' (lower is better) or mode='max'"
+        )
+    if policy.mode is not None and policy.reverse:
+        raise PolicyArgumentError(
+            "BestN takes mode= or reverse=, not both (reverse=True means mode='min')"
+        )
+
+
+@attrs.frozen(repr=False, kw_only=True)
+class BestN(PreservationPolicyBase):
+    """Keeps the `n` checkpoints with the best metric.
+
+    Name the metric as text (`metric='eval.loss', mode='min'`) or, as in Orbax, give
+    `get_metric_fn` and `reverse` (False keeps the highest values, True the lowest).
+    NaN and missing values rank worst, ties prefer the newer step, and checkpoints with no
+    metrics at all are kept when `keep_checkpoints_without_metrics` is True. With `n=None`,
+    or no more checkpoints than `n`, all are kept (as in Orbax).
+
+    Example:
+        >>> BestN(metric="loss", mode="min", n=2)
+        BestN(metric='loss', mode='min', n=2)
+    """
+
+    metric: str | None = attrs.field(default=None, validator=validate_metric_path)
+    mode: Mode | None = attrs.field(default=None, validator=validate_mode)
+    n: int | None = attrs.field(default=None, validator=optional_count)
+    keep_checkpoints_without_metrics: bool = True
+    get_metric_fn: Callable[[Mapping[str, Any]], Any] | None = None
+    reverse: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _validate_best_n(self)
+
+    def _value(self, info: CheckpointInfo) -> float | None:
+        if info.metrics is None:
+            return None
+        if self.metric is not None:
+            return lookup_metric(info.metrics, self.metric)
+        assert self.get_metric_fn is not None  # checked at construction
+        return float(self.get_metric_fn(info.metrics))
+
+    def _ranks(self, checkpoints: Sequence[CheckpointInfo]) -> list[int | None]:
+        """Rank (1 = best) of each checkpoint that has the metric, else None."""
+        # Sorting (sign * value, -index) puts the best first and, among equal values,
+        # the newer checkpoint first.
+        sign = 1.0 if self.mode == "min" or (self.mode is None and self.reverse) else -1.0
+        numbers: list[tuple[float, int]] = []
+        nans: list[int] = []
+        for index, info in enumerate(checkpoints):
+            value = self._value(info)
+            if value is None:
+                continue
+            if value != value:  # NaN
+                nans.append(index)
+            else:
+                numbers.append((sign * value, -index))
+        numbers.sort()
+        order = [-negated for _, negated in numbers] + nans[::-1]
+        ranks: list[int | None] = [None] * len(checkpoints)
+        for rank, index in enumerate(order, start=1):
+            ranks[index] = rank
+        return ranks
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        label = policy_label(self)
+        if self.n is None or len(checkpoints) <= self.n:
+            return [(label,)] * len(checkpoints)
+        result: list[Reasons] = []
+        for info, rank in zip(checkpoints, self._ranks(checkpoints), strict=True):
+            if rank is not None and rank <= self.n:
+                result.append((f"{label}: rank {rank}",))
+            elif info.metrics is None and self.keep_checkpoints_without_metrics:
+                result.append((f"{label}: no metrics",))
+            else:
+                result.append(())
+        return result
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        return [bool(r) for r in self.reasons(checkpoints, context=context)]
+
+
+def _validate_relative_to(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ("now", "newest"):
+        raise PolicyArgumentError(
+            f"{attribute.name}={value!r} must be 'now' (measure from context.now) or "
+            "'newest' (measure from the newest checkpoint, so a stalled run keeps its history)"
+        )
+
+
+@attrs.frozen(repr=False)
+class LatestDuration(PreservationPolicyBase):
+    """Keeps the checkpoints no older than `duration`, measured from `context.now`, or
+    from the newest checkpoint with `relative_to="newest"` (restic's `--keep-within`).
+
+    Example:
+        >>> LatestDuration(timedelta(days=1), relative_to="newest")
+        LatestDuration(duration=timedelta(days=1), relative_to='newest')
+    """
+
+    duration: timedelta = attrs.field(validator=positive_duration)
+    relative_to: Literal["now", "newest"] = attrs.field(
+        default="now", validator=_validate_relative_to
+    )
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        if not checkpoints:
+            return []
+        if self.relative_to == "newest":
+            reference = max(info.time for info in checkpoints)
+        elif context.now is None:
+            raise MissingNowError(
+                f"{self!r} measures age from now, but PreservationContext.now is None; "
+                "pass PreservationContext(now=...) or use relative_to='newest'"
+            )
+        else:
+            reference = context.now
+        return [reference - info.time <= self.duration for info in checkpoints]
+
+
+def _flatten_any(policies: Iterable[PreservationPolicy]) -> tuple[PreservationPolicy, ...]:
+    return flatten(AnyPreservationPolicy, policies, _require)
+
+
+def _flatten_all(policies: Iterable[PreservationPolicy]) -> tuple[PreservationPolicy, ...]:
+    return flatten(AllPreservationPolicy, policies, _require)
+
+
+@attrs.frozen(repr=False)
+class AnyPreservationPolicy(PreservationPolicyBase):
+    """Keeps what any of `policies` keeps, each counting on its own; `a | b` builds one.
+
+    Example:
+        >>> LatestN(3) | EveryNSteps(10_000)
+        LatestN(n=3) | EveryNSteps(interval_steps=10000)
+    """
+
+    policies: tuple[PreservationPolicy, ...] = attrs.field(converter=_flatten_any)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        result = [False] * len(checkpoints)
+        for policy in self.policies:
+            flags = policy.should_preserve(checkpoints, context=context)
+            _check_length(policy, flags, checkpoints)
+            result = [a or b for a, b in zip(result, flags, strict=True)]
+        return result
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        result: list[Reasons] = [()] * len(checkpoints)
+        for policy in self.policies:
+            child = reasons_of(policy, checkpoints, context)
+            result = [a + b for a, b in zip(result, child, strict=True)]
+        return result
+
+    def __repr__(self) -> str:
+        if len(self.policies) < 2:
+            return policy_repr(self)
+        return join_repr(self.policies, "|", ())
+
+
+@attrs.frozen(repr=False)
+class AllPreservationPolicy(PreservationPolicyBase):
+    """Keeps what every one of `policies` keeps; `a & b` builds one.
+
+    Example:
+        >>> EveryNSteps(1000) & LatestDuration(timedelta(days=7))
+        EveryNSteps(interval_steps=1000) & LatestDuration(duration=timedelta(days=7))
+    """
+
+    policies: tuple[PreservationPolicy, ...] = attrs.field(converter=_flatten_all)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        result = [True] * len(checkpoints)
+        for policy in self.policies:
+            flags = policy.should_preserve(checkpoints, context=context)
+            _check_length(policy, flags, checkpoints)
+            result = [a and b for a, b in zip(result, flags, strict=True)]
+        return result
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        if not self.policies:
+            return [(repr(self),)] * len(checkpoints)
+        children = [reasons_of(p, checkpoints, context) for p in self.policies]
+        return [sum(column, ()) if all(column) else () for column in zip(*children, strict=True)]
+
+    def __repr__(self) -> str:
+        if len(self.policies) < 2:
+            return policy_repr(self)
+        return join_repr(self.policies, "&", (AnyPreservationPolicy,))
+
+
+@attrs.frozen(repr=False)
+class NotPreservationPolicy(PreservationPolicyBase):
+    """Keeps what `policy` does not keep; `~a` builds one.
+
+    Example:
+        >>> ~CustomSteps([0])
+        ~CustomSteps(steps=[0])
+    """
+
+    policy: PreservationPolicy = attrs.field(converter=_require)
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        flags = self.policy.should_preserve(checkpoints, context=context)
+        _check_length(self.policy, flags, checkpoints)
+        return [not keep for keep in flags]
+
+    def __invert__(self) -> PreservationPolicy:
+        return self.policy
+
+    def __repr__(self) -> str:
+        inner = repr(self.policy)
+        if isinstance(self.policy, AnyPreservationPolicy | AllPreservationPolicy):
+            inner = f"({inner})"
+        return f"~{inner}"

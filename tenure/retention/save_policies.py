@@ -1,0 +1,376 @@
+"""Save-decision policies: should this step be saved?
+
+Each policy is a small frozen value with one pure method,
+`should_save(step, previous_steps, *, context) -> bool`. `previous_steps` are the
+checkpoints that exist (committed or being written), oldest first. Policies combine
+with `|` (any), `&` (all) and `~` (not); the result is again a policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from tenure.retention._combinators import flatten, join_repr
+from tenure.retention._metrics import (
+    Mode,
+    is_better,
+    lookup_metric,
+    validate_metric_path,
+    validate_mode,
+)
+from tenure.retention._text_repr import policy_repr
+from tenure.retention._validators import optional_step, positive, positive_int, steps_set
+from tenure.retention.errors import PolicyArgumentError
+from tenure.retention.info import CheckpointInfo, DecisionContext
+
+
+@runtime_checkable
+class SaveDecisionPolicy(Protocol):
+    """Anything with Orbax's `should_save` signature is a save-decision policy."""
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        """Whether `step` should be saved."""
+        ...
+
+
+class SavePolicyBase:
+    """Operators and text `repr` shared by the built-in save-decision policies."""
+
+    __slots__ = ()
+
+    def __or__(self, other: SaveDecisionPolicy) -> AnySavePolicy:
+        return AnySavePolicy([_require_save_policy(self), _require_save_policy(other)])
+
+    def __ror__(self, other: SaveDecisionPolicy) -> AnySavePolicy:
+        return AnySavePolicy([_require_save_policy(other), _require_save_policy(self)])
+
+    def __and__(self, other: SaveDecisionPolicy) -> AllSavePolicy:
+        return AllSavePolicy([_require_save_policy(self), _require_save_policy(other)])
+
+    def __rand__(self, other: SaveDecisionPolicy) -> AllSavePolicy:
+        return AllSavePolicy([_require_save_policy(other), _require_save_policy(self)])
+
+    def __invert__(self) -> SaveDecisionPolicy:
+        return NotSavePolicy(_require_save_policy(self))
+
+    def __repr__(self) -> str:
+        return policy_repr(self)
+
+
+def _require_save_policy(policy: object) -> SaveDecisionPolicy:
+    if not isinstance(policy, SaveDecisionPolicy):
+        raise TypeError(
+            f"{policy!r} is not a save-decision policy (it has no should_save method); "
+            "save and preservation policies cannot be combined with each other"
+        )
+    return policy
+
+
+@attrs.frozen(repr=False)
+class FixedIntervalPolicy(SavePolicyBase):
+    """Saves every step that is a multiple of `interval`.
+
+    Example:
+        >>> FixedIntervalPolicy(1000)
+        FixedIntervalPolicy(interval=1000)
+    """
+
+    interval: int = attrs.field(validator=positive_int)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        return step.step % self.interval == 0
+
+
+@attrs.frozen(repr=False)
+class SpecificStepsPolicy(SavePolicyBase):
+    """Saves exactly the given steps.
+
+    Example:
+        >>> SpecificStepsPolicy([500, 100])
+        SpecificStepsPolicy(steps=[100, 500])
+    """
+
+    steps: frozenset[int] = attrs.field(converter=steps_set)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        return step.step in self.steps
+
+
+def _optional_positive_secs(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        positive(_, attribute, value)
+
+
+@attrs.frozen(repr=False)
+class ContinuousCheckpointingPolicy(SavePolicyBase):
+    """Saves as often as possible: whenever no save is in flight and, if given, at least
+    `minimum_interval_secs` have passed since the newest existing checkpoint.
+
+    Unlike Orbax's, it never talks to other hosts: the manager broadcasts the primary
+    host's decision, so the policy stays a pure function.
+
+    Example:
+        >>> ContinuousCheckpointingPolicy(minimum_interval_secs=600)
+        ContinuousCheckpointingPolicy(minimum_interval_secs=600)
+    """
+
+    minimum_interval_secs: float | None = attrs.field(
+        default=None, validator=_optional_positive_secs
+    )
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        if context.is_saving_in_progress:
+            return False
+        if not previous_steps or self.minimum_interval_secs is None:
+            return True
+        elapsed = step.time - previous_steps[-1].time
+        return elapsed >= timedelta(seconds=self.minimum_interval_secs)
+
+
+@attrs.frozen(repr=False)
+class PreemptionCheckpointingPolicy(SavePolicyBase):
+    """Saves when the job has been told it will be preempted.
+
+    Example:
+        >>> PreemptionCheckpointingPolicy()
+        PreemptionCheckpointingPolicy()
+    """
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        return context.reached_preemption
+
+
+@attrs.frozen(repr=False)
+class InitialSavePolicy(SavePolicyBase):
+    """Saves when no checkpoint exists yet.
+
+    Example:
+        >>> InitialSavePolicy()
+        InitialSavePolicy()
+    """
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        return not previous_steps
+
+
+@attrs.frozen(repr=False)
+class StepRangePolicy(SavePolicyBase):
+    """True for steps in `[start, stop)`; with `&` it builds piecewise schedules.
+
+    Example:
+        >>> early = FixedIntervalPolicy(1000) & StepRangePolicy(stop=10_000)
+        >>> late = FixedIntervalPolicy(5000) & StepRangePolicy(start=10_000)
+        >>> schedule = early | late
+    """
+
+    start: int | None = attrs.field(default=None, validator=optional_step)
+    stop: int | None = attrs.field(default=None, validator=optional_step)
+
+    def __attrs_post_init__(self) -> None:
+        if self.start is not None and self.stop is not None and self.stop <= self.start:
+            raise PolicyArgumentError(
+                f"StepRangePolicy(start={self.start}, stop={self.stop}) is empty; "
+                "stop must be greater than start"
+            )
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        if self.start is not None and step.step < self.start:
+            return False
+        return self.stop is None or step.step < self.stop
+
+
+@attrs.frozen(repr=False)
+class MinimumStepGapPolicy(SavePolicyBase):
+    """Saves when at least `steps` steps passed since the newest existing checkpoint
+    (or when there is none), like TensorFlow's `checkpoint_interval`.
+
+    Example:
+        >>> MinimumStepGapPolicy(500)
+        MinimumStepGapPolicy(steps=500)
+    """
+
+    steps: int = attrs.field(validator=positive_int)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        return not previous_steps or step.step - previous_steps[-1].step >= self.steps
+
+
+@attrs.frozen(repr=False)
+class NewBestPolicy(SavePolicyBase):
+    """Saves when this step's metric beats that of every existing checkpoint.
+
+    A step without the metric is not saved; NaN never beats anything, and any number
+    beats a NaN.
+
+    Example:
+        >>> NewBestPolicy("eval.loss", mode="min")
+        NewBestPolicy(metric='eval.loss', mode='min')
+    """
+
+    metric: str = attrs.field(validator=validate_metric_path)
+    mode: Mode = attrs.field(validator=validate_mode)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        value = lookup_metric(step.metrics, self.metric)
+        if value is None or math.isnan(value):
+            return False
+        for previous in previous_steps:
+            incumbent = lookup_metric(previous.metrics, self.metric)
+            if incumbent is not None and not is_better(value, incumbent, self.mode):
+                return False
+        return True
+
+
+def _flatten_any(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPolicy, ...]:
+    return flatten(AnySavePolicy, policies, _require_save_policy)
+
+
+def _flatten_all(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPolicy, ...]:
+    return flatten(AllSavePolicy, policies, _require_save_policy)
+
+
+@attrs.frozen(repr=False)
+class AnySavePolicy(SavePolicyBase):
+    """Saves when any of `policies` says so; `a | b` builds one.
+
+    Example:
+        >>> FixedIntervalPolicy(1000) | PreemptionCheckpointingPolicy()
+        FixedIntervalPolicy(interval=1000) | PreemptionCheckpointingPolicy()
+    """
+
+    policies: tuple[SaveDecisionPolicy, ...] = attrs.field(converter=_flatten_any)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        for policy in self.policies:  # a plain loop: this runs on every training step
+            if policy.should_save(step, previous_steps, context=context):
+                return True
+        return False
+
+    def __repr__(self) -> str:
+        if len(self.policies) < 2:
+            return policy_repr(self)
+        return join_repr(self.policies, "|", ())
+
+
+@attrs.frozen(repr=False)
+class AllSavePolicy(SavePolicyBase):
+    """Saves when every one of `policies` says so; `a & b` builds one.
+
+    Example:
+        >>> FixedIntervalPolicy(100) & StepRangePolicy(stop=1000)
+        FixedIntervalPolicy(interval=100) & StepRangePolicy(stop=1000)
+    """
+
+    policies: tuple[SaveDecisionPolicy, ...] = attrs.field(converter=_flatten_all)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        for policy in self.policies:
+            if not policy.should_save(step, previous_steps, context=context):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        if len(self.policies) < 2:
+            return policy_repr(self)
+        return join_repr(self.policies, "&", (AnySavePolicy,))
+
+
+@attrs.frozen(repr=False)
+class NotSavePolicy(SavePolicyBase):
+    """Saves when `policy` would not; `~a` builds one.
+
+    Example:
+        >>> ~SpecificStepsPolicy([0])
+        ~SpecificStepsPolicy(steps=[0])
+    """
+
+    policy: SaveDecisionPolicy
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        return not self.policy.should_save(step, previous_steps, context=context)
+
+    def __invert__(self) -> SaveDecisionPolicy:
+        return self.policy
+
+    def __repr__(self) -> str:
+        inner = repr(self.policy)
+        if isinstance(self.policy, AnySavePolicy | AllSavePolicy):
+            inner = f"({inner})"
+        return f"~{inner}"
