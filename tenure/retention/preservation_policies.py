@@ -321,8 +321,8 @@ class BestN(PreservationPolicyBase):
     Name the metric as text (`metric='eval.loss', mode='min'`) or, as in Orbax, give
     `get_metric_fn` and `reverse` (False keeps the highest values, True the lowest).
     NaN and missing values rank worst, ties prefer the newer step, and checkpoints with no
-    metrics at all are kept when `keep_checkpoints_without_metrics` is True. With `n=None`,
-    or no more checkpoints than `n`, all are kept (as in Orbax).
+    metrics at all are kept when `keep_checkpoints_without_metrics` is True. As in Orbax,
+    `n=None` (or no more checkpoints than `n`) keeps all, and `n=0` keeps none.
 
     Example:
         >>> BestN(metric="loss", mode="min", n=2)
@@ -378,6 +378,8 @@ class BestN(PreservationPolicyBase):
         label = policy_label(self)
         if self.n is None or len(checkpoints) <= self.n:
             return [(label,)] * len(checkpoints)
+        if self.n == 0:  # as in Orbax: nothing, not even checkpoints without metrics
+            return [()] * len(checkpoints)
         result: list[Reasons] = []
         for info, rank in zip(checkpoints, self._ranks(checkpoints), strict=True):
             if rank is not None and rank <= self.n:
