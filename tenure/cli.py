@@ -35,7 +35,9 @@ def parse_steps(text: str) -> list[int]:
     try:
         return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of steps")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of steps"
+        ) from None
 
 
 def _noisy_decay(step: int) -> dict[str, float]:
