@@ -104,3 +104,14 @@ policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
 unions: st.SearchStrategy[PreservationPolicy] = st.lists(leaf_policies, min_size=1, max_size=4).map(
     lambda ps: functools.reduce(operator.or_, ps)
 )
+
+
+def _join(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    operators = st.sampled_from([operator.or_, operator.and_])
+    return st.tuples(children, children, operators).map(lambda abo: abo[2](abo[0], abo[1]))
+
+
+# Built from leaves with | and & only: no negation.
+positive_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
+    leaf_policies, _join, max_leaves=5
+)

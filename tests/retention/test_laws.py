@@ -21,7 +21,7 @@ from tenure.retention import (
 )
 from tenure.retention.preservation_policies import reasons_of
 
-from .strategies import checkpoint_lists, leaf_policies, policies, unions
+from .strategies import START, checkpoint_lists, leaf_policies, policies, positive_policies, unions
 
 CONTEXT = PreservationContext()
 
@@ -158,6 +158,26 @@ def test_builtin_policies_and_their_unions_are_stable(
     flags = keep(policy, checkpoints)
     kept = [c for c, f in zip(checkpoints, flags, strict=True) if f]
     assert all(keep(policy, kept))
+
+
+@given(positive_policies, checkpoint_lists())
+def test_compositions_without_negation_are_stable(
+    policy: Any, checkpoints: list[CheckpointInfo]
+) -> None:
+    """Law (stability, extended): any composition of built-in policies with | and & is
+    stable too. Negation is not; see test_negation_is_not_stable."""
+    flags = keep(policy, checkpoints)
+    kept = [c for c, f in zip(checkpoints, flags, strict=True) if f]
+    assert all(keep(policy, kept))
+
+
+def test_negation_is_not_stable() -> None:
+    """The documented counterexample: ~LatestN(1) keeps all but the newest, so every pass
+    over what it kept deletes one more checkpoint (the planner's newest-checkpoint rule
+    stops it at one)."""
+    checkpoints = [CheckpointInfo(s, START) for s in (1, 2)]
+    assert keep(~LatestN(1), checkpoints) == [True, False]
+    assert keep(~LatestN(1), checkpoints[:1]) == [False]
 
 
 @given(policies, checkpoint_lists(), st.sets(st.integers(0, 50_000), max_size=3))
