@@ -25,7 +25,7 @@ result = simulate(
     save,
     keep,
     steps=steps_per_week + 1,
-    start_time=datetime(2026, 1, 5, tzinfo=timezone.utc),
+    start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
     step_duration=timedelta(seconds=2),
     metrics=LOSS_CURVES["noisy"],
     preemption_steps=[123_457, 250_001],
