@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tenure.retention import (
@@ -26,7 +26,7 @@ from tenure.retention import (
     simulate,
 )
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 SAVE = FixedIntervalPolicy(100) | PreemptionCheckpointingPolicy()
 KEEP = LatestN(5) | EveryNSteps(10_000) | BestN(metric="loss", mode="min", n=3)
 
@@ -69,12 +69,16 @@ def main() -> None:
     print(f"save: {SAVE!r}\nkeep: {KEEP!r}\n")
     print(f"{'case':<44} {'median s':>9} {'target s':>9} {'ratio':>6}")
     seconds = median_seconds(lambda: simulate_steps(1_000_000, KEEP))
-    print(f"{'simulate 1,000,000 steps (issue policies)':<44} {seconds:9.2f} {5.0:9.1f} "
-          f"{seconds / 5.0:6.2f}")
+    print(
+        f"{'simulate 1,000,000 steps (issue policies)':<44} {seconds:9.2f} {5.0:9.1f} "
+        f"{seconds / 5.0:6.2f}"
+    )
     for steps in (100_000, 1_000_000):
         s = median_seconds(lambda steps=steps: simulate_steps(steps, LatestN(5)), repeats=1)
-        print(f"{f'LatestN(5) only, {steps:,} steps':<44} {s:9.2f} {'':>9} {'':>6}"
-              f"  ({s / steps * 1e6:.2f} us/step)")
+        print(
+            f"{f'LatestN(5) only, {steps:,} steps':<44} {s:9.2f} {'':>9} {'':>6}"
+            f"  ({s / steps * 1e6:.2f} us/step)"
+        )
     print(f"\n{'checkpoints alive':<20} {'one retention pass (ms)':>24}")
     for alive in (10, 100, 1000):
         print(f"{alive:<20} {plan_seconds(alive) * 1e3:24.3f}")

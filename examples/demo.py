@@ -5,7 +5,7 @@ arrive). We keep the latest 3, the best 2 by loss, and one every 20,000 steps, a
 what survives, why, and how much disk it costs, before a single byte is written.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tenure.cli import LOSS_CURVES
 from tenure.retention import (
@@ -25,7 +25,7 @@ result = simulate(
     save,
     keep,
     steps=steps_per_week + 1,
-    start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_time=datetime(2026, 1, 1, tzinfo=UTC),
     step_duration=timedelta(seconds=2),
     metrics=LOSS_CURVES["noisy"],
     preemption_steps=[123_457, 250_001],
