@@ -1,0 +1,35 @@
+"""Errors raised by `tenure.Checkpointer`; each says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class CheckpointerError(Exception):
+    """Base class of every error raised by the manager."""
+
+
+class StepAlreadyExistsError(CheckpointerError, ValueError):
+    """A committed checkpoint already exists for this step (as in Orbax)."""
+
+
+class StepNotFoundError(CheckpointerError, FileNotFoundError):
+    """No committed checkpoint exists for the requested step (as in Orbax)."""
+
+
+class RootLockedError(CheckpointerError):
+    """Another writer holds the root's lock; two writers would corrupt each other."""
+
+
+class ReadOnlyError(CheckpointerError, PermissionError):
+    """A write was asked of a Checkpointer opened with `read_only=True`."""
+
+
+class RootNotUsableError(CheckpointerError, OSError):
+    """The root path is a file, or cannot be created or written."""
+
+
+class BackgroundSaveError(CheckpointerError):
+    """An asynchronous save failed; raised on the next call so it is never lost."""
+
+
+class ClosedError(CheckpointerError):
+    """The Checkpointer was closed."""
