@@ -12,7 +12,9 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from tenure.plot import PLOT_SUFFIXES, PlotDependencyError, plot_simulation, require_matplotlib
 from tenure.retention import PolicyArgumentError, RetentionError, parse_policy, simulate
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTP]?i?B)?\s*$", re.IGNORECASE)
@@ -38,6 +40,16 @@ def parse_steps(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of steps"
         ) from None
+
+
+def parse_plot_path(text: str) -> Path:
+    """`"run.svg"` -> `Path("run.svg")`; the suffix picks the format."""
+    path = Path(text)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the plot is written as {' or '.join(PLOT_SUFFIXES)}; name it e.g. run.png"
+        )
+    return path
 
 
 def _noisy_decay(step: int) -> dict[str, float]:
@@ -92,12 +104,24 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="start time, ISO 8601 with a UTC offset (default 2026-01-01T00:00:00+00:00)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--plot",
+        type=parse_plot_path,
+        metavar="FILE.png|FILE.svg",
+        help="also draw the checkpoints' lifetimes and the disk use (needs matplotlib)",
+    )
     parser.set_defaults(run=_run_simulate)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
     if args.steps < 0 or args.step_seconds < 0 or not math.isfinite(args.step_seconds):
         raise PolicyArgumentError("--steps and --step-seconds must be non-negative")
+    if args.plot is not None:
+        try:
+            require_matplotlib()  # before the simulation, which can take seconds
+        except PlotDependencyError as error:
+            print(f"tenure simulate: {error}", file=sys.stderr)
+            return 2
     result = simulate(
         parse_policy(args.save),
         parse_policy(args.keep),
@@ -113,6 +137,14 @@ def _run_simulate(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=1))
     else:
         print(result.table())
+    if args.plot is not None:
+        try:
+            plot_simulation(
+                result, args.plot, end_step=args.steps - 1, title=f"{args.save}\n{args.keep}"
+            )
+        except OSError as error:
+            print(f"tenure simulate: cannot write the plot: {error}", file=sys.stderr)
+            return 2
     return 0
 
 

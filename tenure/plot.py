@@ -1,0 +1,200 @@
+"""Pictures of a simulated run: one line per checkpoint, from its save to its deletion.
+
+matplotlib is an optional extra (`pip install 'tenure[plot]'`), imported only when a
+picture is drawn, so `import tenure` and the command line work without it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tenure.retention.report import format_bytes, rule_of
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from tenure.retention.simulator import SimulationResult
+
+PLOT_SUFFIXES = (".png", ".svg")
+_KEPT_COLOUR = "black"
+_NO_RULE = "(no rule)"
+
+
+class PlotDependencyError(ImportError):
+    """matplotlib is missing; the message says how to install it."""
+
+
+def require_matplotlib() -> None:
+    """Raises `PlotDependencyError` unless matplotlib can be imported.
+
+    Example:
+        >>> require_matplotlib()  # matplotlib is a dev dependency
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as error:
+        raise PlotDependencyError(
+            f"drawing a plot needs matplotlib ({error}); install it with pip install 'tenure[plot]'"
+        ) from error
+
+
+def alive_over_time(result: SimulationResult) -> list[tuple[int, int, int | None]]:
+    """`(at_step, checkpoints, bytes)` after each save and each deletion, in order.
+
+    Replays the events rather than the lifetimes: a save counts from the step it
+    commits, and a new save counts before the deletions it triggers, just as the
+    simulator measures its peaks. Bytes are None when the run had no sizes.
+
+    Example:
+        >>> from datetime import datetime, timedelta, timezone
+        >>> from tenure.retention import FixedIntervalPolicy, LatestN, simulate
+        >>> result = simulate(FixedIntervalPolicy(10), LatestN(2), steps=31,
+        ...                   start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        ...                   step_duration=timedelta(seconds=1), checkpoint_bytes=100)
+        >>> alive_over_time(result)[-2:]
+        [(30, 3, 300), (30, 2, 200)]
+        >>> max(n for _, _, n in alive_over_time(result)) == result.peak_bytes
+        True
+    """
+    sizes = {life.step: life.nbytes for life in result.lifetimes}
+    sized = all(size is not None for size in sizes.values())
+    count = total = 0
+    points: list[tuple[int, int, int | None]] = []
+    for event in result.events:
+        sign = 1 if event.kind == "save" else -1
+        count += sign
+        total += sign * (sizes[event.step] or 0)
+        points.append((event.at_step, count, total if sized else None))
+    return points
+
+
+def plot_simulation(
+    result: SimulationResult,
+    path: str | os.PathLike[str],
+    *,
+    end_step: int | None = None,
+    title: str | None = None,
+) -> None:
+    """Draws `result` to a .png or .svg file.
+
+    Top: one horizontal line per checkpoint at the height of its step, from its save to
+    its deletion (or to `end_step`, by default the last event); the checkpoints kept at
+    the end are black, the deleted ones coloured by the rule that let them go. Bottom:
+    the bytes (or, without sizes, the checkpoints) on disk, with the peak annotated.
+
+    Example:
+        >>> import tempfile
+        >>> from datetime import datetime, timedelta, timezone
+        >>> from tenure.retention import EveryNSteps, FixedIntervalPolicy, LatestN, simulate
+        >>> result = simulate(FixedIntervalPolicy(100), LatestN(3) | EveryNSteps(1000),
+        ...                   steps=5001, start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        ...                   step_duration=timedelta(seconds=2), checkpoint_bytes=2**30)
+        >>> path = Path(tempfile.mkdtemp()) / "run.svg"
+        >>> plot_simulation(result, path, title="LatestN(3) | EveryNSteps(1000)")
+        >>> path.read_text().startswith("<?xml")
+        True
+    """
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ValueError(f"{str(path)!r}: a plot is written as one of {', '.join(PLOT_SUFFIXES)}")
+    require_matplotlib()
+    # Figure and the Agg canvas directly, not pyplot: no global state, no GUI backend.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 6.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    lines, disk = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    last_event = max((event.at_step for event in result.events), default=0)
+    end = last_event if end_step is None else max(end_step, last_event)
+    _draw_lifetimes(lines, result, end)
+    _draw_disk_use(disk, result, end)
+    figure.suptitle(
+        title or f"{result.saves:,} saves, {result.deletions:,} deletions, {len(result.kept)} kept"
+    )
+    figure.savefig(path)
+
+
+def _draw_lifetimes(axes: Axes, result: SimulationResult, end: int) -> None:
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    kept = {decision.step for decision in result.kept}
+    rules = {
+        life.step: rule_of(life.let_go_by[0]) if life.let_go_by else _NO_RULE
+        for life in result.lifetimes
+        if life.step not in kept
+    }
+    tally = Counter(rules.values())
+    colours = {rule: f"C{i % 10}" for i, (rule, _) in enumerate(tally.most_common())}
+    deleted = [
+        ((life.step, life.step), (life.deleted_at_step or end, life.step))
+        for life in result.lifetimes
+        if life.step in rules
+    ]
+    survivors = [((step, step), (end, step)) for step in sorted(kept)]
+    # One collection per kind: a Line2D per checkpoint would take minutes for thousands.
+    # Thinner lines as they crowd the ~400 pixels of height, so each stays apart.
+    width = max(0.4, min(2.0, 300 / max(len(result.lifetimes), 1)))
+    kept_width = max(0.8, min(3.0, 150 / max(len(kept), 1)))
+    axes.add_collection(
+        LineCollection(
+            deleted,
+            colors=[colours[rules[life.step]] for life in result.lifetimes if life.step in rules],
+            linewidths=width,
+        )
+    )
+    axes.add_collection(
+        LineCollection(survivors, colors=_KEPT_COLOUR, linewidths=kept_width, zorder=3)
+    )
+    axes.set_xlim(min(kept | rules.keys(), default=0), max(end, 1))
+    axes.autoscale(axis="y")
+    axes.set_ylabel("checkpoint (its step)")
+    handles = [Line2D([], [], color=_KEPT_COLOUR, linewidth=3)]
+    labels = [f"kept at the end ({len(kept):,})"]
+    for rule, count in tally.most_common():
+        handles.append(Line2D([], [], color=colours[rule], linewidth=2))
+        labels.append(f"let go by {rule} ({count:,})")
+    axes.legend(handles, labels, loc="upper left", fontsize="small", frameon=False)
+    axes.yaxis.set_major_formatter("{x:,.0f}")
+
+
+def _binary_unit(nbytes: int) -> tuple[int, str]:
+    # Ticks in one binary unit read better than bytes: 0, 10, 20, 30, 40 GiB.
+    for power, unit in reversed(list(enumerate(("B", "KiB", "MiB", "GiB", "TiB")))):
+        if nbytes >= 1024**power:
+            return 1024**power, unit
+    return 1, "B"
+
+
+def _draw_disk_use(axes: Axes, result: SimulationResult, end: int) -> None:
+    points = alive_over_time(result)
+    sized = result.peak_bytes is not None
+    steps = [0, *(step for step, _, _ in points), end]
+    scale, unit = _binary_unit(result.peak_bytes or 0)
+    values = [0.0, *((nbytes or 0) / scale if sized else count for _, count, nbytes in points)]
+    values.append(values[-1])
+    axes.plot(steps, values, drawstyle="steps-post", color="C0", linewidth=1)
+    axes.fill_between(steps, values, step="post", alpha=0.2, color="C0")
+    axes.set_xlabel("training step")
+    axes.xaxis.set_major_formatter("{x:,.0f}")
+    axes.set_ylabel(f"on disk ({unit})" if sized else "checkpoints on disk")
+    if not points:
+        return
+    peak_index = max(range(len(values)), key=values.__getitem__)
+    peak_text = f"peak: {result.peak_count:,} checkpoints"
+    if result.peak_bytes is not None:
+        peak_text += f", {format_bytes(result.peak_bytes)}"
+    axes.annotate(
+        f"{peak_text} at step {steps[peak_index]:,}",
+        xy=(steps[peak_index], values[peak_index]),
+        xytext=(0.5, 0.95),
+        textcoords="axes fraction",
+        ha="center",
+        va="top",
+        arrowprops={"arrowstyle": "->", "color": "0.3"},
+    )
+    axes.set_ylim(0, values[peak_index] * 1.35)
