@@ -1,1 +1,74 @@
-"""Storage of (sharded) pytrees with tensorstore; knows nothing about policies."""
+"""Storage of (sharded) pytrees with tensorstore, in Orbax's on-disk format.
+
+Knows nothing about policies. Saves are atomic (temporary directory, fsync, rename) and
+readable by orbax-checkpoint 0.12; Orbax checkpoints are readable here.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from tenure import io
+    >>> step = tempfile.mkdtemp() + "/100"
+    >>> io.save_pytree(step, {"params": {"w": np.ones((2, 2))}, "step": 100})
+    >>> io.load_pytree(step)["step"]
+    100
+"""
+
+from tenure.io.api import (
+    AsyncSave,
+    load_checkpointables,
+    load_pytree,
+    pytree_metadata,
+    save_checkpointables,
+    save_checkpointables_async,
+    save_pytree,
+    save_pytree_async,
+)
+from tenure.io.arrays import ArrayLayout
+from tenure.io.commit import Barrier, Processes
+from tenure.io.errors import (
+    CheckpointExistsError,
+    CorruptCheckpointError,
+    InsufficientSpaceError,
+    InvalidKeyError,
+    InvalidNameError,
+    KeyCollisionError,
+    NotACheckpointError,
+    StepAlreadyCommittedError,
+    StructureMismatchError,
+    TenureIOError,
+    UnsupportedLeafError,
+)
+from tenure.io.layout import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
+from tenure.io.metadata import StepMetadata, read_step_metadata
+from tenure.io.verify import verify
+
+__all__ = [
+    "DEFAULT_ITEM",
+    "ArrayLayout",
+    "AsyncSave",
+    "Barrier",
+    "CheckpointExistsError",
+    "CorruptCheckpointError",
+    "InsufficientSpaceError",
+    "InvalidKeyError",
+    "InvalidNameError",
+    "KeyCollisionError",
+    "NotACheckpointError",
+    "Processes",
+    "StepAlreadyCommittedError",
+    "StepMetadata",
+    "StructureMismatchError",
+    "TenureIOError",
+    "UnsupportedLeafError",
+    "is_committed",
+    "is_temporary",
+    "load_checkpointables",
+    "load_pytree",
+    "pytree_metadata",
+    "read_step_metadata",
+    "remove_temporary",
+    "save_checkpointables",
+    "save_checkpointables_async",
+    "save_pytree",
+    "save_pytree_async",
+    "verify",
+]

@@ -1,0 +1,236 @@
+"""The public save and load functions, blocking and asynchronous."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from tenure.io.arrays import ArrayLayout
+from tenure.io.checkpointables import (
+    PreparedSave,
+    load_many,
+    load_one,
+    prepare_save,
+    pytree_item_metadata,
+    require_step,
+)
+from tenure.io.commit import Processes
+from tenure.io.layout import DEFAULT_ITEM, PathLike
+from tenure.io.metadata import JsonValue
+
+
+def save_checkpointables(
+    directory: PathLike,
+    checkpointables: Mapping[str, Any],
+    *,
+    custom_metadata: dict[str, JsonValue] | None = None,
+    metrics: JsonValue = None,
+    layout: ArrayLayout | None = None,
+    processes: Processes | None = None,
+) -> None:
+    """Save several named checkpointables into step directory `directory`, atomically.
+
+    Values may be pytrees, JSON values, PRNG keys (typed or raw) or `numpy.random.Generator`s.
+    The step is written beside `directory` and renamed into place once durable.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_checkpointables(d, {"state": {"w": np.ones(3)}, "config": {"lr": 0.1}})
+        >>> load_checkpointables(d)["config"]
+        {'lr': 0.1}
+    """
+    prepare_save(
+        directory,
+        checkpointables,
+        custom_metadata=custom_metadata,
+        metrics=metrics,
+        layout=layout,
+        processes=processes,
+        copy=False,
+    ).run()
+
+
+def save_pytree(
+    directory: PathLike,
+    tree: Any,
+    *,
+    custom_metadata: dict[str, JsonValue] | None = None,
+    metrics: JsonValue = None,
+    layout: ArrayLayout | None = None,
+    processes: Processes | None = None,
+) -> None:
+    """Save `tree` as the `state` checkpointable of step directory `directory`.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_pytree(d, {"w": np.arange(3)})
+        >>> load_pytree(d)["w"]
+        array([0, 1, 2])
+    """
+    save_checkpointables(
+        directory,
+        {DEFAULT_ITEM: tree},
+        custom_metadata=custom_metadata,
+        metrics=metrics,
+        layout=layout,
+        processes=processes,
+    )
+
+
+def load_checkpointables(
+    directory: PathLike, abstract: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Load checkpointables; with `abstract`, only the names it lists, shaped like its values.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_checkpointables(d, {"a": {"x": np.zeros(1)}, "b": [1, 2]})
+        >>> load_checkpointables(d, {"b": None})
+        {'b': [1, 2]}
+    """
+    return load_many(directory, abstract)
+
+
+def load_pytree(directory: PathLike, abstract_tree: Any = None, *, name: str = DEFAULT_ITEM) -> Any:
+    """Load a pytree checkpointable (default `state`), shaped like `abstract_tree` when given.
+
+    Abstract leaves choose what comes back: `jax.ShapeDtypeStruct` (with a sharding) gives a
+    `jax.Array` with that sharding and dtype; a numpy array or None gives numpy; keys missing
+    from `abstract_tree` are not read.
+
+    Example:
+        >>> import tempfile, jax, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_pytree(d, {"w": np.arange(4.0), "b": np.zeros(2)})
+        >>> load_pytree(d, {"w": jax.ShapeDtypeStruct((4,), np.float32)})["w"].dtype
+        dtype('float32')
+    """
+    return load_one(require_step(directory), name, abstract_tree)
+
+
+def pytree_metadata(directory: PathLike, *, name: str = DEFAULT_ITEM) -> Any:
+    """The saved tree with `jax.ShapeDtypeStruct` leaves (and `str` for strings); reads no data.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_pytree(d, {"w": np.zeros((2, 3), np.float32)})
+        >>> pytree_metadata(d)["w"].shape
+        (2, 3)
+    """
+    return pytree_item_metadata(directory, name)
+
+
+class AsyncSave:
+    """A save running in the background, with two completion points.
+
+    `staged()` returns once the data has been copied off the caller's arrays (they may now be
+    mutated or donated); `result()` returns once the step is committed, and re-raises any
+    error the background work hit.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> handle = save_pytree_async(d, {"w": np.ones(2)})
+        >>> handle.staged(); handle.result()
+    """
+
+    def __init__(self, prepare: Any) -> None:
+        self._staged = threading.Event()
+        self._error: BaseException | None = None
+        self._staging_failed = False
+        self._thread = threading.Thread(target=self._work, args=(prepare,), daemon=False)
+        self._thread.start()
+
+    def _work(self, prepare: Any) -> None:
+        try:
+            save: PreparedSave = prepare()
+        except BaseException as e:
+            self._error, self._staging_failed = e, True
+            self._staged.set()
+            return
+        self._staged.set()
+        try:
+            save.run()
+        except BaseException as e:
+            self._error = e
+
+    def staged(self, timeout: float | None = None) -> None:
+        """Wait until the caller's arrays are no longer needed; raise if staging failed."""
+        if not self._staged.wait(timeout):
+            raise TimeoutError(f"staging did not finish within {timeout} s")
+        if self._staging_failed and self._error is not None:
+            raise self._error
+
+    def done(self) -> bool:
+        """True once the save has committed or failed."""
+        return not self._thread.is_alive()
+
+    def result(self, timeout: float | None = None) -> None:
+        """Wait for the commit; re-raise the background error if there was one."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the save did not finish within {timeout} s")
+        if self._error is not None:
+            raise self._error
+
+
+def save_checkpointables_async(
+    directory: PathLike,
+    checkpointables: Mapping[str, Any],
+    *,
+    custom_metadata: dict[str, JsonValue] | None = None,
+    metrics: JsonValue = None,
+    layout: ArrayLayout | None = None,
+    processes: Processes | None = None,
+) -> AsyncSave:
+    """Start saving in the background; see `AsyncSave` for when arrays may be reused.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_checkpointables_async(d, {"state": {"w": np.ones(2)}}).result()
+    """
+    items = dict(checkpointables)
+    return AsyncSave(
+        lambda: prepare_save(
+            directory,
+            items,
+            custom_metadata=custom_metadata,
+            metrics=metrics,
+            layout=layout,
+            processes=processes,
+            copy=True,
+        )
+    )
+
+
+def save_pytree_async(
+    directory: PathLike,
+    tree: Any,
+    *,
+    custom_metadata: dict[str, JsonValue] | None = None,
+    metrics: JsonValue = None,
+    layout: ArrayLayout | None = None,
+    processes: Processes | None = None,
+) -> AsyncSave:
+    """Start saving `tree` as `state` in the background; returns an `AsyncSave` handle.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> h = save_pytree_async(d, {"w": np.ones(2)})
+        >>> h.result()
+    """
+    return save_checkpointables_async(
+        directory,
+        {DEFAULT_ITEM: tree},
+        custom_metadata=custom_metadata,
+        metrics=metrics,
+        layout=layout,
+        processes=processes,
+    )

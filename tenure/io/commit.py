@@ -1,0 +1,147 @@
+"""The save transaction: temporary directory, fsync, barrier, and the commit rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import attrs
+import jax
+
+from tenure.io.errors import CheckpointExistsError
+from tenure.io.layout import (
+    COMMIT_SUCCESS_FILE,
+    STEP_METADATA_FILE,
+    V1_INDICATOR_FILE,
+    is_committed,
+    temporary_path,
+)
+from tenure.io.metadata import JsonValue, StepMetadata, now_nsecs
+
+Barrier = Callable[[str], None]
+
+
+def _no_barrier(name: str) -> None:
+    """A single process has nobody to wait for."""
+
+
+@attrs.frozen
+class Processes:
+    """Who takes part in a save: this process's index, the count, and a barrier between them.
+
+    The barrier is called with a name unique to the save and phase, and must return only when
+    every process called it with that name (e.g. wrap `multihost_utils.sync_global_devices`).
+
+    Example:
+        >>> Processes(index=0, count=1).primary
+        True
+    """
+
+    index: int = attrs.field(factory=jax.process_index)
+    count: int = attrs.field(factory=jax.process_count)
+    barrier: Barrier = _no_barrier
+
+    @property
+    def primary(self) -> bool:
+        """The primary process writes shared metadata and performs the commit."""
+        return self.index == 0
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` and fsync it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_json(path: Path, doc: JsonValue) -> None:
+    """Write `doc` as JSON and fsync it."""
+    write_text(path, json.dumps(doc))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory under `root`, many at a time."""
+    paths: list[Path] = []
+    for dirpath, _, files in os.walk(root):
+        paths.extend(Path(dirpath) / f for f in files)
+        paths.append(Path(dirpath))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(_fsync, paths))
+
+
+@attrs.define
+class StepTransaction:
+    """One save of a step directory, from the temporary directory to the commit rename.
+
+    Example:
+        >>> import tempfile
+        >>> txn = StepTransaction(Path(tempfile.mkdtemp()) / "3", Processes(0, 1))
+        >>> txn.begin()
+        >>> txn.commit(StepMetadata(item_handlers={}))
+        >>> is_committed(txn.final)
+        True
+    """
+
+    final: Path
+    processes: Processes
+    init_timestamp_nsecs: int = attrs.field(factory=now_nsecs)
+
+    @property
+    def tmp(self) -> Path:
+        """The directory being written."""
+        return temporary_path(self.final)
+
+    def _phase(self, name: str) -> None:
+        self.processes.barrier(f"tenure:{self.final}:{name}")
+
+    def begin(self) -> None:
+        """Refuse a committed step, replace a leftover temporary directory, then sync processes."""
+        if self.processes.primary:
+            if is_committed(self.final) or self.final.exists():
+                raise CheckpointExistsError(
+                    f"{self.final} already exists; tenure never overwrites a checkpoint: save "
+                    "under another step, or delete that directory first"
+                )
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir(parents=True)
+        self._phase("begin")
+
+    def commit(self, metadata: StepMetadata) -> None:
+        """Make every byte durable, then publish the step with one atomic rename."""
+        fsync_tree(self.tmp)
+        self._phase("written")
+        if self.processes.primary:
+            stamped = attrs.evolve(
+                metadata,
+                init_timestamp_nsecs=self.init_timestamp_nsecs,
+                commit_timestamp_nsecs=now_nsecs(),
+            )
+            write_json(self.tmp / STEP_METADATA_FILE, stamped.to_json())
+            write_text(self.tmp / V1_INDICATOR_FILE, "")
+            write_text(
+                self.tmp / COMMIT_SUCCESS_FILE, f"Checkpoint commit was successful to {self.final}"
+            )
+            _fsync(self.tmp)
+            os.rename(self.tmp, self.final)
+            _fsync(self.final.parent)
+        self._phase("committed")
+
+    def abort(self) -> None:
+        """Remove the temporary directory after a failed save (primary only)."""
+        if self.processes.primary:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,54 @@
+"""Every error tenure.io raises; each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class TenureIOError(Exception):
+    """Base class of every error raised by `tenure.io`.
+
+    Example:
+        >>> try:
+        ...     raise NotACheckpointError("/tmp/nowhere is not a checkpoint")
+        ... except TenureIOError as e:
+        ...     print(type(e).__name__)
+        NotACheckpointError
+    """
+
+
+class NotACheckpointError(TenureIOError, FileNotFoundError):
+    """The directory is missing, uncommitted, or lacks the files a checkpoint needs."""
+
+
+class CorruptCheckpointError(TenureIOError):
+    """Stored bytes do not match their checksum, or a chunk or metadata file is damaged."""
+
+
+class UnsupportedLeafError(TenureIOError, TypeError):
+    """A pytree leaf has a type tenure cannot store."""
+
+
+class InvalidKeyError(TenureIOError, TypeError):
+    """A dict key cannot be encoded as a parameter name (not a string, or contains '/')."""
+
+
+class KeyCollisionError(TenureIOError, ValueError):
+    """Two key paths encode to the same parameter name (e.g. {'a.b': x} and {'a': {'b': y}})."""
+
+
+class InvalidNameError(TenureIOError, ValueError):
+    """A checkpointable name is empty, contains a path separator, or is '.'/'..'."""
+
+
+class CheckpointExistsError(TenureIOError, FileExistsError):
+    """The step directory is already committed; tenure never overwrites a checkpoint."""
+
+
+StepAlreadyCommittedError = CheckpointExistsError
+
+
+class InsufficientSpaceError(TenureIOError, OSError):
+    """The disk filled up (or a file-size limit was hit) while saving."""
+
+
+class StructureMismatchError(TenureIOError, ValueError):
+    """The abstract tree asks for a key, shape or structure the checkpoint does not have."""

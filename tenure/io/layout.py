@@ -1,0 +1,109 @@
+"""File and directory names of the on-disk format, and the helpers that interpret them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from tenure.io.errors import InvalidNameError
+
+TMP_MARKER = ".orbax-checkpoint-tmp"
+STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
+TREE_METADATA_FILE = "_METADATA"
+COMMIT_SUCCESS_FILE = "commit_success.txt"
+V1_INDICATOR_FILE = "orbax.checkpoint"
+SHARDING_FILE = "_sharding"
+STRINGS_FILE = "_strings.json"
+ARRAY_METADATAS_DIR = "array_metadatas"
+TENURE_DIR = "_tenure"
+JSON_DATA_FILE = "data.json"
+METRICS_ITEM = "metrics"
+METRICS_FILE = "metrics"
+DEFAULT_ITEM = "state"
+
+PathLike = str | os.PathLike[str]
+
+
+def is_temporary(path: PathLike) -> bool:
+    """True when `path` names an unfinished save (tenure's or Orbax's temporary directory).
+
+    Example:
+        >>> is_temporary("/ckpt/5.orbax-checkpoint-tmp")
+        True
+        >>> is_temporary("/ckpt/5")
+        False
+    """
+    return TMP_MARKER in Path(path).name
+
+
+def temporary_path(step_dir: PathLike) -> Path:
+    """The temporary directory a save of `step_dir` writes into before the commit rename.
+
+    Example:
+        >>> temporary_path("/ckpt/5").name
+        '5.orbax-checkpoint-tmp'
+    """
+    final = Path(step_dir)
+    return final.with_name(final.name + TMP_MARKER)
+
+
+def is_committed(step_dir: PathLike, *, require_commit_file: bool = False) -> bool:
+    """True when `step_dir` is a finished checkpoint a reader may use.
+
+    A directory is finished when its name carries no temporary marker (commit by rename).
+    With `require_commit_file`, `commit_success.txt` must also exist, as object stores need.
+
+    Example:
+        >>> is_committed("/nonexistent/5")
+        False
+    """
+    path = Path(step_dir)
+    if is_temporary(path) or not path.is_dir():
+        return False
+    return not require_commit_file or (path / COMMIT_SUCCESS_FILE).is_file()
+
+
+def remove_temporary(root: PathLike) -> list[Path]:
+    """Delete the temporary directories that crashed saves left under `root`; return them.
+
+    Only call this when no save into `root` is running.
+
+    Example:
+        >>> remove_temporary("/nonexistent")
+        []
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    removed = [child for child in sorted(base.iterdir()) if is_temporary(child)]
+    for child in removed:
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return removed
+
+
+def validate_item_name(name: str) -> str:
+    """Return `name` if it can be a checkpointable directory name, else raise.
+
+    Example:
+        >>> validate_item_name("state")
+        'state'
+    """
+    bad = (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or TMP_MARKER in name
+        or name.startswith("_")
+    )
+    if bad:
+        raise InvalidNameError(
+            f"checkpointable name {name!r} cannot be a directory name: use a non-empty name "
+            f"without '/', '\\', a leading '_', '..' or {TMP_MARKER!r}"
+        )
+    return name

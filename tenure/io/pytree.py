@@ -1,0 +1,445 @@
+"""One pytree checkpointable: staging its leaves, writing its item directory, reading it back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jax
+import numpy as np
+import tensorstore as ts
+
+from tenure.io import shardings
+from tenure.io.arrays import ArrayLayout, ArrayWrite, open_for_read, resolve_read, write_arrays
+from tenure.io.commit import Processes, write_json
+from tenure.io.errors import StructureMismatchError, TenureIOError
+from tenure.io.layout import (
+    ARRAY_METADATAS_DIR,
+    SHARDING_FILE,
+    STRINGS_FILE,
+    TENURE_DIR,
+    TREE_METADATA_FILE,
+)
+from tenure.io.metadata import (
+    JsonValue,
+    KeyPath,
+    TreeEntry,
+    TreeMetadata,
+    display_path,
+    param_name,
+    read_json,
+)
+from tenure.io.tree import (
+    JAX,
+    KEY,
+    NUMPY,
+    NUMPY_SCALAR,
+    PY_SCALARS,
+    STRING,
+    FlatTree,
+    build_from_entries,
+    build_from_structure,
+    children,
+    flatten,
+    iter_leaf_specs,
+    leaf_kind,
+)
+
+ITEM_FILE = "item.json"
+
+
+def checksums_file(process_index: int) -> str:
+    """Name of the per-process checksum record inside `_tenure/`."""
+    return f"checksums.process_{process_index}.json"
+
+
+@attrs.frozen
+class StagedPytree:
+    """A pytree ready to write: host buffers of this process's pieces, plus what to record."""
+
+    flat: FlatTree
+    writes: tuple[ArrayWrite, ...]
+    strings: dict[str, str]
+    shardings: dict[str, str]
+    key_impls: dict[str, str]
+    custom_metadata: JsonValue
+
+
+def _host(data: Any, copy: bool) -> np.ndarray:
+    return np.array(data, copy=True) if copy else np.asarray(data)
+
+
+def stage(
+    tree: Any, processes: Processes, *, copy: bool, custom_metadata: JsonValue = None
+) -> StagedPytree:
+    """Flatten `tree` and take host views (or copies, when the caller keeps mutating) of its data.
+
+    Only pieces this process owns are kept: replica 0 of each shard on its own devices, and
+    host values (numpy, scalars, strings) on the primary process.
+    """
+    flat = flatten(tree)
+    writes: list[ArrayWrite] = []
+    strings: dict[str, str] = {}
+    recorded_shardings: dict[str, str] = {}
+    key_impls: dict[str, str] = {}
+    for leaf in flat.leaves:
+        if leaf.kind == STRING:
+            strings[leaf.name] = leaf.value
+            continue
+        if leaf.kind in (JAX, KEY):
+            array = leaf.value
+            if leaf.kind == KEY:
+                key_impls[leaf.name] = str(jax.random.key_impl(array))
+                array = jax.random.key_data(array)
+            shape = tuple(array.shape)
+            pieces = tuple(
+                (s.index, _host(s.data, copy))
+                for s in array.addressable_shards
+                if s.replica_id == 0 and s.device.process_index == processes.index
+            )
+            chunk = tuple(array.sharding.shard_shape(shape))
+            recorded = shardings.to_json(leaf.value.sharding)
+            if recorded is not None:
+                recorded_shardings[leaf.name] = recorded
+            writes.append(ArrayWrite(leaf.name, shape, np.dtype(array.dtype), chunk, pieces))
+            continue
+        host = _host(leaf.value, copy and leaf.kind == NUMPY)
+        full = tuple(slice(0, n) for n in host.shape)
+        pieces = ((full, host),) if processes.primary else ()
+        writes.append(ArrayWrite(leaf.name, host.shape, host.dtype, host.shape, pieces))
+    return StagedPytree(
+        flat, tuple(writes), strings, recorded_shardings, key_impls, custom_metadata
+    )
+
+
+def write_item(
+    item_dir: Path, staged: StagedPytree, layout: ArrayLayout, processes: Processes
+) -> None:
+    """Write arrays, then the item's metadata files (shared ones from the primary only)."""
+    if layout.ocdbt and processes.count > 1:
+        raise TenureIOError(
+            "the OCDBT layout is single-process for now (its per-process databases would need "
+            "a merge); save with ArrayLayout(ocdbt=False) when running several processes"
+        )
+    item_dir.mkdir(parents=True, exist_ok=True)
+    sums = write_arrays(item_dir, staged.writes, layout)
+    write_json(
+        item_dir / ARRAY_METADATAS_DIR / f"process_{processes.index}",
+        {
+            "array_metadatas": [
+                {
+                    "array_metadata": {
+                        "param_name": w.name,
+                        "write_shape": list(w.chunk_shape),
+                        "chunk_shape": [max(1, c) for c in w.chunk_shape],
+                        "ext_metadata": (
+                            {"random_key_impl": staged.key_impls[w.name]}
+                            if w.name in staged.key_impls
+                            else None
+                        ),
+                    }
+                }
+                for w in staged.writes
+            ]
+        },
+    )
+    write_json(item_dir / TENURE_DIR / checksums_file(processes.index), sums)
+    if not processes.primary:
+        return
+    shapes = {w.name: w.chunk_shape for w in staged.writes}
+    entries = [
+        TreeEntry(
+            leaf.path, leaf.value_type, shapes.get(leaf.name) if leaf.kind in (JAX, KEY) else None
+        )
+        for leaf in staged.flat.leaves
+    ]
+    meta = TreeMetadata(
+        entries=tuple(sorted([*entries, *staged.flat.empties], key=lambda e: param_name(e.path))),
+        use_ocdbt=layout.ocdbt,
+        use_zarr3=True,
+        custom_metadata=staged.custom_metadata,
+    )
+    if staged.strings:
+        write_json(item_dir / STRINGS_FILE, staged.strings)
+    write_json(
+        item_dir / SHARDING_FILE,
+        {shardings.sharding_key(k): v for k, v in staged.shardings.items()},
+    )
+    write_json(
+        item_dir / TENURE_DIR / ITEM_FILE,
+        {
+            "format_version": 1,
+            "kind": "pytree",
+            "structure": staged.flat.structure,
+            "key_impls": staged.key_impls,
+        },
+    )
+    write_json(item_dir / TREE_METADATA_FILE, meta.to_json())
+
+
+@attrs.frozen
+class SavedItem:
+    """What is known about a stored pytree item before reading any array."""
+
+    item_dir: Path
+    meta: TreeMetadata
+    structure: JsonValue
+    kinds: dict[str, str]
+    key_impls: dict[str, str]
+    shardings: dict[str, str]
+    strings: dict[str, str]
+
+    @classmethod
+    def open(cls, item_dir: Path) -> SavedItem:
+        """Read the item's metadata files (tenure's, if present, and Orbax's)."""
+        meta = TreeMetadata.read(item_dir)
+        tenure_path = item_dir / TENURE_DIR / ITEM_FILE
+        doc = read_json(tenure_path) if tenure_path.is_file() else {}
+        structure = doc.get("structure")
+        kinds: dict[str, str] = {}
+        if structure is not None:
+            kinds = {param_name(p): k for p, k in iter_leaf_specs(structure)}
+        key_impls = dict(doc.get("key_impls") or {})
+        if not key_impls:
+            key_impls = _orbax_key_impls(item_dir)
+        sharding_path = item_dir / SHARDING_FILE
+        strings_path = item_dir / STRINGS_FILE
+        return cls(
+            item_dir,
+            meta,
+            structure,
+            kinds,
+            key_impls,
+            read_json(sharding_path) if sharding_path.is_file() else {},
+            read_json(strings_path) if strings_path.is_file() else {},
+            {param_name(e.path): e for e in meta.entries},
+        )
+
+    by_name: dict[str, TreeEntry]
+
+    def entry(self, path: KeyPath) -> TreeEntry | None:
+        """The recorded entry at exactly `path`, if any."""
+        return self.by_name.get(param_name(path)) if path else None
+
+    def saved_sharding(self, name: str) -> jax.sharding.Sharding | None:
+        """The sharding the array was saved with, when this machine can rebuild it."""
+        text = self.shardings.get(shardings.sharding_key(name))
+        return shardings.from_json(text) if text else None
+
+
+def _orbax_key_impls(item_dir: Path) -> dict[str, str]:
+    impls: dict[str, str] = {}
+    folder = item_dir / ARRAY_METADATAS_DIR
+    if not folder.is_dir():
+        return impls
+    for path in folder.iterdir():
+        for record in read_json(path).get("array_metadatas", []):
+            meta = record.get("array_metadata", {})
+            ext = meta.get("ext_metadata") or {}
+            if "random_key_impl" in ext:
+                impls[meta["param_name"]] = ext["random_key_impl"]
+    return impls
+
+
+class _Pending:
+    """Placeholder for a leaf whose data is still being read."""
+
+    def __init__(self, resolve: Callable[[], Any]) -> None:
+        self.resolve = resolve
+
+
+def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
+    return StructureMismatchError(
+        f"{display_path(path)}: {what}; pass an abstract tree that matches the checkpoint "
+        "(see pytree_metadata) or leave that key out to skip it"
+    )
+
+
+@attrs.define
+class Reader:
+    """Reads leaves of one item: every open and read is issued before any is awaited."""
+
+    item: SavedItem
+    stores: dict[str, Any] = attrs.field(factory=dict)
+
+    def _store(self, name: str) -> Any:
+        if name not in self.stores:
+            self.stores[name] = open_for_read(self.item.item_dir, name, self.item.meta)
+        return self.stores[name]
+
+    def _opened(self, name: str) -> Any:
+        return resolve_read(self._store(name), self.item.item_dir, name)
+
+    def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
+        """A placeholder for the saved leaf at `path`, converted as `target` asks."""
+        name = param_name(path)
+        entry = self.item.entry(path)
+        if entry is None:
+            raise _mismatch(path, "the checkpoint has no value at this key")
+        if entry.value_type == "string":
+            value = self.item.strings.get(name)
+            if value is None:
+                raise _mismatch(path, "the string value is missing from _strings.json")
+            return value
+        if not entry.is_array:
+            raise _mismatch(path, f"the checkpoint holds an empty {entry.value_type} here")
+        kind = self.item.kinds.get(name)
+        if kind is None:
+            kind = {"jax.Array": JAX, "np.ndarray": NUMPY}.get(entry.value_type, "scalar")
+            if kind == JAX and name in self.item.key_impls:
+                kind = KEY
+        self._store(name)
+        return _Pending(lambda: self._finish(path, name, kind, target, numpy_default))
+
+    def _finish(self, path: KeyPath, name: str, kind: str, target: Any, numpy_default: bool) -> Any:
+        store = self._opened(name)
+        saved_shape = tuple(store.shape)
+        if kind == KEY:
+            data = self._read(store, name, None)
+            keys = jax.random.wrap_key_data(jax.numpy.asarray(data), impl=self.item.key_impls[name])
+            sharding = getattr(target, "sharding", None)
+            return keys if sharding is None else jax.device_put(keys, sharding)
+        shape = getattr(target, "shape", None)
+        if shape is not None and tuple(shape) != saved_shape:
+            raise _mismatch(
+                path, f"saved shape {saved_shape} differs from requested shape {tuple(shape)}"
+            )
+        dtype = getattr(target, "dtype", None)
+        if dtype is not None and np.dtype(dtype) != store.dtype.numpy_dtype:
+            store = ts.cast(store, np.dtype(dtype))
+        if isinstance(target, jax.ShapeDtypeStruct | jax.Array) or (
+            target is None and not numpy_default and kind == JAX
+        ):
+            sharding = getattr(target, "sharding", None) or self.item.saved_sharding(name)
+            if sharding is None:
+                sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            return self._read_sharded(store, name, saved_shape, sharding)
+        value = self._read(store, name, None)
+        if isinstance(target, np.ndarray) or (target is None and kind in (JAX, NUMPY)):
+            return value
+        scalar = target if target is not None and not isinstance(target, type) else None
+        if scalar is not None:
+            return type(scalar)(value.item()) if not isinstance(scalar, np.generic) else value[()]
+        if kind in PY_SCALARS:
+            return PY_SCALARS[kind](value.item())
+        if kind == NUMPY_SCALAR:
+            return value[()]
+        return value.item() if value.ndim == 0 else value
+
+    def _read(self, store: Any, name: str, index: Any) -> np.ndarray:
+        view = store if index is None else store[index]
+        result: np.ndarray = resolve_read(view.read(), self.item.item_dir, name)
+        return result
+
+    def _read_sharded(
+        self, store: Any, name: str, shape: tuple[int, ...], sharding: jax.sharding.Sharding
+    ) -> jax.Array:
+        # Each distinct index is read once, however many devices hold a replica of it.
+        index_map = sharding.addressable_devices_indices_map(shape)
+        reads: dict[str, Any] = {}
+        for index in index_map.values():
+            key = repr(index)
+            if key not in reads:
+                reads[key] = store[index].read() if index else store.read()
+        pieces = {k: resolve_read(f, self.item.item_dir, name) for k, f in reads.items()}
+        arrays = [jax.device_put(pieces[repr(index)], d) for d, index in index_map.items()]
+        return jax.make_array_from_single_device_arrays(shape, sharding, arrays)
+
+
+def _saved_subtree(reader: Reader, path: KeyPath, numpy_default: bool) -> Any:
+    """The saved subtree at `path` with natural types (numpy for arrays when `numpy_default`)."""
+    item = reader.item
+    if item.structure is not None:
+        node = item.structure
+        for key in path:
+            if node["t"] == "leaf" or node["t"] == "None":
+                raise _mismatch(path, "the checkpoint has a leaf above this key")
+            keys = node.get("k") or [str(i) for i in range(len(node["c"]))]
+            if key.key not in keys:
+                raise _mismatch(path, "the checkpoint has no value at this key")
+            node = node["c"][keys.index(key.key)]
+        return build_from_structure(
+            node, lambda p: reader.leaf((*path, *p), None, numpy_default=numpy_default)
+        )
+    prefix = len(path)
+    keys = tuple(k.key for k in path)
+    entries = tuple(
+        attrs.evolve(e, path=e.path[prefix:])
+        for e in item.meta.entries
+        if tuple(k.key for k in e.path[:prefix]) == keys
+    )
+    if not entries:
+        raise _mismatch(path, "the checkpoint has no value at this key")
+    return build_from_entries(
+        entries, lambda p: reader.leaf((*path, *p), None, numpy_default=numpy_default)
+    )
+
+
+def _is_target_leaf(node: Any) -> bool:
+    return isinstance(node, jax.ShapeDtypeStruct | type) or leaf_kind(node) is not None
+
+
+def load_item(item_dir: Path, abstract: Any = None) -> Any:
+    """Read a pytree item, shaped like `abstract` when given (see `load_pytree`)."""
+    reader = Reader(SavedItem.open(item_dir))
+    if abstract is None:
+        tree = _saved_subtree(reader, (), numpy_default=False)
+    else:
+
+        def walk(node: Any, path: KeyPath) -> Any:
+            if node is None:
+                entry = reader.item.entry(path)
+                if entry is not None and entry.value_type == "None":
+                    return None
+                return _saved_subtree(reader, path, numpy_default=True)
+            if _is_target_leaf(node):
+                return reader.leaf(path, node, numpy_default=True)
+            container, pairs = children(node, path)
+            values = [walk(child, (*path, key)) for key, child in pairs]
+            if isinstance(node, dict):
+                return dict(zip(node, values, strict=True))
+            if container == "NamedTuple":
+                return type(node)(*values)
+            if isinstance(node, tuple | list):
+                return type(node)(values)
+            return jax.tree_util.tree_unflatten(
+                jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
+            )
+
+        tree = walk(abstract, ())
+    return jax.tree_util.tree_map(
+        lambda x: x.resolve() if isinstance(x, _Pending) else x,
+        tree,
+        is_leaf=lambda x: isinstance(x, _Pending),
+    )
+
+
+def item_metadata(item_dir: Path) -> Any:
+    """The saved tree with `jax.ShapeDtypeStruct` leaves (sharding set for saved jax arrays)."""
+    reader = Reader(SavedItem.open(item_dir))
+
+    def describe(path: KeyPath) -> Any:
+        name = param_name(path)
+        entry = reader.item.entry(path)
+        if entry is not None and entry.value_type == "string":
+            return str
+        store = reader._opened(name)
+        shape = tuple(store.shape)
+        dtype = store.dtype.numpy_dtype
+        sharding = (
+            reader.item.saved_sharding(name) if entry and entry.value_type == "jax.Array" else None
+        )
+        if name in reader.item.key_impls:
+            impl = reader.item.key_impls[name]
+            key = jax.random.key(0, impl=impl)
+            return jax.ShapeDtypeStruct(shape[:-1], key.dtype, sharding=sharding)  # type: ignore[no-untyped-call]
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)  # type: ignore[no-untyped-call]
+
+    for entry in reader.item.meta.entries:
+        if entry.is_array:
+            reader._store(param_name(entry.path))
+    if reader.item.structure is not None:
+        return build_from_structure(reader.item.structure, describe)
+    return build_from_entries(reader.item.meta.entries, describe)

@@ -1,0 +1,261 @@
+"""Walking pytrees: flattening into named leaves, and rebuilding containers from records."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import jax
+import numpy as np
+
+from tenure.io.errors import InvalidKeyError, KeyCollisionError, UnsupportedLeafError
+from tenure.io.metadata import (
+    DICT_KEY,
+    SEQUENCE_KEY,
+    JsonValue,
+    KeyEntry,
+    KeyPath,
+    TreeEntry,
+    display_path,
+    param_name,
+)
+
+# Leaf kinds tenure records so a load gives back exactly the Python types that were saved.
+JAX, NUMPY, KEY, STRING = "jax", "numpy", "key", "str"
+PY_SCALARS: dict[str, type] = {"bool": bool, "int": int, "float": float, "complex": complex}
+NUMPY_SCALAR = "npscalar"
+
+_ORBAX_VALUE_TYPE = {JAX: "jax.Array", KEY: "jax.Array", NUMPY: "np.ndarray", STRING: "string"}
+
+
+@attrs.frozen
+class Leaf:
+    """A leaf found while flattening: where it is, what it is, and the value itself."""
+
+    path: KeyPath
+    kind: str
+    value: Any
+
+    @property
+    def name(self) -> str:
+        """The parameter name the leaf is stored under."""
+        return param_name(self.path)
+
+    @property
+    def value_type(self) -> str:
+        """Orbax's name for the kind of value."""
+        return _ORBAX_VALUE_TYPE.get(self.kind, "scalar")
+
+
+def leaf_kind(value: Any) -> str | None:
+    """The kind of a storable leaf, or None when `value` is not a leaf."""
+    if isinstance(value, jax.Array):
+        return KEY if jax.numpy.issubdtype(value.dtype, jax.dtypes.prng_key) else JAX
+    if isinstance(value, np.ndarray):
+        return NUMPY
+    if isinstance(value, np.generic):
+        return NUMPY_SCALAR if not isinstance(value, np.str_ | np.bytes_ | np.void) else None
+    if isinstance(value, str):
+        return STRING
+    for kind, cls in PY_SCALARS.items():
+        if type(value) is cls:
+            return kind
+    return None
+
+
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
+def children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]]]:
+    """Split a container into its kind and its `(key, child)` pairs.
+
+    Registered pytree nodes (dataclasses, optax states) use their own key paths; attribute
+    and dict keys are recorded as mapping keys, indices as sequence keys, as Orbax does.
+    """
+    if node is None:
+        return "None", []
+    if isinstance(node, dict):
+        for key in node:
+            if not isinstance(key, str):
+                raise InvalidKeyError(
+                    f"dict key {key!r} ({type(key).__name__}) at {display_path(path)} cannot "
+                    "be stored: Orbax's format only has string keys; convert keys with str() "
+                    "before saving"
+                )
+        return "Dict", [(KeyEntry(k, DICT_KEY), v) for k, v in node.items()]
+    if _is_namedtuple(node):
+        return "NamedTuple", [(KeyEntry(f, DICT_KEY), getattr(node, f)) for f in node._fields]
+    if isinstance(node, tuple | list):
+        kind = "Tuple" if isinstance(node, tuple) else "List"
+        return kind, [(KeyEntry(str(i), SEQUENCE_KEY), v) for i, v in enumerate(node)]
+    flat, _ = jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
+    if len(flat) == 1 and flat[0][0] == () and flat[0][1] is node:
+        raise UnsupportedLeafError(
+            f"leaf at {display_path(path)} has type {type(node).__qualname__}, which tenure "
+            "cannot store: use jax/numpy arrays, scalars, strings, None or containers of them "
+            "(register custom classes as pytree nodes)"
+        )
+    pairs = []
+    for key_path, child in flat:
+        (key,) = key_path
+        if isinstance(key, jax.tree_util.SequenceKey | jax.tree_util.FlattenedIndexKey):
+            pairs.append(
+                (KeyEntry(str(getattr(key, "idx", getattr(key, "key", ""))), SEQUENCE_KEY), child)
+            )
+        elif isinstance(key, jax.tree_util.GetAttrKey):
+            pairs.append((KeyEntry(key.name, DICT_KEY), child))
+        else:
+            pairs.append((KeyEntry(str(getattr(key, "key", key)), DICT_KEY), child))
+    return "Unknown", pairs
+
+
+@attrs.frozen
+class FlatTree:
+    """A pytree taken apart: its leaves, its empty nodes, and a JSON description of its shape."""
+
+    leaves: tuple[Leaf, ...]
+    empties: tuple[TreeEntry, ...]
+    structure: JsonValue
+
+
+def flatten(tree: Any) -> FlatTree:
+    """Take `tree` apart, checking every key can be encoded and no two names collide.
+
+    Example:
+        >>> flat = flatten({"a": 1, "b": [2.0, None]})
+        >>> [leaf.name for leaf in flat.leaves]
+        ['a', 'b.0']
+    """
+    leaves: list[Leaf] = []
+    empties: list[TreeEntry] = []
+
+    def walk(node: Any, path: KeyPath) -> JsonValue:
+        kind = leaf_kind(node)
+        if kind is not None:
+            if not path:
+                raise UnsupportedLeafError(
+                    f"the root of the tree is a bare {type(node).__name__}: wrap it in a "
+                    "container such as {'value': x}"
+                )
+            for entry in path:
+                if "/" in entry.key or entry.key in ("", ".", ".."):
+                    raise InvalidKeyError(
+                        f"key {entry.key!r} in {display_path(path)} cannot be stored: keys "
+                        "must be non-empty, not '.' or '..', and contain no '/'; rename it"
+                    )
+            leaves.append(Leaf(path, kind, node))
+            return {"t": "leaf", "kind": kind}
+        container, pairs = children(node, path)
+        if not pairs:
+            empties.append(TreeEntry(path, container))
+        nodes = [walk(child, (*path, key)) for key, child in pairs]
+        doc: dict[str, JsonValue] = {"t": container, "c": nodes}
+        if container in ("Dict", "NamedTuple", "Unknown"):
+            doc["k"] = [key.key for key, _ in pairs]
+        if container == "NamedTuple":
+            doc["name"] = type(node).__name__
+        if container == "Unknown":
+            doc["kt"] = [key.key_type for key, _ in pairs]
+        return doc
+
+    structure = walk(tree, ())
+    seen: dict[str, KeyPath] = {}
+    for leaf in leaves:
+        other = seen.setdefault(leaf.name, leaf.path)
+        if other is not leaf.path:
+            raise KeyCollisionError(
+                f"{display_path(other)} and {display_path(leaf.path)} are both stored as "
+                f"{leaf.name!r}; rename one of the keys so the '.'-joined paths differ"
+            )
+    return FlatTree(tuple(leaves), tuple(empties), structure)
+
+
+def iter_leaf_specs(structure: JsonValue, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
+    """Yield `(path, kind)` for every leaf of a recorded structure."""
+    if structure["t"] == "leaf":
+        yield path, structure["kind"]
+        return
+    for key, child in zip(_structure_keys(structure), structure["c"], strict=True):
+        yield from iter_leaf_specs(child, (*path, key))
+
+
+def _structure_keys(structure: JsonValue) -> list[KeyEntry]:
+    kind = structure["t"]
+    if kind in ("Dict", "NamedTuple"):
+        return [KeyEntry(k, DICT_KEY) for k in structure["k"]]
+    if kind == "Unknown":
+        return [KeyEntry(k, t) for k, t in zip(structure["k"], structure["kt"], strict=True)]
+    return [KeyEntry(str(i), SEQUENCE_KEY) for i in range(len(structure["c"]))]
+
+
+def build_from_structure(structure: JsonValue, leaf: Callable[[KeyPath], Any]) -> Any:
+    """Rebuild a tree recorded by `flatten`, asking `leaf(path)` for every leaf value.
+
+    Namedtuples come back as fresh namedtuple classes with the same name and fields (no code
+    from the checkpoint is run); other registered nodes come back as dicts.
+    """
+
+    def build(node: JsonValue, path: KeyPath) -> Any:
+        kind = node["t"]
+        if kind == "leaf":
+            return leaf(path)
+        if kind == "None":
+            return None
+        keys = _structure_keys(node)
+        values = [build(c, (*path, k)) for k, c in zip(keys, node["c"], strict=True)]
+        if kind == "List":
+            return values
+        if kind == "Tuple":
+            return tuple(values)
+        if kind == "NamedTuple":
+            cls = collections.namedtuple(node["name"], node["k"])  # type: ignore[misc]
+            return cls(*values)
+        return {k.key: v for k, v in zip(keys, values, strict=True)}
+
+    return build(structure, ())
+
+
+def build_from_entries(entries: tuple[TreeEntry, ...], leaf: Callable[[KeyPath], Any]) -> Any:
+    """Rebuild a tree from Orbax tree metadata alone: mappings become dicts, sequences lists."""
+    empty_values: dict[str, Callable[[], Any]] = {
+        "Dict": dict,
+        "List": list,
+        "Tuple": tuple,
+        "NamedTuple": tuple,
+        "Unknown": dict,
+        "None": lambda: None,
+    }
+    root: dict[str, Any] = {}
+    for entry in entries:
+        node = root
+        for key in entry.path[:-1]:
+            node = node.setdefault(key.key, {})
+        value = (
+            empty_values[entry.value_type]()
+            if not entry.is_array and entry.value_type != "string"
+            else leaf(entry.path)
+        )
+        if entry.path:
+            node[entry.path[-1].key] = value
+        else:
+            return value
+
+    sequence_levels = {
+        tuple(k.key for k in entry.path[: i + 1])
+        for entry in entries
+        for i, k in enumerate(entry.path)
+        if k.key_type == SEQUENCE_KEY
+    }
+
+    def fix(node: Any, prefix: tuple[str, ...]) -> Any:
+        if not isinstance(node, dict):
+            return node
+        fixed = {k: fix(v, (*prefix, k)) for k, v in node.items()}
+        if fixed and all((*prefix, k) in sequence_levels for k in fixed):
+            return [fixed[k] for k in sorted(fixed, key=int)]
+        return fixed
+
+    return fix(root, ())
