@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest bench clean
+.PHONY: test demo lint typecheck pytest docs bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -24,8 +24,12 @@ typecheck: $(INSTALLED)
 pytest: $(INSTALLED)
 	$(BIN)/python -m pytest
 
+# The site goes to site/ (gitignored); strict, so a broken link or reference fails the build.
+docs: $(INSTALLED)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 demo: $(INSTALLED)
 	$(BIN)/python examples/demo.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache .hypothesis
