@@ -130,10 +130,13 @@ def _draw_lifetimes(axes: Axes, result: SimulationResult, end: int) -> None:
     }
     tally = Counter(rules.values())
     colours = {rule: f"C{i % 10}" for i, (rule, _) in enumerate(tally.most_common())}
+    doomed = [life for life in result.lifetimes if life.step in rules]
     deleted = [
-        ((life.step, life.step), (life.deleted_at_step or end, life.step))
-        for life in result.lifetimes
-        if life.step in rules
+        (
+            (life.step, life.step),
+            (end if life.deleted_at_step is None else life.deleted_at_step, life.step),
+        )
+        for life in doomed
     ]
     survivors = [((step, step), (end, step)) for step in sorted(kept)]
     # One collection per kind: a Line2D per checkpoint would take minutes for thousands.
@@ -143,7 +146,7 @@ def _draw_lifetimes(axes: Axes, result: SimulationResult, end: int) -> None:
     axes.add_collection(
         LineCollection(
             deleted,
-            colors=[colours[rules[life.step]] for life in result.lifetimes if life.step in rules],
+            colors=[colours[rules[life.step]] for life in doomed],
             linewidths=width,
         )
     )
