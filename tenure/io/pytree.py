@@ -65,6 +65,7 @@ class StagedPytree:
     shardings: dict[str, str]
     key_impls: dict[str, str]
     custom_metadata: JsonValue
+    device_arrays: frozenset[str]
 
 
 def _host(data: Any, copy: bool) -> np.ndarray:
@@ -110,7 +111,13 @@ def stage(
         pieces = ((full, host),) if processes.primary else ()
         writes.append(ArrayWrite(leaf.name, host.shape, host.dtype, host.shape, pieces))
     return StagedPytree(
-        flat, tuple(writes), strings, recorded_shardings, key_impls, custom_metadata
+        flat,
+        tuple(writes),
+        strings,
+        recorded_shardings,
+        key_impls,
+        custom_metadata,
+        frozenset(leaf.name for leaf in flat.leaves if leaf.kind in (JAX, KEY)),
     )
 
 
@@ -142,6 +149,8 @@ def write_item(
                     }
                 }
                 for w in staged.writes
+                # Orbax records only device arrays here; it reads anything listed as one.
+                if w.name in staged.device_arrays
             ]
         },
     )
