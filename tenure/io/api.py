@@ -28,13 +28,16 @@ def save_checkpointables(
     metrics: JsonValue = None,
     layout: ArrayLayout | None = None,
     processes: Processes | None = None,
+    init_timestamp_nsecs: int | None = None,
 ) -> None:
     """Save several named checkpointables into step directory `directory`, atomically.
 
     Values may be pytrees, JSON values, PRNG keys (typed or raw) or `numpy.random.Generator`s.
     The step is written beside `directory` and renamed into place once durable.
+    `init_timestamp_nsecs` records when the save was decided (default: now); a caller with
+    its own clock, such as the Checkpointer, passes it in.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_checkpointables(d, {"state": {"w": np.ones(3)}, "config": {"lr": 0.1}})
@@ -49,6 +52,7 @@ def save_checkpointables(
         layout=layout,
         processes=processes,
         copy=False,
+        init_timestamp_nsecs=init_timestamp_nsecs,
     ).run()
 
 
@@ -63,7 +67,7 @@ def save_pytree(
 ) -> None:
     """Save `tree` as the `state` checkpointable of step directory `directory`.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_pytree(d, {"w": np.arange(3)})
@@ -85,7 +89,7 @@ def load_checkpointables(
 ) -> dict[str, Any]:
     """Load checkpointables; with `abstract`, only the names it lists, shaped like its values.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_checkpointables(d, {"a": {"x": np.zeros(1)}, "b": [1, 2]})
@@ -102,7 +106,7 @@ def load_pytree(directory: PathLike, abstract_tree: Any = None, *, name: str = D
     `jax.Array` with that sharding and dtype; a numpy array or None gives numpy; keys missing
     from `abstract_tree` are not read.
 
-    Example:
+    Examples:
         >>> import tempfile, jax, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_pytree(d, {"w": np.arange(4.0), "b": np.zeros(2)})
@@ -115,7 +119,7 @@ def load_pytree(directory: PathLike, abstract_tree: Any = None, *, name: str = D
 def pytree_metadata(directory: PathLike, *, name: str = DEFAULT_ITEM) -> Any:
     """The saved tree with `jax.ShapeDtypeStruct` leaves (and `str` for strings); reads no data.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_pytree(d, {"w": np.zeros((2, 3), np.float32)})
@@ -132,7 +136,7 @@ class AsyncSave:
     mutated or donated); `result()` returns once the step is committed, and re-raises any
     error the background work hit.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> handle = save_pytree_async(d, {"w": np.ones(2)})
@@ -187,10 +191,11 @@ def save_checkpointables_async(
     metrics: JsonValue = None,
     layout: ArrayLayout | None = None,
     processes: Processes | None = None,
+    init_timestamp_nsecs: int | None = None,
 ) -> AsyncSave:
     """Start saving in the background; see `AsyncSave` for when arrays may be reused.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_checkpointables_async(d, {"state": {"w": np.ones(2)}}).result()
@@ -205,6 +210,7 @@ def save_checkpointables_async(
             layout=layout,
             processes=processes,
             copy=True,
+            init_timestamp_nsecs=init_timestamp_nsecs,
         )
     )
 
@@ -220,7 +226,7 @@ def save_pytree_async(
 ) -> AsyncSave:
     """Start saving `tree` as `state` in the background; returns an `AsyncSave` handle.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> h = save_pytree_async(d, {"w": np.ones(2)})

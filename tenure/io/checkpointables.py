@@ -35,6 +35,7 @@ from tenure.io.metadata import (
     PYTREE_HANDLER,
     JsonValue,
     StepMetadata,
+    now_nsecs,
     read_json,
     read_step_metadata,
 )
@@ -116,10 +117,11 @@ class PreparedSave:
     custom_metadata: dict[str, JsonValue]
     layout: ArrayLayout
     processes: Processes
+    init_timestamp_nsecs: int
 
     def run(self) -> None:
         """Write every item into the temporary directory, then commit it."""
-        txn = StepTransaction(self.step_dir, self.processes)
+        txn = StepTransaction(self.step_dir, self.processes, self.init_timestamp_nsecs)
         txn.begin()
         try:
             handlers: dict[str, str] = {}
@@ -161,6 +163,7 @@ def prepare_save(
     layout: ArrayLayout | None,
     processes: Processes | None,
     copy: bool,
+    init_timestamp_nsecs: int | None = None,
 ) -> PreparedSave:
     """Validate names and stage every checkpointable (the blocking part of any save)."""
     step_dir = Path(os.path.abspath(directory))
@@ -178,7 +181,13 @@ def prepare_save(
             raise TenureIOError("'metrics' is reserved: pass metrics with metrics=...")
         items[name] = _stage(name, value, procs, copy, None)
     return PreparedSave(
-        step_dir, items, metrics, dict(custom_metadata or {}), layout or ArrayLayout(), procs
+        step_dir,
+        items,
+        metrics,
+        dict(custom_metadata or {}),
+        layout or ArrayLayout(),
+        procs,
+        now_nsecs() if init_timestamp_nsecs is None else init_timestamp_nsecs,
     )
 
 
