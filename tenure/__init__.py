@@ -1,1 +1,164 @@
-"""tenure: checkpointing for JAX training runs."""
+"""tenure: checkpointing for JAX training runs.
+
+The policy algebra and simulator (`tenure.retention`) import no array library; the
+Checkpointer and the I/O layer load jax and tensorstore on first use, so
+`import tenure` stays cheap for the command line and for policy design.
+
+Examples:
+    >>> import tenure
+    >>> keep = tenure.LatestN(3) | tenure.BestN(metric="loss", mode="min", n=2)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tenure.retention import (
+    AllPreservationPolicy,
+    AllSavePolicy,
+    AnyPreservationPolicy,
+    AnySavePolicy,
+    BestN,
+    CheckpointInfo,
+    CheckpointLifetime,
+    ContinuousCheckpointingPolicy,
+    CustomSteps,
+    Daily,
+    Decision,
+    DecisionContext,
+    EveryNSeconds,
+    EveryNSteps,
+    EveryNStepsClosest,
+    FixedIntervalPolicy,
+    Hourly,
+    InitialSavePolicy,
+    LatestDuration,
+    LatestN,
+    MinimumStepGapPolicy,
+    MissingNowError,
+    Monthly,
+    NaiveDatetimeError,
+    NewBestPolicy,
+    NotPreservationPolicy,
+    NotSavePolicy,
+    PerBucket,
+    PerStepBucket,
+    PolicyArgumentError,
+    PolicyTextError,
+    PreemptionCheckpointingPolicy,
+    PreservationContext,
+    PreservationPolicy,
+    PreserveAll,
+    RetentionError,
+    RetentionPlan,
+    SaveDecisionPolicy,
+    SimulationEvent,
+    SimulationResult,
+    SpecificStepsPolicy,
+    StepRangePolicy,
+    UnsortedCheckpointsError,
+    Weekly,
+    Yearly,
+    explain,
+    parse_policy,
+    plan_retention,
+    simulate,
+)
+
+if TYPE_CHECKING:
+    from tenure import io
+    from tenure.manager import (
+        BackgroundSaveError,
+        Checkpointer,
+        CheckpointMetadata,
+        RootLockedError,
+        SaveResponse,
+        StepAlreadyExistsError,
+        StepNameFormat,
+        StepNotFoundError,
+    )
+
+_LAZY = {
+    "Checkpointer": "tenure.manager",
+    "CheckpointMetadata": "tenure.manager",
+    "SaveResponse": "tenure.manager",
+    "StepNameFormat": "tenure.manager",
+    "StepAlreadyExistsError": "tenure.manager",
+    "StepNotFoundError": "tenure.manager",
+    "RootLockedError": "tenure.manager",
+    "BackgroundSaveError": "tenure.manager",
+    "io": "tenure.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Loads the jax-backed parts on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tenure' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if name == "io" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "AllPreservationPolicy",
+    "AllSavePolicy",
+    "AnyPreservationPolicy",
+    "AnySavePolicy",
+    "BackgroundSaveError",
+    "BestN",
+    "CheckpointInfo",
+    "CheckpointLifetime",
+    "CheckpointMetadata",
+    "Checkpointer",
+    "ContinuousCheckpointingPolicy",
+    "CustomSteps",
+    "Daily",
+    "Decision",
+    "DecisionContext",
+    "EveryNSeconds",
+    "EveryNSteps",
+    "EveryNStepsClosest",
+    "FixedIntervalPolicy",
+    "Hourly",
+    "InitialSavePolicy",
+    "LatestDuration",
+    "LatestN",
+    "MinimumStepGapPolicy",
+    "MissingNowError",
+    "Monthly",
+    "NaiveDatetimeError",
+    "NewBestPolicy",
+    "NotPreservationPolicy",
+    "NotSavePolicy",
+    "PerBucket",
+    "PerStepBucket",
+    "PolicyArgumentError",
+    "PolicyTextError",
+    "PreemptionCheckpointingPolicy",
+    "PreservationContext",
+    "PreservationPolicy",
+    "PreserveAll",
+    "RetentionError",
+    "RetentionPlan",
+    "RootLockedError",
+    "SaveDecisionPolicy",
+    "SaveResponse",
+    "SimulationEvent",
+    "SimulationResult",
+    "SpecificStepsPolicy",
+    "StepAlreadyExistsError",
+    "StepNameFormat",
+    "StepNotFoundError",
+    "StepRangePolicy",
+    "UnsortedCheckpointsError",
+    "Weekly",
+    "Yearly",
+    "explain",
+    "io",
+    "parse_policy",
+    "plan_retention",
+    "simulate",
+]

@@ -30,7 +30,7 @@ class PlotDependencyError(ImportError):
 def require_matplotlib() -> None:
     """Raises `PlotDependencyError` unless matplotlib can be imported.
 
-    Example:
+    Examples:
         >>> require_matplotlib()  # matplotlib is a dev dependency
     """
     try:
@@ -48,7 +48,7 @@ def alive_over_time(result: SimulationResult) -> list[tuple[int, int, int | None
     commits, and a new save counts before the deletions it triggers, just as the
     simulator measures its peaks. Bytes are None when the run had no sizes.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timedelta, timezone
         >>> from tenure.retention import FixedIntervalPolicy, LatestN, simulate
         >>> result = simulate(FixedIntervalPolicy(10), LatestN(2), steps=31,
@@ -85,7 +85,7 @@ def plot_simulation(
     the end are black, the deleted ones coloured by the rule that let them go. Bottom:
     the bytes (or, without sizes, the checkpoints) on disk, with the peak annotated.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from datetime import datetime, timedelta, timezone
         >>> from tenure.retention import EveryNSteps, FixedIntervalPolicy, LatestN, simulate

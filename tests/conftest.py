@@ -7,6 +7,10 @@
 
 import os
 
+# Eight virtual CPU devices, so sharded-array tests run on any machine. It must be set
+# before jax is first imported.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

@@ -3,7 +3,7 @@
 Knows nothing about policies. Saves are atomic (temporary directory, fsync, rename) and
 readable by orbax-checkpoint 0.12; Orbax checkpoints are readable here.
 
-Example:
+Examples:
     >>> import tempfile, numpy as np
     >>> from tenure import io
     >>> step = tempfile.mkdtemp() + "/100"

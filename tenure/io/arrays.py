@@ -31,7 +31,7 @@ class ArrayLayout:
     stores prefer. `compression` adds zstd (slower, rarely smaller for float weights). Chunks
     always carry a crc32c that tensorstore checks on every read.
 
-    Example:
+    Examples:
         >>> ArrayLayout(ocdbt=True).ocdbt
         True
     """

@@ -36,7 +36,7 @@ class Processes:
     The barrier is called with a name unique to the save and phase, and must return only when
     every process called it with that name (e.g. wrap `multihost_utils.sync_global_devices`).
 
-    Example:
+    Examples:
         >>> Processes(index=0, count=1).primary
         True
     """
@@ -87,7 +87,7 @@ def fsync_tree(root: Path) -> None:
 class StepTransaction:
     """One save of a step directory, from the temporary directory to the commit rename.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> txn = StepTransaction(Path(tempfile.mkdtemp()) / "3", Processes(0, 1))
         >>> txn.begin()

@@ -6,7 +6,7 @@ from __future__ import annotations
 class TenureIOError(Exception):
     """Base class of every error raised by `tenure.io`.
 
-    Example:
+    Examples:
         >>> try:
         ...     raise NotACheckpointError("/tmp/nowhere is not a checkpoint")
         ... except TenureIOError as e:

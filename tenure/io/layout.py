@@ -28,7 +28,7 @@ PathLike = str | os.PathLike[str]
 def is_temporary(path: PathLike) -> bool:
     """True when `path` names an unfinished save (tenure's or Orbax's temporary directory).
 
-    Example:
+    Examples:
         >>> is_temporary("/ckpt/5.orbax-checkpoint-tmp")
         True
         >>> is_temporary("/ckpt/5")
@@ -40,7 +40,7 @@ def is_temporary(path: PathLike) -> bool:
 def temporary_path(step_dir: PathLike) -> Path:
     """The temporary directory a save of `step_dir` writes into before the commit rename.
 
-    Example:
+    Examples:
         >>> temporary_path("/ckpt/5").name
         '5.orbax-checkpoint-tmp'
     """
@@ -54,7 +54,7 @@ def is_committed(step_dir: PathLike, *, require_commit_file: bool = False) -> bo
     A directory is finished when its name carries no temporary marker (commit by rename).
     With `require_commit_file`, `commit_success.txt` must also exist, as object stores need.
 
-    Example:
+    Examples:
         >>> is_committed("/nonexistent/5")
         False
     """
@@ -69,7 +69,7 @@ def remove_temporary(root: PathLike) -> list[Path]:
 
     Only call this when no save into `root` is running.
 
-    Example:
+    Examples:
         >>> remove_temporary("/nonexistent")
         []
     """
@@ -88,7 +88,7 @@ def remove_temporary(root: PathLike) -> list[Path]:
 def validate_item_name(name: str) -> str:
     """Return `name` if it can be a checkpointable directory name, else raise.
 
-    Example:
+    Examples:
         >>> validate_item_name("state")
         'state'
     """

@@ -166,7 +166,7 @@ _STEP_FIELDS = (
 class StepMetadata:
     """What a step directory says about itself (`_CHECKPOINT_METADATA` plus `metrics/metrics`).
 
-    Example:
+    Examples:
         >>> meta = StepMetadata(item_handlers={"state": PYTREE_HANDLER}, init_timestamp_nsecs=1)
         >>> meta.item_names
         ('state',)
@@ -212,7 +212,7 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
     Missing `_CHECKPOINT_METADATA` (old Orbax checkpoints) gives handlers inferred from the
     subdirectories and no timestamps.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from tenure.io import save_pytree
         >>> d = tempfile.mkdtemp() + "/7"

@@ -124,7 +124,7 @@ class FlatTree:
 def flatten(tree: Any) -> FlatTree:
     """Take `tree` apart, checking every key can be encoded and no two names collide.
 
-    Example:
+    Examples:
         >>> flat = flatten({"a": 1, "b": [2.0, None]})
         >>> [leaf.name for leaf in flat.leaves]
         ['a', 'b.0']

@@ -41,7 +41,7 @@ def verify(directory: PathLike) -> int:
 
     Raises `CorruptCheckpointError` naming the first damaged array or file.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from tenure.io import save_pytree
         >>> d = tempfile.mkdtemp() + "/1"

@@ -28,7 +28,7 @@ class RootLock:
     A lock left by a dead process on this host is taken over. Orbax ignores the file
     (its name is no step), so roots stay readable by Orbax.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> root = Path(tempfile.mkdtemp())
         >>> lock = RootLock(root)

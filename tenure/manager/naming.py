@@ -18,7 +18,7 @@ def _optional_prefix(_: object, attribute: attrs.Attribute[str | None], value: s
 class StepNameFormat:
     """How a step's directory is named, e.g. `1000`, `ckpt_1000` or `00001000`.
 
-    Example:
+    Examples:
         >>> fmt = StepNameFormat(prefix="ckpt", fixed_length=8)
         >>> fmt.build(1000)
         'ckpt_00001000'

@@ -14,7 +14,7 @@ DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 class PreemptionFlag:
     """Set by the given signals (previous Python handlers still run), read by the manager.
 
-    Example:
+    Examples:
         >>> flag = PreemptionFlag()
         >>> flag.set(); flag.is_set()
         True

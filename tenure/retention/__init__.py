@@ -3,7 +3,7 @@
 Nothing here performs I/O or imports jax, numpy or tensorstore: every decision is a
 function of the data passed in (steps, times, metrics, flags).
 
-Example:
+Examples:
     >>> from tenure.retention import BestN, EveryNSteps, LatestN, parse_policy
     >>> keep = LatestN(3) | BestN(metric="loss", mode="min", n=2) | EveryNSteps(10_000)
     >>> parse_policy(repr(keep)) == keep

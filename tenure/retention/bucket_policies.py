@@ -124,7 +124,7 @@ class _CalendarPolicy(_BucketPolicyBase):
 class Hourly(_CalendarPolicy):
     """Keeps the newest checkpoint of each of the `n` newest hours.
 
-    Example:
+    Examples:
         >>> Hourly(24)
         Hourly(n=24)
     """
@@ -138,7 +138,7 @@ class Hourly(_CalendarPolicy):
 class Daily(_CalendarPolicy):
     """Keeps the newest checkpoint of each of the `n` newest days (in `tz`).
 
-    Example:
+    Examples:
         >>> Daily(7, tz="Europe/Paris")
         Daily(n=7, tz='Europe/Paris')
     """
@@ -152,7 +152,7 @@ class Daily(_CalendarPolicy):
 class Weekly(_CalendarPolicy):
     """Keeps the newest checkpoint of each of the `n` newest ISO weeks.
 
-    Example:
+    Examples:
         >>> Weekly(4)
         Weekly(n=4)
     """
@@ -166,7 +166,7 @@ class Weekly(_CalendarPolicy):
 class Monthly(_CalendarPolicy):
     """Keeps the newest checkpoint of each of the `n` newest months.
 
-    Example:
+    Examples:
         >>> Monthly(12)
         Monthly(n=12)
     """
@@ -180,7 +180,7 @@ class Monthly(_CalendarPolicy):
 class Yearly(_CalendarPolicy):
     """Keeps the newest checkpoint of each of the `n` newest years.
 
-    Example:
+    Examples:
         >>> Yearly(3)
         Yearly(n=3)
     """
@@ -194,7 +194,7 @@ class PerBucket(_BucketPolicyBase):
     """Keeps the newest checkpoint of each of the `n` newest buckets, where `key` maps a
     checkpoint to its bucket. Its `repr` names the function, so it is not policy text.
 
-    Example:
+    Examples:
         >>> by_epoch = PerBucket(lambda info: info.metrics["epoch"], n=5)
     """
 
@@ -213,7 +213,7 @@ class PerStepBucket(_BucketPolicyBase):
     """Keeps the newest checkpoint of each of the `n` newest blocks of `size` steps
     (steps `[k * size, (k + 1) * size)` form block k).
 
-    Example:
+    Examples:
         >>> PerStepBucket(10_000, n=5)
         PerStepBucket(size=10000, n=5)
     """

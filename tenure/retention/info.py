@@ -45,7 +45,7 @@ class CheckpointInfo:
     It has the attributes of Orbax's `PolicyCheckpointInfo`, so policies written for
     Orbax accept it.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> info = CheckpointInfo(1000, datetime(2026, 1, 1, tzinfo=timezone.utc), {"loss": 0.5})
         >>> info.step
@@ -61,7 +61,7 @@ class CheckpointInfo:
 class DecisionContext:
     """What a save-decision policy may know beyond the steps themselves.
 
-    Example:
+    Examples:
         >>> DecisionContext(reached_preemption=True).reached_preemption
         True
     """
@@ -74,7 +74,7 @@ class DecisionContext:
 class PreservationContext:
     """What a preservation policy may know beyond the checkpoints: the current time.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> PreservationContext(now=datetime(2026, 1, 1, tzinfo=timezone.utc)).now.year
         2026

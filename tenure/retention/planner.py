@@ -19,7 +19,7 @@ PROTECTED = "protected (a save in flight, or the step this run resumed from)"
 class Decision:
     """Whether one checkpoint is kept, and the rules that keep it.
 
-    Example:
+    Examples:
         >>> Decision(step=1000, keep=True, reasons=("LatestN(n=3)",)).keep
         True
     """
@@ -33,7 +33,7 @@ class Decision:
 class RetentionPlan:
     """Steps to keep and to delete, oldest first, with a decision for every checkpoint.
 
-    Example:
+    Examples:
         >>> plan = RetentionPlan(keep=(3, 4), delete=(1, 2), decisions=())
         >>> plan.delete
         (1, 2)
@@ -61,7 +61,7 @@ def explain(
 ) -> list[Decision]:
     """What `policy` alone keeps, and which of its rules keep each checkpoint.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> from tenure.retention import LatestN
         >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -89,7 +89,7 @@ def plan_retention(
     `checkpoints` must be sorted by step. The manager and the simulator both call this,
     so what the simulator predicts is what the manager does.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> from tenure.retention import BestN
         >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -128,7 +128,7 @@ def _require(policy: object) -> PreservationPolicy:
 class PreserveAll(PreservationPolicyBase):
     """Keeps every checkpoint (Orbax's default).
 
-    Example:
+    Examples:
         >>> PreserveAll()
         PreserveAll()
     """
@@ -146,7 +146,7 @@ class PreserveAll(PreservationPolicyBase):
 class LatestN(PreservationPolicyBase):
     """Keeps the `n` newest checkpoints; all of them when `n` is None.
 
-    Example:
+    Examples:
         >>> LatestN(3)
         LatestN(n=3)
     """
@@ -170,7 +170,7 @@ class EveryNSeconds(PreservationPolicyBase):
     """Keeps the oldest checkpoint, then each one at least `interval_secs` after the
     previously kept one (greedy from the oldest, as Orbax does).
 
-    Example:
+    Examples:
         >>> EveryNSeconds(3600)
         EveryNSeconds(interval_secs=3600)
     """
@@ -214,7 +214,7 @@ class EveryNSteps(PreservationPolicyBase):
     `interval_steps` after the previously kept one. `max_to_keep` keeps only the newest
     of those.
 
-    Example:
+    Examples:
         >>> EveryNSteps(10_000)
         EveryNSteps(interval_steps=10000)
     """
@@ -247,7 +247,7 @@ class EveryNStepsClosest(PreservationPolicyBase):
     """For each multiple of `interval_steps`, keeps the checkpoint closest to it (the
     newer one on a tie), plus the newest checkpoint. Irregular save steps do not drift.
 
-    Example:
+    Examples:
         >>> EveryNStepsClosest(1000, max_to_keep=10)
         EveryNStepsClosest(interval_steps=1000, max_to_keep=10)
     """
@@ -280,7 +280,7 @@ class EveryNStepsClosest(PreservationPolicyBase):
 class CustomSteps(PreservationPolicyBase):
     """Keeps the checkpoints at the given steps.
 
-    Example:
+    Examples:
         >>> CustomSteps([1000, 5000])
         CustomSteps(steps=[1000, 5000])
     """
@@ -324,7 +324,7 @@ class BestN(PreservationPolicyBase):
     metrics at all are kept when `keep_checkpoints_without_metrics` is True. As in Orbax,
     `n=None` (or no more checkpoints than `n`) keeps all, and `n=0` keeps none.
 
-    Example:
+    Examples:
         >>> BestN(metric="loss", mode="min", n=2)
         BestN(metric='loss', mode='min', n=2)
     """
@@ -412,7 +412,7 @@ class LatestDuration(PreservationPolicyBase):
     """Keeps the checkpoints no older than `duration`, measured from `context.now`, or
     from the newest checkpoint with `relative_to="newest"` (restic's `--keep-within`).
 
-    Example:
+    Examples:
         >>> LatestDuration(timedelta(days=1), relative_to="newest")
         LatestDuration(duration=timedelta(days=1), relative_to='newest')
     """
@@ -454,7 +454,7 @@ def _flatten_all(policies: Iterable[PreservationPolicy]) -> tuple[PreservationPo
 class AnyPreservationPolicy(PreservationPolicyBase):
     """Keeps what any of `policies` keeps, each counting on its own; `a | b` builds one.
 
-    Example:
+    Examples:
         >>> LatestN(3) | EveryNSteps(10_000)
         LatestN(n=3) | EveryNSteps(interval_steps=10000)
     """
@@ -496,7 +496,7 @@ class AnyPreservationPolicy(PreservationPolicyBase):
 class AllPreservationPolicy(PreservationPolicyBase):
     """Keeps what every one of `policies` keeps; `a & b` builds one.
 
-    Example:
+    Examples:
         >>> EveryNSteps(1000) & LatestDuration(timedelta(days=7))
         EveryNSteps(interval_steps=1000) & LatestDuration(duration=timedelta(days=7))
     """
@@ -537,7 +537,7 @@ class AllPreservationPolicy(PreservationPolicyBase):
 class NotPreservationPolicy(PreservationPolicyBase):
     """Keeps what `policy` does not keep; `~a` builds one.
 
-    Example:
+    Examples:
         >>> ~CustomSteps([0])
         ~CustomSteps(steps=[0])
     """

@@ -81,7 +81,7 @@ def _require_save_policy(policy: object) -> SaveDecisionPolicy:
 class FixedIntervalPolicy(SavePolicyBase):
     """Saves every step that is a multiple of `interval`.
 
-    Example:
+    Examples:
         >>> FixedIntervalPolicy(1000)
         FixedIntervalPolicy(interval=1000)
     """
@@ -102,7 +102,7 @@ class FixedIntervalPolicy(SavePolicyBase):
 class SpecificStepsPolicy(SavePolicyBase):
     """Saves exactly the given steps.
 
-    Example:
+    Examples:
         >>> SpecificStepsPolicy([500, 100])
         SpecificStepsPolicy(steps=[100, 500])
     """
@@ -132,7 +132,7 @@ class ContinuousCheckpointingPolicy(SavePolicyBase):
     Unlike Orbax's, it never talks to other hosts: the manager broadcasts the primary
     host's decision, so the policy stays a pure function.
 
-    Example:
+    Examples:
         >>> ContinuousCheckpointingPolicy(minimum_interval_secs=600)
         ContinuousCheckpointingPolicy(minimum_interval_secs=600)
     """
@@ -160,7 +160,7 @@ class ContinuousCheckpointingPolicy(SavePolicyBase):
 class PreemptionCheckpointingPolicy(SavePolicyBase):
     """Saves when the job has been told it will be preempted.
 
-    Example:
+    Examples:
         >>> PreemptionCheckpointingPolicy()
         PreemptionCheckpointingPolicy()
     """
@@ -179,7 +179,7 @@ class PreemptionCheckpointingPolicy(SavePolicyBase):
 class InitialSavePolicy(SavePolicyBase):
     """Saves when no checkpoint exists yet.
 
-    Example:
+    Examples:
         >>> InitialSavePolicy()
         InitialSavePolicy()
     """
@@ -198,7 +198,7 @@ class InitialSavePolicy(SavePolicyBase):
 class StepRangePolicy(SavePolicyBase):
     """True for steps in `[start, stop)`; with `&` it builds piecewise schedules.
 
-    Example:
+    Examples:
         >>> early = FixedIntervalPolicy(1000) & StepRangePolicy(stop=10_000)
         >>> late = FixedIntervalPolicy(5000) & StepRangePolicy(start=10_000)
         >>> schedule = early | late
@@ -231,7 +231,7 @@ class MinimumStepGapPolicy(SavePolicyBase):
     """Saves when at least `steps` steps passed since the newest existing checkpoint
     (or when there is none), like TensorFlow's `checkpoint_interval`.
 
-    Example:
+    Examples:
         >>> MinimumStepGapPolicy(500)
         MinimumStepGapPolicy(steps=500)
     """
@@ -255,7 +255,7 @@ class NewBestPolicy(SavePolicyBase):
     A step without the metric is not saved; NaN never beats anything, and any number
     beats a NaN.
 
-    Example:
+    Examples:
         >>> NewBestPolicy("eval.loss", mode="min")
         NewBestPolicy(metric='eval.loss', mode='min')
     """
@@ -292,7 +292,7 @@ def _flatten_all(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPo
 class AnySavePolicy(SavePolicyBase):
     """Saves when any of `policies` says so; `a | b` builds one.
 
-    Example:
+    Examples:
         >>> FixedIntervalPolicy(1000) | PreemptionCheckpointingPolicy()
         FixedIntervalPolicy(interval=1000) | PreemptionCheckpointingPolicy()
     """
@@ -321,7 +321,7 @@ class AnySavePolicy(SavePolicyBase):
 class AllSavePolicy(SavePolicyBase):
     """Saves when every one of `policies` says so; `a & b` builds one.
 
-    Example:
+    Examples:
         >>> FixedIntervalPolicy(100) & StepRangePolicy(stop=1000)
         FixedIntervalPolicy(interval=100) & StepRangePolicy(stop=1000)
     """
@@ -350,7 +350,7 @@ class AllSavePolicy(SavePolicyBase):
 class NotSavePolicy(SavePolicyBase):
     """Saves when `policy` would not; `~a` builds one.
 
-    Example:
+    Examples:
         >>> ~SpecificStepsPolicy([0])
         ~SpecificStepsPolicy(steps=[0])
     """

@@ -38,7 +38,7 @@ class SimulationEvent:
     `at_step` is the training step during which it happened. For a deletion, `reasons`
     are the rules that had kept the checkpoint until then: the rules that let it go.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
         >>> SimulationEvent("save", step=100, at_step=100, time=t).kind
@@ -57,7 +57,7 @@ class CheckpointLifetime:
     """One checkpoint's life: saved at `step`, deleted during `deleted_at_step` (None if
     it survived the run), and the rules that let it go.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
         >>> CheckpointLifetime(step=5, saved_time=t, deleted_at_step=None).survived
@@ -79,7 +79,7 @@ class CheckpointLifetime:
 class SimulationResult:
     """What happened over the simulated run.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timedelta, timezone
         >>> from tenure.retention import FixedIntervalPolicy, LatestN
         >>> result = simulate(FixedIntervalPolicy(10), LatestN(2), steps=100,
@@ -233,7 +233,7 @@ def simulate(
     step or a sequence with one entry per step. `checkpoint_bytes` (a number or a callable
     of the step) enables the disk figures.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timedelta, timezone
         >>> from tenure.retention import EveryNSteps, FixedIntervalPolicy, LatestN
         >>> result = simulate(

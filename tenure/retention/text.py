@@ -61,7 +61,7 @@ def policy_names() -> list[str]:
 def parse_policy(text: str) -> Any:
     """Builds the policy that `text` describes; `repr` of a policy is such text.
 
-    Example:
+    Examples:
         >>> parse_policy("LatestN(3) | BestN(metric='loss', mode='min', n=2)")
         LatestN(n=3) | BestN(metric='loss', mode='min', n=2)
     """

@@ -1,0 +1,146 @@
+"""Everything the manager asks of storage and of the other processes, in one place."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tenure import io
+
+ROOT_METADATA = Path("metadata") / "_ROOT_METADATA"
+RETIRED_SUFFIX = ".tenure-deleting"
+
+
+@attrs.frozen
+class StepDetails:
+    """What the policies need of a committed step."""
+
+    time: datetime
+    commit_timestamp_nsecs: int | None
+    metrics: Mapping[str, Any] | None
+
+
+def _from_nanoseconds(nanoseconds: int) -> datetime:
+    return datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC)
+
+
+def to_nanoseconds(moment: datetime) -> int:
+    return round(moment.timestamp() * 1e6) * 1000
+
+
+def read_details(step_dir: Path) -> StepDetails:
+    """The step's decision time (falling back to commit time, then mtime) and metrics."""
+    meta = io.read_step_metadata(step_dir)
+    stamp = meta.init_timestamp_nsecs or meta.commit_timestamp_nsecs
+    time = (
+        _from_nanoseconds(stamp)
+        if stamp
+        else datetime.fromtimestamp(step_dir.stat().st_mtime, tz=UTC)
+    )
+    metrics = meta.metrics if isinstance(meta.metrics, Mapping) else None
+    return StepDetails(time, meta.commit_timestamp_nsecs, metrics)
+
+
+def read_custom_metadata(step_dir: Path) -> Mapping[str, Any]:
+    return io.read_step_metadata(step_dir).custom_metadata
+
+
+def save_async(
+    step_dir: Path,
+    items: Mapping[str, Any],
+    custom_metadata: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    *,
+    started: datetime,
+) -> io.AsyncSave:
+    return io.save_checkpointables_async(
+        step_dir,
+        items,
+        custom_metadata=None if custom_metadata is None else dict(custom_metadata),
+        metrics=None if metrics is None else dict(metrics),
+        init_timestamp_nsecs=to_nanoseconds(started),
+        processes=processes(),
+    )
+
+
+def load(step_dir: Path, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
+    return io.load_checkpointables(step_dir, abstract)
+
+
+is_committed = io.is_committed
+remove_temporary = io.remove_temporary
+
+
+def retire(step_dir: Path) -> Path:
+    """Renames a step out of the way before deleting it, so that a crash in the middle of
+    a deletion leaves no half-deleted directory under a step's name."""
+    retired = step_dir.with_name(step_dir.name + io.layout.TMP_MARKER + RETIRED_SUFFIX)
+    step_dir.rename(retired)
+    return retired
+
+
+def write_root_metadata(root: Path, metadata: Mapping[str, Any]) -> None:
+    """Writes the root's custom metadata once, as Orbax does; an existing one is kept."""
+    path = root / ROOT_METADATA
+    if path.exists() or not is_primary_process():
+        return
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"custom_metadata": dict(metadata)}))
+    tmp.replace(path)
+
+
+def read_root_metadata(root: Path) -> Mapping[str, Any] | None:
+    path = root / ROOT_METADATA
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    custom = doc.get("custom_metadata") if isinstance(doc, dict) else None
+    return custom if isinstance(custom, dict) else None
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+def _process_count() -> int:
+    import jax
+
+    return int(jax.process_count())
+
+
+def processes() -> io.Processes | None:
+    """Under jax.distributed, the I/O layer's view of the processes; None when alone."""
+    if _process_count() == 1:
+        return None
+    from tenure.manager import distributed
+
+    return distributed.processes()
+
+
+def is_primary_process() -> bool:
+    import jax
+
+    return int(jax.process_index()) == 0
+
+
+def agree_across_processes(decision: bool) -> bool:
+    """The primary process's decision, broadcast so that no process disagrees."""
+    if _process_count() == 1:
+        return decision
+    from tenure.manager import distributed
+
+    return distributed.broadcast_decision(decision)
+
+
+def reached_preemption_sync_point(step: int) -> bool:
+    """JAX's preemption notice under jax.distributed; False when running alone."""
+    if _process_count() == 1:
+        return False
+    from tenure.manager import distributed
+
+    return distributed.reached_preemption_sync_point(step)

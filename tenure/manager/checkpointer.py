@@ -1,0 +1,611 @@
+"""`tenure.Checkpointer`: the thin manager a training loop talks to.
+
+It asks the save policy whether to save, hands the state to `tenure.io`, and asks
+`tenure.retention.plan_retention` what to delete: the same decision code that
+`tenure.retention.simulate` runs. It adds no decisions of its own, only the plumbing:
+one save at a time, errors of background saves raised on the next call, a lock so one
+writer owns the root, and preemption signals turned into data.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from tenure.manager import _store
+from tenure.manager.errors import (
+    BackgroundSaveError,
+    ClosedError,
+    ReadOnlyError,
+    RootNotUsableError,
+    StepAlreadyExistsError,
+    StepNotFoundError,
+)
+from tenure.manager.lock import RootLock
+from tenure.manager.naming import StepNameFormat
+from tenure.manager.preemption import DEFAULT_SIGNALS, PreemptionFlag
+from tenure.retention import (
+    CheckpointInfo,
+    ContinuousCheckpointingPolicy,
+    DecisionContext,
+    InitialSavePolicy,
+    PreemptionCheckpointingPolicy,
+    PreservationContext,
+    PreservationPolicy,
+    PreserveAll,
+    SaveDecisionPolicy,
+    plan_retention,
+)
+
+Clock = Callable[[], datetime]
+METRICS_NAME = "metrics"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class CheckpointMetadata:
+    """One committed checkpoint in the root.
+
+    `time` is when its save was decided (what time-based policies see); `custom_metadata`
+    is filled in by `Checkpointer.metadata(step)`, which reads it from disk on demand.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> CheckpointMetadata(step=5, path=Path("/ckpt/5")).step
+        5
+    """
+
+    step: int
+    path: Path
+    metrics: Mapping[str, Any] | None = None
+    commit_timestamp_nsecs: int | None = None
+    time: datetime | None = None
+    custom_metadata: Mapping[str, Any] | None = None
+
+    def info(self) -> CheckpointInfo:
+        """What the policies see of this checkpoint."""
+        assert self.time is not None, "details are read before any policy runs"
+        return CheckpointInfo(self.step, self.time, self.metrics)
+
+
+@attrs.define
+class _Pending:
+    """A save in flight: what the policies see of it, and its completion."""
+
+    info: CheckpointInfo
+    path: Path
+    done: Future[None]
+    staged: Future[None]
+
+
+class SaveResponse:
+    """Returned by `save_async`: `staged()` once the caller may reuse its arrays,
+        `result()` once the checkpoint is committed (re-raising any error of the save).
+
+        Examples:
+            >>> from concurrent import futures
+    from concurrent.futures import Future
+            >>> done, staged = Future(), Future()
+            >>> done.set_result(None); staged.set_result(None)
+            >>> SaveResponse(staged, done).result()
+            True
+    """
+
+    def __init__(self, staged: Future[None], done: Future[None]) -> None:
+        self._staged = staged
+        self._done = done
+
+    def staged(self, timeout: float | None = None) -> None:
+        self._staged.result(timeout)
+
+    def result(self, timeout: float | None = None) -> bool:
+        self._done.result(timeout)
+        return True
+
+    def done(self) -> bool:
+        return self._done.done()
+
+
+class Checkpointer:
+    """Saves a training loop's state when the save policy says so, and keeps what the
+    preservation policy says, on a local directory.
+
+    Examples:
+        >>> import tempfile, numpy as np
+        >>> from tenure.retention import FixedIntervalPolicy, LatestN
+        >>> with Checkpointer(tempfile.mkdtemp(), save_decision_policy=FixedIntervalPolicy(10),
+        ...                   preservation_policy=LatestN(2)) as ckptr:
+        ...     saved = [ckptr.save(step, {"w": np.full(3, step)}) for step in range(31)]
+        ...     print([c.step for c in ckptr.checkpoints], ckptr.load()["w"])
+        [20, 30] [30 30 30]
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        save_decision_policy: SaveDecisionPolicy | None = None,
+        preservation_policy: PreservationPolicy | None = None,
+        step_name_format: StepNameFormat | None = None,
+        custom_metadata: Mapping[str, Any] | None = None,
+        cleanup_tmp_directories: bool = False,
+        lightweight_initialize: bool = False,
+        read_only: bool = False,
+        clock: Clock | None = None,
+        handle_signals: bool = False,
+        preemption_signals: Sequence[int] = DEFAULT_SIGNALS,
+        background_delete: bool = False,
+        todelete_subdir: str | None = None,
+    ) -> None:
+        self._directory = Path(directory)
+        self._save_policy: SaveDecisionPolicy = save_decision_policy or (
+            InitialSavePolicy() | ContinuousCheckpointingPolicy() | PreemptionCheckpointingPolicy()
+        )
+        self._keep_policy: PreservationPolicy = preservation_policy or PreserveAll()
+        self._names = step_name_format or StepNameFormat()
+        self._read_only = read_only
+        self._clock: Clock = clock or _utc_now
+        self._background_delete = background_delete
+        self._todelete_subdir = todelete_subdir
+        self._lock = threading.RLock()
+        self._pending: _Pending | None = None
+        self._background_error: BaseException | None = None
+        self._deleters: list[threading.Thread] = []
+        self._resumed_from: int | None = None
+        self._closed = False
+        self._preemption = PreemptionFlag()
+        self._root_lock = RootLock(self._directory)
+        self._open_root(custom_metadata, cleanup_tmp_directories)
+        self._checkpoints: list[CheckpointMetadata] = self._scan(details=not lightweight_initialize)
+        if handle_signals:
+            self._preemption.install(preemption_signals)
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _open_root(
+        self, custom_metadata: Mapping[str, Any] | None, cleanup_tmp_directories: bool
+    ) -> None:
+        if self._directory.exists() and not self._directory.is_dir():
+            raise RootNotUsableError(
+                f"{self._directory} is a file, not a directory; pass the directory that holds "
+                "(or will hold) the step directories"
+            )
+        if self._read_only:
+            if not self._directory.is_dir():
+                raise StepNotFoundError(f"{self._directory} does not exist; nothing to read")
+            return
+        try:
+            self._directory.mkdir(parents=True, exist_ok=True)
+            self._root_lock.acquire()
+        except PermissionError as error:
+            raise RootNotUsableError(
+                f"cannot write to {self._directory} ({error.strerror}); give this process "
+                "write permission or choose another directory"
+            ) from None
+        if custom_metadata is not None:
+            _store.write_root_metadata(self._directory, custom_metadata)
+        if cleanup_tmp_directories:
+            _store.remove_temporary(self._directory)
+
+    def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
+        found = []
+        for entry in self._directory.iterdir() if self._directory.is_dir() else ():
+            step = self._names.parse(entry.name)
+            if step is None or not entry.is_dir() or not _store.is_committed(entry):
+                continue
+            found.append(
+                self._describe(step, entry) if details else CheckpointMetadata(step, entry)
+            )
+        return sorted(found, key=lambda c: c.step)
+
+    def _describe(self, step: int, path: Path) -> CheckpointMetadata:
+        details = _store.read_details(path)
+        return CheckpointMetadata(
+            step=step,
+            path=path,
+            metrics=details.metrics,
+            commit_timestamp_nsecs=details.commit_timestamp_nsecs,
+            time=details.time,
+        )
+
+    def _ensure_details(self) -> None:
+        """Reads what lightweight initialization skipped, before any policy runs."""
+        if any(c.time is None for c in self._checkpoints):
+            self._checkpoints = [
+                c if c.time is not None else self._describe(c.step, c.path)
+                for c in self._checkpoints
+            ]
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    @property
+    def checkpoints(self) -> list[CheckpointMetadata]:
+        """The committed checkpoints, oldest first (a save in flight is not listed)."""
+        with self._lock:
+            return list(self._checkpoints)
+
+    @property
+    def latest(self) -> CheckpointMetadata | None:
+        with self._lock:
+            return self._checkpoints[-1] if self._checkpoints else None
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def reached_preemption(self, step: int) -> bool:
+        """Whether a preemption notice arrived (a handled signal, or JAX's preemption
+        sync point under `jax.distributed`)."""
+        return self._preemption.is_set() or _store.reached_preemption_sync_point(step)
+
+    def is_saving_in_progress(self) -> bool:
+        with self._lock:
+            return self._pending is not None and not self._pending.done.done()
+
+    def should_save(self, step: int, *, metrics: Mapping[str, Any] | None = None) -> bool:
+        """What the save policy says about `step` now; the primary process decides."""
+        return self._decide(CheckpointInfo(step, self._clock(), metrics))
+
+    def _decide(self, info: CheckpointInfo) -> bool:
+        with self._lock:
+            self._ensure_details()
+            previous = [c.info() for c in self._checkpoints]
+            if self._pending is not None:
+                previous.append(self._pending.info)
+            context = DecisionContext(
+                is_saving_in_progress=self.is_saving_in_progress(),
+                reached_preemption=self.reached_preemption(info.step),
+            )
+        decision = self._save_policy.should_save(info, previous, context=context)
+        return _store.agree_across_processes(decision)
+
+    # -- saving --------------------------------------------------------------------------
+
+    def save(self, step: int | CheckpointMetadata, state: Any, **options: Any) -> bool:
+        """Saves `state` as checkpointable `checkpointable_name` ("state") if the policy
+        (or `force=True`) says so, and waits until it is committed. Returns whether a
+        checkpoint was saved. Options as for `save_checkpointables`.
+        """
+        name = options.pop("checkpointable_name", "state")
+        return self.save_checkpointables(step, {name: state}, **options)
+
+    def save_async(
+        self, step: int | CheckpointMetadata, state: Any, **options: Any
+    ) -> SaveResponse | None:
+        """Like `save`, but returns once the state is staged; None when the policy skips."""
+        name = options.pop("checkpointable_name", "state")
+        return self.save_checkpointables_async(step, {name: state}, **options)
+
+    def save_checkpointables(
+        self,
+        step: int | CheckpointMetadata,
+        checkpointables: Mapping[str, Any],
+        *,
+        force: bool = False,
+        overwrite: bool = False,
+        metrics: Mapping[str, Any] | None = None,
+        custom_metadata: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Saves several named items in one step; see `save`."""
+        response = self.save_checkpointables_async(
+            step,
+            checkpointables,
+            force=force,
+            overwrite=overwrite,
+            metrics=metrics,
+            custom_metadata=custom_metadata,
+        )
+        if response is None:
+            return False
+        try:
+            response.result()
+        except BaseException:
+            with self._lock:
+                self._background_error = None  # delivered here, not again on the next call
+            raise
+        return True
+
+    def save_checkpointables_async(
+        self,
+        step: int | CheckpointMetadata,
+        checkpointables: Mapping[str, Any],
+        *,
+        force: bool = False,
+        overwrite: bool = False,
+        metrics: Mapping[str, Any] | None = None,
+        custom_metadata: Mapping[str, Any] | None = None,
+    ) -> SaveResponse | None:
+        """Saves several named items in one step without waiting for the commit."""
+        self._check_writable()
+        self._raise_background_error()
+        step = _step_of(step)
+        if METRICS_NAME in checkpointables:
+            raise ValueError(
+                f"'{METRICS_NAME}' is reserved for the metrics passed with metrics=...; "
+                "rename that checkpointable"
+            )
+        info = CheckpointInfo(step, self._clock(), None if metrics is None else dict(metrics))
+        if not force and not self._decide(info):
+            return None
+        self.wait()  # one save at a time
+        with self._lock:
+            if any(c.step == step for c in self._checkpoints):
+                if not overwrite:
+                    raise StepAlreadyExistsError(
+                        f"step {step} is already saved in {self._directory}; pass "
+                        "overwrite=True to replace it, or save under another step"
+                    )
+                self._delete_now(step)
+            path = self._directory / self._names.build(step)
+            handle = _store.save_async(
+                path, checkpointables, custom_metadata, info.metrics, started=info.time
+            )
+            done: Future[None] = Future()
+            staged: Future[None] = Future()
+            self._pending = _Pending(info, path, done, staged)
+        threading.Thread(
+            target=self._finish, args=(handle, self._pending), daemon=True, name="tenure-save"
+        ).start()
+        return SaveResponse(staged, done)
+
+    def _finish(self, handle: Any, pending: _Pending) -> None:
+        try:
+            handle.staged()
+            pending.staged.set_result(None)
+            handle.result()
+            with self._lock:
+                self._checkpoints.append(self._describe(pending.info.step, pending.path))
+                self._checkpoints.sort(key=lambda c: c.step)
+                self._pending = None
+                self._apply_retention()
+            pending.done.set_result(None)
+        except BaseException as error:  # re-raised on the caller's next call
+            with self._lock:
+                self._pending = None
+                self._background_error = error
+            if not pending.staged.done():
+                pending.staged.set_exception(error)
+            pending.done.set_exception(error)
+
+    # -- retention -----------------------------------------------------------------------
+
+    def _apply_retention(self) -> None:
+        if not _store.is_primary_process():
+            self._checkpoints = self._scan(details=True)
+            return
+        protected = {self._pending.info.step} if self._pending is not None else set()
+        if self._resumed_from is not None:
+            protected.add(self._resumed_from)
+        plan = plan_retention(
+            [c.info() for c in self._checkpoints],
+            self._keep_policy,
+            PreservationContext(now=self._clock()),
+            protected=protected,
+        )
+        for step in plan.delete:
+            self._delete_now(step)
+
+    def _delete_now(self, step: int) -> None:
+        """Removes a committed step from the list, then from disk (moved aside first, so
+        a reader never sees a half-deleted step under its own name)."""
+        entry = next(c for c in self._checkpoints if c.step == step)
+        self._checkpoints.remove(entry)
+        if self._todelete_subdir is not None:
+            target = self._directory / self._todelete_subdir
+            target.mkdir(exist_ok=True)
+            entry.path.rename(target / entry.path.name)
+            return
+        doomed = _store.retire(entry.path)
+        if self._background_delete:
+            thread = threading.Thread(target=shutil.rmtree, args=(doomed,), daemon=True)
+            thread.start()
+            self._deleters.append(thread)
+        else:
+            shutil.rmtree(doomed)
+
+    def delete(self, step: int | CheckpointMetadata) -> None:
+        """Deletes a committed step now, whatever the policies say."""
+        self._check_writable()
+        self._raise_background_error()
+        step = _step_of(step)
+        with self._lock:
+            if self._pending is not None and self._pending.info.step == step:
+                raise ValueError(f"step {step} is being saved; wait() before deleting it")
+            if not any(c.step == step for c in self._checkpoints):
+                raise self._not_found(step)
+            self._delete_now(step)
+
+    # -- loading -------------------------------------------------------------------------
+
+    def _resolve(self, step: int | CheckpointMetadata | None) -> CheckpointMetadata:
+        with self._lock:
+            if step is None:
+                if not self._checkpoints:
+                    raise StepNotFoundError(
+                        f"no committed checkpoint in {self._directory}; save one first, or "
+                        "check the directory"
+                    )
+                return self._checkpoints[-1]
+            number = _step_of(step)
+            for entry in self._checkpoints:
+                if entry.step == number:
+                    return entry
+        raise self._not_found(number)
+
+    def _not_found(self, step: int) -> StepNotFoundError:
+        steps = [c.step for c in self._checkpoints]
+        shown = steps if len(steps) <= 10 else [*steps[:5], "...", *steps[-5:]]
+        return StepNotFoundError(
+            f"step {step} has no committed checkpoint in {self._directory}; "
+            f"committed steps: {shown}"
+        )
+
+    def load(
+        self,
+        step: int | CheckpointMetadata | None = None,
+        abstract_state: Any = None,
+        *,
+        checkpointable_name: str = "state",
+    ) -> Any:
+        """Loads one checkpointable of `step` (the latest when None)."""
+        loaded = self.load_checkpointables(step, {checkpointable_name: abstract_state})
+        return loaded[checkpointable_name]
+
+    def load_checkpointables(
+        self,
+        step: int | CheckpointMetadata | None = None,
+        abstract_checkpointables: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Loads the named checkpointables of `step` (all of them when None); reads only
+        what is asked. The step becomes protected for as long as this Checkpointer lives."""
+        self._raise_background_error()
+        entry = self._resolve(step)
+        loaded = _store.load(entry.path, abstract_checkpointables)
+        with self._lock:
+            self._resumed_from = entry.step
+        return loaded
+
+    def load_async(self, *args: Any, **kwargs: Any) -> Future[Any]:
+        """`load` in a background thread; returns a future of its result."""
+        return _run_in_thread(self.load, *args, **kwargs)
+
+    def load_checkpointables_async(self, *args: Any, **kwargs: Any) -> Future[dict[str, Any]]:
+        """`load_checkpointables` in a background thread; returns a future of its result."""
+        return _run_in_thread(self.load_checkpointables, *args, **kwargs)
+
+    def metadata(self, step: int | CheckpointMetadata | None = None) -> CheckpointMetadata:
+        """The step's metadata, with its custom metadata read from disk."""
+        entry = self._resolve(step)
+        return attrs.evolve(
+            self._describe(entry.step, entry.path),
+            custom_metadata=_store.read_custom_metadata(entry.path),
+        )
+
+    def root_metadata(self) -> Mapping[str, Any] | None:
+        """The custom metadata given to the Checkpointer that created the root."""
+        return _store.read_root_metadata(self._directory)
+
+    def reload(self) -> None:
+        """Re-reads the root, for example after another process wrote to it."""
+        self.wait()
+        with self._lock:
+            self._checkpoints = self._scan(details=True)
+
+    def iter_new_checkpoints(
+        self,
+        min_interval_secs: float = 0,
+        timeout: float | None = None,
+        *,
+        poll_secs: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Iterator[CheckpointMetadata]:
+        """Yields checkpoints as they are committed (for evaluator jobs), oldest first,
+        starting after the newest one present now. Stops after `timeout` seconds without a
+        new checkpoint (never when None)."""
+        seen = self.latest.step if self.latest else -1
+        last_new = monotonic()
+        last_yield: float | None = None
+        while True:
+            self.reload()
+            fresh = [c for c in self.checkpoints if c.step > seen]
+            if fresh:
+                if last_yield is not None and monotonic() - last_yield < min_interval_secs:
+                    sleep(min_interval_secs - (monotonic() - last_yield))
+                entry = fresh[-1] if min_interval_secs else fresh[0]
+                seen = entry.step
+                last_new = last_yield = monotonic()
+                yield entry
+                continue
+            if timeout is not None and monotonic() - last_new >= timeout:
+                return
+            sleep(poll_secs)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise ClosedError("this Checkpointer is closed; open a new one")
+        if self._read_only:
+            raise ReadOnlyError(
+                f"{self._directory} was opened with read_only=True; open it without "
+                "read_only to save or delete"
+            )
+
+    def _raise_background_error(self) -> None:
+        with self._lock:
+            error, self._background_error = self._background_error, None
+        if error is not None:
+            raise BackgroundSaveError(
+                f"a background save in {self._directory} failed: {error!r}; that step was "
+                "not committed, and the checkpoints before it are intact"
+            ) from error
+
+    def wait(self) -> None:
+        """Blocks until the save in flight (if any) is committed and retention has run."""
+        with self._lock:
+            pending = self._pending
+        if pending is not None:
+            # Waits without raising: a failure is kept and raised by the next call.
+            futures.wait([pending.done])
+        for thread in self._deleters:
+            thread.join()
+        self._deleters.clear()
+
+    def close(self) -> None:
+        """Waits for the save in flight, releases the root, and raises a failed save's error."""
+        if self._closed:
+            return
+        try:
+            self.wait()
+            self._raise_background_error()
+        finally:
+            self._closed = True
+            self._preemption.uninstall()
+            self._root_lock.release()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _step_of(step: int | CheckpointMetadata) -> int:
+    number = step.step if isinstance(step, CheckpointMetadata) else step
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise ValueError(f"step={step!r} must be an integer >= 0 or a CheckpointMetadata")
+    return number
+
+
+def _run_in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, daemon=True, name="tenure-load").start()
+    return future

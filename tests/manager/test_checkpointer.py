@@ -1,0 +1,242 @@
+"""tenure.Checkpointer on real directories: the API, its errors, and its safety rules."""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tenure
+from tenure.manager import (
+    BackgroundSaveError,
+    ReadOnlyError,
+    RootNotUsableError,
+    StepAlreadyExistsError,
+    StepNameFormat,
+    StepNotFoundError,
+)
+from tenure.retention import (
+    BestN,
+    ContinuousCheckpointingPolicy,
+    FixedIntervalPolicy,
+    LatestN,
+    PreserveAll,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def state(step: int) -> dict[str, Any]:
+    return {"params": {"w": np.full((3, 2), step, np.float32)}, "step": np.int64(step)}
+
+
+def open_root(root: Path, **options: Any) -> tenure.Checkpointer:
+    options.setdefault("save_decision_policy", FixedIntervalPolicy(10))
+    return tenure.Checkpointer(root, **options)
+
+
+def test_saves_what_the_policy_says_and_keeps_what_retention_says(tmp_path: Path) -> None:
+    with open_root(tmp_path, preservation_policy=LatestN(2)) as ckptr:
+        saved = [s for s in range(35) if ckptr.save(s, state(s))]
+        assert saved == [0, 10, 20, 30]
+        assert [c.step for c in ckptr.checkpoints] == [20, 30]
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["20", "30"]
+        assert ckptr.load()["step"] == 30
+        assert ckptr.load(20)["params"]["w"][0, 0] == 20
+
+
+def test_force_overwrite_and_existing_steps(tmp_path: Path) -> None:
+    with open_root(tmp_path) as ckptr:
+        assert ckptr.save(3, state(3), force=True)
+        with pytest.raises(StepAlreadyExistsError, match="overwrite=True"):
+            ckptr.save(3, state(4), force=True)
+        assert ckptr.save(3, state(4), force=True, overwrite=True)
+        assert ckptr.load(3)["step"] == 4
+
+
+def test_missing_steps_name_what_exists(tmp_path: Path) -> None:
+    with open_root(tmp_path) as ckptr:
+        with pytest.raises(StepNotFoundError, match="no committed checkpoint"):
+            ckptr.load()
+        ckptr.save(10, state(10))
+        with pytest.raises(StepNotFoundError, match=r"committed steps: \[10\]"):
+            ckptr.load(20)
+
+
+def test_metrics_and_custom_metadata_survive_a_restart_and_feed_best_n(tmp_path: Path) -> None:
+    keep = BestN(metric="loss", mode="min", n=1)
+    with open_root(tmp_path, preservation_policy=keep, custom_metadata={"run": "a"}) as ckptr:
+        for step, loss in [(0, 3.0), (10, 1.0), (20, math.nan), (30, 2.0)]:
+            ckptr.save(step, state(step), metrics={"loss": loss}, custom_metadata={"s": step})
+        assert [c.step for c in ckptr.checkpoints] == [10, 30]  # best, and the newest
+    with open_root(tmp_path, preservation_policy=keep) as ckptr:
+        assert ckptr.checkpoints[0].metrics == {"loss": 1.0}
+        assert ckptr.metadata(10).custom_metadata == {"s": 10}
+        assert ckptr.root_metadata() == {"run": "a"}
+        ckptr.save(40, state(40), metrics={"loss": 0.5})
+        assert [c.step for c in ckptr.checkpoints] == [40]
+
+
+def test_async_saves_stage_then_commit(tmp_path: Path) -> None:
+    with open_root(tmp_path, preservation_policy=PreserveAll()) as ckptr:
+        response = ckptr.save_async(10, state(10))
+        assert response is not None
+        response.staged()
+        assert response.result()
+        assert ckptr.save_async(11, state(11)) is None  # the policy skips it
+        assert [c.step for c in ckptr.checkpoints] == [10]
+
+
+def test_a_failed_background_save_is_raised_on_the_next_call_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    with open_root(tmp_path) as ckptr:
+        ckptr.save(10, state(10))
+        response = ckptr.save_async(20, {"bad": object()})
+        assert response is not None
+        with pytest.raises(TypeError):
+            response.result()
+        with pytest.raises(BackgroundSaveError, match="intact"):
+            ckptr.save(30, state(30))
+        assert [c.step for c in ckptr.checkpoints] == [10]
+        assert ckptr.load()["step"] == 10
+
+
+def test_unsupported_objects_get_a_clear_error_and_earlier_checkpoints_stay(
+    tmp_path: Path,
+) -> None:
+    with open_root(tmp_path) as ckptr:
+        ckptr.save(10, state(10))
+        with pytest.raises(TypeError, match="bad"):
+            ckptr.save(20, {"bad": threading.Lock()})
+        assert [c.step for c in ckptr.checkpoints] == [10]
+        assert not [p for p in tmp_path.iterdir() if tenure.io.is_temporary(p)]
+
+
+def test_an_abstract_state_that_does_not_fit_is_refused(tmp_path: Path) -> None:
+    with open_root(tmp_path) as ckptr:
+        ckptr.save(10, state(10))
+        wrong = {"params": {"w": np.zeros((5, 5), np.float32)}, "step": np.int64(0)}
+        with pytest.raises(ValueError, match="params"):
+            ckptr.load(abstract_state=wrong)
+
+
+def test_a_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "file"
+    root.write_text("not a directory")
+    with pytest.raises(RootNotUsableError, match="is a file"):
+        tenure.Checkpointer(root)
+
+
+def test_foreign_files_are_never_touched(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "0007").mkdir()
+    with open_root(tmp_path, preservation_policy=LatestN(1)) as ckptr:
+        for step in range(0, 50, 10):
+            ckptr.save(step, state(step))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["0007", "40", "metadata", "notes.txt", "tensorboard"] or names == [
+        "0007",
+        "40",
+        "notes.txt",
+        "tensorboard",
+    ]
+
+
+def test_deleted_steps_can_go_to_a_todelete_subdirectory(tmp_path: Path) -> None:
+    with open_root(tmp_path, preservation_policy=LatestN(1), todelete_subdir="trash") as ckptr:
+        ckptr.save(0, state(0))
+        ckptr.save(10, state(10))
+    assert (tmp_path / "trash" / "0").is_dir()
+    assert [c.step for c in open_root(tmp_path, read_only=True).checkpoints] == [10]
+
+
+def test_background_deletion_finishes_by_close(tmp_path: Path) -> None:
+    with open_root(tmp_path, preservation_policy=LatestN(1), background_delete=True) as ckptr:
+        for step in range(0, 40, 10):
+            ckptr.save(step, state(step))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name[0].isdigit()) == ["30"]
+
+
+def test_prefixed_and_padded_step_names(tmp_path: Path) -> None:
+    fmt = StepNameFormat(prefix="ckpt", fixed_length=6)
+    with open_root(tmp_path, step_name_format=fmt) as ckptr:
+        ckptr.save(10, state(10))
+    assert (tmp_path / "ckpt_000010").is_dir()
+    assert open_root(tmp_path, step_name_format=fmt, read_only=True).latest is not None
+
+
+def test_read_only_never_writes_and_takes_no_lock(tmp_path: Path) -> None:
+    with open_root(tmp_path) as writer:
+        writer.save(10, state(10))
+        reader = open_root(tmp_path, read_only=True)
+        assert reader.load()["step"] == 10
+        with pytest.raises(ReadOnlyError):
+            reader.save(20, state(20))
+        with pytest.raises(ReadOnlyError):
+            reader.delete(10)
+
+
+def test_two_writers_on_one_root_are_refused(tmp_path: Path) -> None:
+    with open_root(tmp_path), pytest.raises(tenure.RootLockedError, match="another Checkpointer"):
+        open_root(tmp_path)
+
+
+def test_continuous_policy_uses_the_injected_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    policy = ContinuousCheckpointingPolicy(minimum_interval_secs=60)
+    with tenure.Checkpointer(tmp_path, save_decision_policy=policy, clock=clock) as ckptr:
+        saved = []
+        for step in range(10):
+            if ckptr.save(step, state(step)):
+                saved.append(step)
+            clock.tick(25)
+        assert saved == [0, 3, 6, 9]
+
+
+def test_the_step_a_run_resumed_from_is_protected(tmp_path: Path) -> None:
+    with open_root(tmp_path, preservation_policy=LatestN(1)) as ckptr:
+        ckptr.save(10, state(10))
+    with open_root(tmp_path, preservation_policy=LatestN(1)) as ckptr:
+        ckptr.load()
+        ckptr.save(20, state(20))
+        ckptr.save(30, state(30))
+        assert [c.step for c in ckptr.checkpoints] == [10, 30]
+
+
+def test_iter_new_checkpoints_yields_steps_as_they_commit(tmp_path: Path) -> None:
+    writer = open_root(tmp_path, preservation_policy=PreserveAll())
+    writer.save(0, state(0))
+    reader = open_root(tmp_path, read_only=True)
+    now = [0.0]
+    commits = iter([10, 20])
+
+    def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+        step = next(commits, None)
+        if step is not None:
+            writer.save(step, state(step))
+
+    seen = [
+        c.step
+        for c in reader.iter_new_checkpoints(
+            timeout=5, poll_secs=1, sleep=fake_sleep, monotonic=lambda: now[0]
+        )
+    ]
+    writer.close()
+    assert seen == [10, 20]
