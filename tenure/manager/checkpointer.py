@@ -93,15 +93,14 @@ class _Pending:
 
 class SaveResponse:
     """Returned by `save_async`: `staged()` once the caller may reuse its arrays,
-        `result()` once the checkpoint is committed (re-raising any error of the save).
+    `result()` once the checkpoint is committed (re-raising any error of the save).
 
-        Examples:
-            >>> from concurrent import futures
-    from concurrent.futures import Future
-            >>> done, staged = Future(), Future()
-            >>> done.set_result(None); staged.set_result(None)
-            >>> SaveResponse(staged, done).result()
-            True
+    Examples:
+        >>> from concurrent.futures import Future
+        >>> done, staged = Future(), Future()
+        >>> done.set_result(None); staged.set_result(None)
+        >>> SaveResponse(staged, done).result()
+        True
     """
 
     def __init__(self, staged: Future[None], done: Future[None]) -> None:

@@ -32,6 +32,16 @@ def optional_count(_: object, attribute: attrs.Attribute[Any], value: Any) -> No
         )
 
 
+def optional_cap(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyArgumentError(
+            f"{attribute.name}={value!r} must be None (no cap) or an integer >= 1; Orbax "
+            "silently treats 0 as no cap, so tenure refuses it rather than guess"
+        )
+
+
 def optional_step(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise PolicyArgumentError(f"{attribute.name}={value!r} must be None or an integer step")

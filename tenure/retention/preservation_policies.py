@@ -21,6 +21,7 @@ from tenure.retention._combinators import flatten, join_repr
 from tenure.retention._metrics import Mode, lookup_metric, validate_metric_path, validate_mode
 from tenure.retention._text_repr import policy_label, policy_repr
 from tenure.retention._validators import (
+    optional_cap,
     optional_count,
     positive,
     positive_duration,
@@ -221,7 +222,7 @@ class EveryNSteps(PreservationPolicyBase):
 
     interval_steps: int = attrs.field(validator=positive_int)
     exact_interval: bool = True
-    max_to_keep: int | None = attrs.field(default=None, validator=optional_count)
+    max_to_keep: int | None = attrs.field(default=None, validator=optional_cap)
 
     def should_preserve(
         self,
@@ -253,7 +254,7 @@ class EveryNStepsClosest(PreservationPolicyBase):
     """
 
     interval_steps: int = attrs.field(validator=positive_int)
-    max_to_keep: int | None = attrs.field(default=None, validator=optional_count)
+    max_to_keep: int | None = attrs.field(default=None, validator=optional_cap)
 
     def should_preserve(
         self,

@@ -57,12 +57,13 @@ def checkpoint_lists(draw: st.DrawFn, max_size: int = 30) -> list[CheckpointInfo
 
 
 counts = st.one_of(st.none(), st.integers(0, 8))
+caps = st.one_of(st.none(), st.integers(1, 8))
 leaf_policies: st.SearchStrategy[Any] = st.one_of(
     st.just(PreserveAll()),
     st.builds(LatestN, counts),
     st.builds(EveryNSeconds, st.integers(1, 5 * 86_400)),
-    st.builds(EveryNSteps, st.integers(1, 5_000), st.booleans(), counts),
-    st.builds(EveryNStepsClosest, st.integers(1, 5_000), counts),
+    st.builds(EveryNSteps, st.integers(1, 5_000), st.booleans(), caps),
+    st.builds(EveryNStepsClosest, st.integers(1, 5_000), caps),
     st.builds(CustomSteps, st.sets(st.integers(0, 50_000), max_size=5)),
     st.builds(
         BestN,

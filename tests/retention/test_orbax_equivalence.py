@@ -27,6 +27,7 @@ from tenure.retention import (
 from .strategies import checkpoint_lists
 
 counts = st.one_of(st.none(), st.integers(0, 8))
+caps = st.one_of(st.none(), st.integers(1, 8))
 
 
 def pairs() -> st.SearchStrategy[tuple[Any, Any]]:
@@ -35,13 +36,13 @@ def pairs() -> st.SearchStrategy[tuple[Any, Any]]:
         st.integers(1, 5 * 86_400).map(
             lambda s: (EveryNSeconds(s), orbax.EveryNSeconds(interval_secs=s))
         ),
-        st.tuples(st.integers(1, 5000), st.booleans(), counts).map(
+        st.tuples(st.integers(1, 5000), st.booleans(), caps).map(
             lambda a: (
                 EveryNSteps(a[0], a[1], a[2]),
                 orbax.EveryNSteps(interval_steps=a[0], exact_interval=a[1], max_to_keep=a[2]),
             )
         ),
-        st.tuples(st.integers(1, 5000), counts).map(
+        st.tuples(st.integers(1, 5000), caps).map(
             lambda a: (
                 EveryNStepsClosest(a[0], a[1]),
                 orbax.EveryNStepsClosest(interval_steps=a[0], max_to_keep=a[1]),

@@ -215,6 +215,7 @@ def test_per_bucket_and_per_step_bucket() -> None:
         lambda: EveryNSteps(0),
         lambda: EveryNSeconds(0),
         lambda: EveryNStepsClosest(0),
+        lambda: EveryNSteps(10, max_to_keep=0),
         lambda: BestN(n=2),
         lambda: BestN(metric="loss", n=2),
         lambda: BestN(metric="loss", mode="median", n=2),
