@@ -116,8 +116,11 @@ class StepTransaction:
                     f"{self.final} already exists; tenure never overwrites a checkpoint: save "
                     "under another step, or delete that directory first"
                 )
-            if self.tmp.exists():
+            # A leftover of a crashed save, or a stray file under a temporary name.
+            if self.tmp.is_dir():
                 shutil.rmtree(self.tmp)
+            elif self.tmp.exists():
+                self.tmp.unlink()
             self.tmp.mkdir(parents=True)
         self._phase("begin")
 
