@@ -1,0 +1,253 @@
+"""The manager on a real disk against the pure planner replayed: they must agree.
+
+A hypothesis state machine drives a real `tenure.Checkpointer` on a temporary directory
+with a fake clock: steps advance, saves (sync and async) carry random metrics (NaN and
+missing included), preemption signals arrive, the job restarts and resumes, a write fails
+half way, someone deletes a step behind the manager's back, and foreign files appear in the
+root. After every rule, the committed steps on disk equal the model's: the save policy and
+`plan_retention` replayed over the same history.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import shutil
+import signal
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+import tenure
+from tenure.retention import (
+    BestN,
+    CheckpointInfo,
+    DecisionContext,
+    EveryNSteps,
+    FixedIntervalPolicy,
+    InitialSavePolicy,
+    LatestN,
+    MinimumStepGapPolicy,
+    NewBestPolicy,
+    PreemptionCheckpointingPolicy,
+    PreservationContext,
+    Weekly,
+    plan_retention,
+)
+
+SAVE_POLICIES = [
+    FixedIntervalPolicy(2) | PreemptionCheckpointingPolicy(),
+    MinimumStepGapPolicy(3) | InitialSavePolicy() | PreemptionCheckpointingPolicy(),
+    NewBestPolicy("loss", mode="min") | FixedIntervalPolicy(5) | PreemptionCheckpointingPolicy(),
+]
+KEEP_POLICIES = [
+    LatestN(2),
+    LatestN(2) | BestN(metric="loss", mode="min", n=2) | EveryNSteps(6),
+    BestN(metric="loss", mode="max", n=1, keep_checkpoints_without_metrics=False),
+    Weekly(2) | LatestN(1),
+]
+metrics = st.one_of(
+    st.none(),
+    st.just({}),
+    st.builds(lambda v: {"loss": v}, st.floats(0, 10, allow_nan=False) | st.just(math.nan)),
+)
+
+
+def content(step: int) -> dict[str, Any]:
+    """What a step saves: distinct per step, so a load proves which step it read."""
+    return {"w": np.arange(6, dtype=np.float32) + step, "step": np.int64(step)}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class ManagerMatchesPlanner(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="tenure-stateful-"))
+        self.clock = FakeClock()
+        self.step = 0
+        self.alive: list[CheckpointInfo] = []
+        self.resumed_from: int | None = None
+        self.preempted = False
+        self.foreign: list[Path] = []
+        self.ckptr: tenure.Checkpointer
+
+    @initialize(save=st.sampled_from(SAVE_POLICIES), keep=st.sampled_from(KEEP_POLICIES))
+    def open(self, save: Any, keep: Any) -> None:
+        self.save_policy, self.keep_policy = save, keep
+        self.ckptr = self._new_checkpointer()
+
+    def _new_checkpointer(self) -> tenure.Checkpointer:
+        return tenure.Checkpointer(
+            self.root,
+            save_decision_policy=self.save_policy,
+            preservation_policy=self.keep_policy,
+            clock=self.clock,
+            handle_signals=True,
+            preemption_signals=[signal.SIGUSR1],
+        )
+
+    # -- the model: the pure decision code, replayed ------------------------------------
+
+    def model_save(self, metrics: dict[str, float] | None) -> bool:
+        info = CheckpointInfo(self.step, self.clock(), metrics)
+        context = DecisionContext(reached_preemption=self.preempted)
+        if not self.save_policy.should_save(info, list(self.alive), context=context):
+            return False
+        self.alive.append(info)
+        protected = [] if self.resumed_from is None else [self.resumed_from]
+        plan = plan_retention(
+            self.alive, self.keep_policy, PreservationContext(now=self.clock()), protected
+        )
+        self.alive = [c for c in self.alive if c.step in plan.keep]
+        return True
+
+    # -- rules -----------------------------------------------------------------------------
+
+    @rule(steps=st.integers(1, 3), seconds=st.integers(1, 3 * 86_400))
+    def advance(self, steps: int, seconds: int) -> None:
+        self.step += steps
+        self.clock.now += timedelta(seconds=seconds)
+
+    @rule(metrics=metrics, asynchronous=st.booleans())
+    def save(self, metrics: dict[str, float] | None, asynchronous: bool) -> None:
+        if self.alive and self.alive[-1].step >= self.step:
+            self.step = self.alive[-1].step + 1
+        expected = self.model_save(metrics)
+        if asynchronous:
+            response = self.ckptr.save_async(self.step, content(self.step), metrics=metrics)
+            assert (response is not None) == expected
+            if response is not None:
+                response.staged()
+                assert response.result()
+        else:
+            assert self.ckptr.save(self.step, content(self.step), metrics=metrics) == expected
+
+    @rule()
+    def preemption_notice(self) -> None:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        self.preempted = True
+        assert self.ckptr.reached_preemption(self.step)
+
+    @rule()
+    def restart_and_resume(self) -> None:
+        self.ckptr.close()
+        self.ckptr = self._new_checkpointer()
+        self.preempted = False
+        if self.alive:
+            loaded = self.ckptr.load(abstract_state=content(0))
+            np.testing.assert_array_equal(loaded["w"], content(self.alive[-1].step)["w"])
+            self.resumed_from = self.alive[-1].step
+        else:
+            self.resumed_from = None
+
+    @precondition(lambda self: self.step not in {c.step for c in self.alive})
+    @rule()
+    def write_fails_half_way(self) -> None:
+        """The disk refuses to grow past 64 KiB in the middle of writing a big array."""
+        big = {"w": np.ones(1_000_000, dtype=np.float32)}
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+        try:
+            with pytest.raises(tenure.io.InsufficientSpaceError):
+                self.ckptr.save(self.step, big, force=True)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, previous)
+
+    @precondition(lambda self: len(self.alive) >= 2)
+    @rule(data=st.data())
+    def someone_deletes_a_step(self, data: st.DataObject) -> None:
+        victim = data.draw(st.sampled_from(self.alive[:-1]))
+        shutil.rmtree(self.root / str(victim.step))
+        self.ckptr.reload()
+        self.alive.remove(victim)
+        if self.resumed_from == victim.step:
+            self.resumed_from = None
+
+    @rule(name=st.sampled_from(["notes.txt", "tensorboard", "12abc", "007"]))
+    def foreign_file_appears(self, name: str) -> None:
+        path = self.root / name
+        if path.exists():
+            return
+        if "." in name:
+            path.write_text("not a checkpoint")
+        else:
+            path.mkdir()
+        self.foreign.append(path)
+
+    @rule(step=st.integers(0, 40), as_file=st.booleans())
+    def leftover_of_a_crashed_save_appears(self, step: int, as_file: bool) -> None:
+        """A temporary name belongs to the checkpointer: never listed, may be replaced."""
+        path = self.root / f"{step}.orbax-checkpoint-tmp"
+        if path.exists():
+            return
+        if as_file:
+            path.write_text("half written")
+        else:
+            (path / "state").mkdir(parents=True)
+
+    # -- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def disk_matches_model(self) -> None:
+        if not hasattr(self, "ckptr"):
+            return
+        self.ckptr.wait()
+        expected = [c.step for c in self.alive]
+        on_disk = sorted(
+            int(p.name)
+            for p in self.root.iterdir()
+            if p.name.isdigit() and p.name == str(int(p.name))
+        )
+        assert on_disk == expected
+        assert [c.step for c in self.ckptr.checkpoints] == expected
+
+    @invariant()
+    def latest_loads_what_was_saved(self) -> None:
+        if not hasattr(self, "ckptr") or not self.alive:
+            return
+        latest = self.ckptr.latest
+        assert latest is not None
+        assert latest.step == self.alive[-1].step
+        loaded = tenure.io.load_pytree(latest.path)
+        np.testing.assert_array_equal(loaded["w"], content(latest.step)["w"])
+
+    @invariant()
+    def foreign_files_survive(self) -> None:
+        assert all(p.exists() for p in self.foreign)
+
+    def teardown(self) -> None:
+        if hasattr(self, "ckptr"):
+            self.ckptr.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+ManagerMatchesPlanner.TestCase.settings = settings(
+    max_examples=settings().max_examples,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestManagerMatchesPlanner = ManagerMatchesPlanner.TestCase
