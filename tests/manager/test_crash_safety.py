@@ -1,0 +1,60 @@
+"""SIGKILL a training loop at random moments; the restart must find a loadable latest.
+
+The loop saves every step. The parent reads the loop's "saving N" lines and kills it at a
+randomly chosen one, so the kill lands while that save is being written, committed, or
+cleaned up. 10 trials in CI; TENURE_HYPOTHESIS_PROFILE=soak runs 100.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tenure
+
+LOOP = """
+import sys
+import numpy as np
+import tenure
+from tenure.retention import FixedIntervalPolicy, LatestN
+
+root, steps = sys.argv[1], int(sys.argv[2])
+with tenure.Checkpointer(root, save_decision_policy=FixedIntervalPolicy(1),
+                         preservation_policy=LatestN(3), cleanup_tmp_directories=True) as ckptr:
+    start = ckptr.latest.step + 1 if ckptr.latest else 0
+    for step in range(start, start + steps):
+        print(f"saving {step}", flush=True)
+        ckptr.save(step, {"w": np.full(50_000, step, dtype=np.float32), "step": np.int64(step)},
+                   metrics={"loss": 1.0 / (1 + step)})
+"""
+
+TRIALS = 100 if os.environ.get("TENURE_HYPOTHESIS_PROFILE") == "soak" else 10
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_a_killed_loop_restarts_from_a_loadable_latest(tmp_path: Path, trial: int) -> None:
+    kill_at = random.Random(trial).randrange(1, 6)
+    loop = subprocess.Popen(
+        [sys.executable, "-c", LOOP, str(tmp_path), "1000"], stdout=subprocess.PIPE, text=True
+    )
+    assert loop.stdout is not None
+    for line in loop.stdout:
+        if line.strip() == f"saving {kill_at}":
+            loop.kill()
+            break
+    loop.wait(timeout=120)
+
+    with tenure.Checkpointer(tmp_path, cleanup_tmp_directories=True) as ckptr:
+        latest = ckptr.latest
+        assert latest is not None
+        assert kill_at - 1 <= latest.step <= kill_at
+        state = ckptr.load()
+        np.testing.assert_array_equal(state["w"], np.full(50_000, latest.step, np.float32))
+        assert state["step"] == latest.step
+        assert not [p for p in tmp_path.iterdir() if tenure.io.is_temporary(p)]
