@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -107,7 +108,9 @@ def read_root_metadata(root: Path) -> Mapping[str, Any] | None:
 # -- processes --------------------------------------------------------------------------
 
 
+@functools.cache
 def _process_count() -> int:
+    """Fixed once jax.distributed is initialized; asked on every training step."""
     import jax
 
     return int(jax.process_count())

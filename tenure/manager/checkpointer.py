@@ -169,6 +169,7 @@ class Checkpointer:
         self._root_lock = RootLock(self._directory)
         self._open_root(custom_metadata, cleanup_tmp_directories)
         self._checkpoints: list[CheckpointMetadata] = self._scan(details=not lightweight_initialize)
+        self._previous: tuple[CheckpointInfo, ...] | None = None
         if handle_signals:
             self._preemption.install(preemption_signals)
 
@@ -189,10 +190,10 @@ class Checkpointer:
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
             self._root_lock.acquire()
-        except PermissionError as error:
+        except OSError as error:
             raise RootNotUsableError(
-                f"cannot write to {self._directory} ({error.strerror}); give this process "
-                "write permission or choose another directory"
+                f"cannot use {self._directory} as a checkpoint root ({error.strerror}); check "
+                "that the path and its parents are writable directories, or choose another"
             ) from None
         if custom_metadata is not None:
             _store.write_root_metadata(self._directory, custom_metadata)
@@ -256,22 +257,29 @@ class Checkpointer:
         with self._lock:
             return self._pending is not None and not self._pending.done.done()
 
+
     def should_save(self, step: int, *, metrics: Mapping[str, Any] | None = None) -> bool:
         """What the save policy says about `step` now; the primary process decides."""
         return self._decide(CheckpointInfo(step, self._clock(), metrics))
 
     def _decide(self, info: CheckpointInfo) -> bool:
         with self._lock:
-            self._ensure_details()
-            previous = [c.info() for c in self._checkpoints]
-            if self._pending is not None:
-                previous.append(self._pending.info)
-            context = DecisionContext(
-                is_saving_in_progress=self.is_saving_in_progress(),
-                reached_preemption=self.reached_preemption(info.step),
-            )
+            previous = self._previous_steps()
+            busy = self._pending is not None and not self._pending.done.done()
+        context = DecisionContext(
+            is_saving_in_progress=busy, reached_preemption=self.reached_preemption(info.step)
+        )
         decision = self._save_policy.should_save(info, previous, context=context)
         return _store.agree_across_processes(decision)
+
+    def _previous_steps(self) -> tuple[CheckpointInfo, ...]:
+        """What the save policy sees: the committed checkpoints, then a save in flight.
+        Cached, since `save` runs every training step and checkpoints change rarely."""
+        if self._previous is None:
+            self._ensure_details()
+            pending = (self._pending.info,) if self._pending is not None else ()
+            self._previous = (*(c.info() for c in self._checkpoints), *pending)
+        return self._previous
 
     # -- saving --------------------------------------------------------------------------
 
@@ -357,6 +365,7 @@ class Checkpointer:
             done: Future[None] = Future()
             staged: Future[None] = Future()
             self._pending = _Pending(info, path, done, staged)
+            self._previous = None
         threading.Thread(
             target=self._finish, args=(handle, self._pending), daemon=True, name="tenure-save"
         ).start()
@@ -371,11 +380,13 @@ class Checkpointer:
                 self._checkpoints.append(self._describe(pending.info.step, pending.path))
                 self._checkpoints.sort(key=lambda c: c.step)
                 self._pending = None
+                self._previous = None
                 self._apply_retention()
             pending.done.set_result(None)
         except BaseException as error:  # re-raised on the caller's next call
             with self._lock:
                 self._pending = None
+                self._previous = None
                 self._background_error = error
             if not pending.staged.done():
                 pending.staged.set_exception(error)
@@ -386,6 +397,7 @@ class Checkpointer:
     def _apply_retention(self) -> None:
         if not _store.is_primary_process():
             self._checkpoints = self._scan(details=True)
+            self._previous = None
             return
         protected = {self._pending.info.step} if self._pending is not None else set()
         if self._resumed_from is not None:
@@ -404,6 +416,7 @@ class Checkpointer:
         a reader never sees a half-deleted step under its own name)."""
         entry = next(c for c in self._checkpoints if c.step == step)
         self._checkpoints.remove(entry)
+        self._previous = None
         if self._todelete_subdir is not None:
             target = self._directory / self._todelete_subdir
             target.mkdir(exist_ok=True)
@@ -504,6 +517,7 @@ class Checkpointer:
         self.wait()
         with self._lock:
             self._checkpoints = self._scan(details=True)
+            self._previous = None
 
     def iter_new_checkpoints(
         self,
