@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,17 @@ import numpy as np
 import tensorstore as ts
 
 from tenure.io import shardings
-from tenure.io.arrays import ArrayLayout, ArrayWrite, open_for_read, resolve_read, write_arrays
+from tenure.io.arrays import (
+    ArrayLayout,
+    ArrayWrite,
+    Index,
+    RawArray,
+    Region,
+    open_for_read,
+    region,
+    resolve_read,
+    write_arrays,
+)
 from tenure.io.commit import Processes, write_json
 from tenure.io.errors import StructureMismatchError, TenureIOError
 from tenure.io.layout import (
@@ -199,6 +211,8 @@ class SavedItem:
     key_impls: dict[str, str]
     shardings: dict[str, str]
     strings: dict[str, str]
+    by_name: dict[str, TreeEntry]
+    crcs: dict[str, dict[Region, int]]
 
     @classmethod
     def open(cls, item_dir: Path) -> SavedItem:
@@ -224,9 +238,8 @@ class SavedItem:
             read_json(sharding_path) if sharding_path.is_file() else {},
             read_json(strings_path) if strings_path.is_file() else {},
             {param_name(e.path): e for e in meta.entries},
+            recorded_crcs(item_dir),
         )
-
-    by_name: dict[str, TreeEntry]
 
     def entry(self, path: KeyPath) -> TreeEntry | None:
         """The recorded entry at exactly `path`, if any."""
@@ -236,6 +249,17 @@ class SavedItem:
         """The sharding the array was saved with, when this machine can rebuild it."""
         text = self.shardings.get(shardings.sharding_key(name))
         return shardings.from_json(text) if text else None
+
+
+def recorded_crcs(item_dir: Path) -> dict[str, dict[Region, int]]:
+    """The crc32 tenure recorded for each written piece, by array name and region."""
+    crcs: dict[str, dict[Region, int]] = {}
+    for path in sorted((item_dir / TENURE_DIR).glob("checksums.process_*.json")):
+        for name, pieces in read_json(path).items():
+            for piece in pieces:
+                bounds = tuple((int(a), int(b)) for a, b in piece["index"])
+                crcs.setdefault(name, {})[bounds] = int(piece["crc32"])
+    return crcs
 
 
 def _orbax_key_impls(item_dir: Path) -> dict[str, str]:
@@ -253,10 +277,25 @@ def _orbax_key_impls(item_dir: Path) -> dict[str, str]:
 
 
 class _Pending:
-    """Placeholder for a leaf whose data is still being read."""
+    """A leaf being read: `start` issues its reads, `resolve` waits for them and builds the value.
 
-    def __init__(self, resolve: Callable[[], Any]) -> None:
-        self.resolve = resolve
+    Every leaf is started before any is resolved, so all reads of a load overlap.
+    """
+
+    def __init__(self, start: Callable[[], Callable[[], Any]]) -> None:
+        self._start = start
+        self._finish: Callable[[], Any] | None = None
+
+    def start(self) -> None:
+        """Issue this leaf's reads without waiting for them."""
+        if self._finish is None:
+            self._finish = self._start()
+
+    def resolve(self) -> Any:
+        """Wait for the reads and return the leaf's value."""
+        self.start()
+        assert self._finish is not None
+        return self._finish()
 
 
 def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
@@ -266,12 +305,23 @@ def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
     )
 
 
+@functools.cache
+def _read_pool() -> ThreadPoolExecutor:
+    """Threads for raw chunk reads: `readinto` and `crc32` release the GIL."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="tenure-read")
+
+
+def _full(shape: tuple[int, ...]) -> Index:
+    return tuple(slice(0, n) for n in shape)
+
+
 @attrs.define
 class Reader:
     """Reads leaves of one item: every open and read is issued before any is awaited."""
 
     item: SavedItem
     stores: dict[str, Any] = attrs.field(factory=dict)
+    raws: dict[str, RawArray | None] = attrs.field(factory=dict)
 
     def _store(self, name: str) -> Any:
         if name not in self.stores:
@@ -280,6 +330,13 @@ class Reader:
 
     def _opened(self, name: str) -> Any:
         return resolve_read(self._store(name), self.item.item_dir, name)
+
+    def _raw(self, name: str) -> RawArray | None:
+        if name not in self.raws:
+            crcs = self.item.crcs.get(name, {})
+            plain = bool(crcs) and not self.item.meta.use_ocdbt and self.item.meta.use_zarr3
+            self.raws[name] = RawArray.open(self.item.item_dir / name, crcs) if plain else None
+        return self.raws[name]
 
     def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
         """A placeholder for the saved leaf at `path`, converted as `target` asks."""
@@ -299,62 +356,94 @@ class Reader:
             kind = {"jax.Array": JAX, "np.ndarray": NUMPY}.get(entry.value_type, "scalar")
             if kind == JAX and name in self.item.key_impls:
                 kind = KEY
-        self._store(name)
-        return _Pending(lambda: self._finish(path, name, kind, target, numpy_default))
+        if self._raw(name) is None:
+            self._store(name)
+        return _Pending(lambda: self._start(path, name, kind, target, numpy_default))
 
-    def _finish(self, path: KeyPath, name: str, kind: str, target: Any, numpy_default: bool) -> Any:
-        store = self._opened(name)
-        saved_shape = tuple(store.shape)
+    def _start(
+        self, path: KeyPath, name: str, kind: str, target: Any, numpy_default: bool
+    ) -> Callable[[], Any]:
+        raw, store = self._raw(name), None
+        if raw is None:
+            store = self._opened(name)
+            saved_shape, saved_dtype = tuple(store.shape), store.dtype.numpy_dtype
+        else:
+            saved_shape, saved_dtype = raw.shape, raw.dtype
         if kind == KEY:
-            data = self._read(store, name, None)
-            keys = jax.random.wrap_key_data(jax.numpy.asarray(data), impl=self.item.key_impls[name])
-            sharding = getattr(target, "sharding", None)
-            return keys if sharding is None else jax.device_put(keys, sharding)
+            read_keys = self._issue(name, raw, store, _full(saved_shape))
+            impl, sharding = self.item.key_impls[name], getattr(target, "sharding", None)
+
+            def keys() -> Any:
+                data = jax.random.wrap_key_data(jax.numpy.asarray(read_keys()), impl=impl)
+                return data if sharding is None else jax.device_put(data, sharding)
+
+            return keys
         shape = getattr(target, "shape", None)
         if shape is not None and tuple(shape) != saved_shape:
             raise _mismatch(
                 path, f"saved shape {saved_shape} differs from requested shape {tuple(shape)}"
             )
         dtype = getattr(target, "dtype", None)
-        if dtype is not None and np.dtype(dtype) != store.dtype.numpy_dtype:
-            store = ts.cast(store, np.dtype(dtype))
+        if dtype is not None and np.dtype(dtype) != saved_dtype:
+            raw, store = None, ts.cast(self._opened(name), np.dtype(dtype))
         if isinstance(target, jax.ShapeDtypeStruct | jax.Array) or (
             target is None and not numpy_default and kind == JAX
         ):
             sharding = getattr(target, "sharding", None) or self.item.saved_sharding(name)
             if sharding is None:
                 sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-            return self._read_sharded(store, name, saved_shape, sharding)
-        value = self._read(store, name, None)
-        if isinstance(target, np.ndarray) or (target is None and kind in (JAX, NUMPY)):
-            return value
-        scalar = target if target is not None and not isinstance(target, type) else None
-        if scalar is not None:
-            return type(scalar)(value.item()) if not isinstance(scalar, np.generic) else value[()]
-        if kind in PY_SCALARS:
-            return PY_SCALARS[kind](value.item())
-        if kind == NUMPY_SCALAR:
-            return value[()]
-        return value.item() if value.ndim == 0 else value
+            return self._start_sharded(name, raw, store, saved_shape, sharding)
+        read = self._issue(name, raw, store, _full(saved_shape))
+        return lambda: _host_value(read(), kind, target)
 
-    def _read(self, store: Any, name: str, index: Any) -> np.ndarray:
-        view = store if index is None else store[index]
-        result: np.ndarray = resolve_read(view.read(), self.item.item_dir, name)
-        return result
+    def _issue(self, name: str, raw: RawArray | None, store: Any, index: Index) -> Any:
+        """Start reading `index` of `name`; return the function that waits for the numpy data."""
+        chunk = None if raw is None else raw.chunk(index)
+        if raw is not None and chunk is not None:
+            return _read_pool().submit(raw.read, name, *chunk).result
+        if store is None:
+            store = self._opened(name)
+        future = (store[index] if index else store).read()
+        return lambda: resolve_read(future, self.item.item_dir, name)
 
-    def _read_sharded(
-        self, store: Any, name: str, shape: tuple[int, ...], sharding: jax.sharding.Sharding
-    ) -> jax.Array:
+    def _start_sharded(
+        self,
+        name: str,
+        raw: RawArray | None,
+        store: Any,
+        shape: tuple[int, ...],
+        sharding: jax.sharding.Sharding,
+    ) -> Callable[[], jax.Array]:
         # Each distinct index is read once, however many devices hold a replica of it.
         index_map = sharding.addressable_devices_indices_map(shape)
-        reads: dict[str, Any] = {}
-        for index in index_map.values():
-            key = repr(index)
+        reads: dict[Region, Any] = {}
+        indices = {d: _full(shape) if i is None else i for d, i in index_map.items()}
+        for index in indices.values():
+            key = region(index, shape)
             if key not in reads:
-                reads[key] = store[index].read() if index else store.read()
-        pieces = {k: resolve_read(f, self.item.item_dir, name) for k, f in reads.items()}
-        arrays = [jax.device_put(pieces[repr(index)], d) for d, index in index_map.items()]
-        return jax.make_array_from_single_device_arrays(shape, sharding, arrays)
+                reads[key] = self._issue(name, raw, store, index)
+
+        def assemble() -> jax.Array:
+            pieces = {key: read() for key, read in reads.items()}
+            # On CPU, device_put adopts the aligned buffers instead of copying them.
+            arrays = [jax.device_put(pieces[region(i, shape)], d) for d, i in indices.items()]
+            return jax.make_array_from_single_device_arrays(shape, sharding, arrays)
+
+        return assemble
+
+
+def _host_value(value: np.ndarray, kind: str, target: Any) -> Any:
+    """A leaf read as numpy, converted to the type `target` (or the saved `kind`) asks for."""
+    if isinstance(target, np.ndarray) or (target is None and kind in (JAX, NUMPY)):
+        return value
+    scalar = target if target is not None and not isinstance(target, type) else None
+    if scalar is not None:
+        return type(scalar)(value.item()) if not isinstance(scalar, np.generic) else value[()]
+    if kind in PY_SCALARS:
+        return PY_SCALARS[kind](value.item())
+    if kind == NUMPY_SCALAR:
+        return value[()]
+    return value.item() if value.ndim == 0 else value
 
 
 def _saved_subtree(reader: Reader, path: KeyPath, numpy_default: bool) -> Any:
@@ -418,10 +507,15 @@ def load_item(item_dir: Path, abstract: Any = None) -> Any:
             )
 
         tree = walk(abstract, ())
+
+    def is_pending(x: Any) -> bool:
+        return isinstance(x, _Pending)
+
+    pending = [x for x in jax.tree_util.tree_leaves(tree, is_leaf=is_pending) if is_pending(x)]
+    for leaf in pending:
+        leaf.start()
     return jax.tree_util.tree_map(
-        lambda x: x.resolve() if isinstance(x, _Pending) else x,
-        tree,
-        is_leaf=lambda x: isinstance(x, _Pending),
+        lambda x: x.resolve() if is_pending(x) else x, tree, is_leaf=is_pending
     )
 
 
