@@ -220,11 +220,16 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
         >>> read_step_metadata(d).custom_metadata
         {'run': 'a'}
     """
+    # Opening files directly, without exists/is_file checks first: a manager opening a root
+    # of many steps calls this once per step.
     step = Path(step_dir)
-    if not step.is_dir():
-        raise NotACheckpointError(f"{step} does not exist or is not a directory")
     path = step / STEP_METADATA_FILE
-    doc: dict[str, JsonValue] = read_json(path) if path.is_file() else {}
+    try:
+        doc: JsonValue = read_json(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if not step.is_dir():
+            raise NotACheckpointError(f"{step} does not exist or is not a directory") from None
+        doc = {}
     if not isinstance(doc, dict):
         raise CorruptCheckpointError(f"{path} must hold a JSON object, found {type(doc).__name__}")
     handlers = doc.get("item_handlers")
@@ -237,11 +242,14 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
     custom = dict(doc.get("custom_metadata") or {})
     # Orbax folds unknown top-level keys into custom metadata; do the same.
     custom.update({k: v for k, v in doc.items() if k not in _STEP_FIELDS})
-    metrics_path = step / METRICS_ITEM / METRICS_FILE
+    try:
+        metrics = read_json(step / METRICS_ITEM / METRICS_FILE)
+    except (FileNotFoundError, NotADirectoryError):
+        metrics = None
     return StepMetadata(
         item_handlers={str(k): str(v) for k, v in handlers.items()},
         init_timestamp_nsecs=doc.get("init_timestamp_nsecs"),
         commit_timestamp_nsecs=doc.get("commit_timestamp_nsecs"),
         custom_metadata=custom,
-        metrics=read_json(metrics_path) if metrics_path.is_file() else None,
+        metrics=metrics,
     )
