@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,11 @@ JSON_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.Json
 METRICS_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.MetricsHandler"
 
 
-def read_json(path: Path) -> JsonValue:
+def read_json(path: PathLike) -> JsonValue:
     """Parse a JSON file, reporting a damaged file as `CorruptCheckpointError`."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return json.loads(f.read())
     except FileNotFoundError:
         raise
     except (ValueError, UnicodeDecodeError) as e:
@@ -222,12 +223,12 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
     """
     # Opening files directly, without exists/is_file checks first: a manager opening a root
     # of many steps calls this once per step.
-    step = Path(step_dir)
-    path = step / STEP_METADATA_FILE
+    step = os.fspath(step_dir)
+    path = os.path.join(step, STEP_METADATA_FILE)
     try:
         doc: JsonValue = read_json(path)
     except (FileNotFoundError, NotADirectoryError):
-        if not step.is_dir():
+        if not os.path.isdir(step):
             raise NotACheckpointError(f"{step} does not exist or is not a directory") from None
         doc = {}
     if not isinstance(doc, dict):
@@ -236,14 +237,14 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
     if not isinstance(handlers, dict):
         handlers = {
             child.name: ""
-            for child in step.iterdir()
+            for child in os.scandir(step)
             if child.is_dir() and not child.name.startswith(("_", "."))
         }
     custom = dict(doc.get("custom_metadata") or {})
     # Orbax folds unknown top-level keys into custom metadata; do the same.
     custom.update({k: v for k, v in doc.items() if k not in _STEP_FIELDS})
     try:
-        metrics = read_json(step / METRICS_ITEM / METRICS_FILE)
+        metrics = read_json(os.path.join(step, METRICS_ITEM, METRICS_FILE))
     except (FileNotFoundError, NotADirectoryError):
         metrics = None
     return StepMetadata(
