@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -162,12 +162,18 @@ def index_to_json(index: Index, shape: Sequence[int]) -> list[list[int]]:
 
 
 def write_arrays(
-    item_dir: Path, writes: Sequence[ArrayWrite], layout: ArrayLayout, *, db: str = ""
+    item_dir: Path,
+    writes: Sequence[ArrayWrite],
+    layout: ArrayLayout,
+    *,
+    written: Callable[[Path], None] | None = None,
+    db: str = "",
 ) -> dict[str, list[dict[str, Any]]]:
     """Create every array and write this process's pieces; return their checksums by name.
 
     All opens and writes are in flight together; crc32s are computed on a thread pool while
-    tensorstore writes. The written data is not yet fsynced.
+    tensorstore writes. Without OCDBT, `written` gets each array's directory once its data is
+    written (not yet fsynced).
     """
     ctx = context()
     opened = [
@@ -185,12 +191,17 @@ def write_arrays(
             if txn is not None:
                 store = store.with_transaction(txn)
             sums.append([(index, pool.submit(checksum, data)) for index, data in w.pieces])
-            for index, data in w.pieces:
-                pending.append(
-                    (w.name, store[index].write(data, can_reference_source_data_indefinitely=True))
-                )
-        for name, write in pending:
-            _wait(write.commit, item_dir, name)
+            pending.append(
+                [
+                    store[index].write(data, can_reference_source_data_indefinitely=True)
+                    for index, data in w.pieces
+                ]
+            )
+        for w, array_writes in zip(writes, pending, strict=True):
+            for write in array_writes:
+                _wait(write.commit, item_dir, w.name)
+            if written is not None and txn is None:
+                written(item_dir / w.name)
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
         return {

@@ -128,7 +128,9 @@ class PreparedSave:
             for name, staged in self.items.items():
                 item_dir = txn.tmp / name
                 if staged.pytree is not None:
-                    write_item(item_dir, staged.pytree, self.layout, self.processes)
+                    write_item(
+                        item_dir, staged.pytree, self.layout, self.processes, txn.syncer.submit
+                    )
                     handlers[name] = PYTREE_HANDLER
                 elif self.processes.primary:
                     write_json(item_dir / JSON_DATA_FILE, staged.document)

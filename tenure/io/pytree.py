@@ -134,16 +134,23 @@ def stage(
 
 
 def write_item(
-    item_dir: Path, staged: StagedPytree, layout: ArrayLayout, processes: Processes
+    item_dir: Path,
+    staged: StagedPytree,
+    layout: ArrayLayout,
+    processes: Processes,
+    written: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write arrays, then the item's metadata files (shared ones from the primary only)."""
+    """Write arrays, then the item's metadata files (shared ones from the primary only).
+
+    `written` gets each array directory as soon as its data is written (see `write_arrays`).
+    """
     if layout.ocdbt and processes.count > 1:
         raise TenureIOError(
             "the OCDBT layout is single-process for now (its per-process databases would need "
             "a merge); save with ArrayLayout(ocdbt=False) when running several processes"
         )
     item_dir.mkdir(parents=True, exist_ok=True)
-    sums = write_arrays(item_dir, staged.writes, layout)
+    sums = write_arrays(item_dir, staged.writes, layout, written=written)
     write_json(
         item_dir / ARRAY_METADATAS_DIR / f"process_{processes.index}",
         {
