@@ -73,7 +73,7 @@ def load(step_dir: Path, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
     return io.load_checkpointables(step_dir, abstract)
 
 
-is_committed = io.is_committed
+is_temporary = io.is_temporary
 remove_temporary = io.remove_temporary
 
 

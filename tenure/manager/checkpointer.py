@@ -9,6 +9,7 @@ writer owns the root, and preemption signals turned into data.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -201,15 +202,17 @@ class Checkpointer:
             _store.remove_temporary(self._directory)
 
     def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
-        found = []
-        for entry in self._directory.iterdir() if self._directory.is_dir() else ():
-            step = self._names.parse(entry.name)
-            if step is None or not entry.is_dir() or not _store.is_committed(entry):
-                continue
-            found.append(
-                self._describe(step, entry) if details else CheckpointMetadata(step, entry)
-            )
-        return sorted(found, key=lambda c: c.step)
+        steps = []
+        # os.scandir knows each entry's type without a stat call: roots can hold many steps.
+        with os.scandir(self._directory) as entries:
+            for entry in entries:
+                step = self._names.parse(entry.name)
+                if step is not None and entry.is_dir() and not _store.is_temporary(entry.name):
+                    steps.append((step, Path(entry.path)))
+        steps.sort()
+        if not details:
+            return [CheckpointMetadata(step, path) for step, path in steps]
+        return [self._describe(step, path) for step, path in steps]
 
     def _describe(self, step: int, path: Path) -> CheckpointMetadata:
         details = _store.read_details(path)
@@ -256,7 +259,6 @@ class Checkpointer:
     def is_saving_in_progress(self) -> bool:
         with self._lock:
             return self._pending is not None and not self._pending.done.done()
-
 
     def should_save(self, step: int, *, metrics: Mapping[str, Any] | None = None) -> bool:
         """What the save policy says about `step` now; the primary process decides."""
