@@ -122,20 +122,24 @@ def main() -> None:
     try:
         print(f"{'measure':<46} {'tenure':>10} {'orbax':>10} {'ratio':>7}")
         ours, theirs = skipped_save(work)
-        print(f"{'skipped save() call (us)':<46} {ours * 1e6:10.1f} {theirs * 1e6:10.1f} "
-              f"{theirs / ours:6.1f}x")
+        print(
+            f"{'skipped save() call (us)':<46} {ours * 1e6:10.1f} {theirs * 1e6:10.1f} "
+            f"{theirs / ours:6.1f}x"
+        )
         build_root(work / "big", args.steps)
         opened = open_root(work / "big", args.repeats)
         for label, ours_key, theirs_key in [
             (f"open a root of {args.steps:,} steps (s)", "tenure", "orbax v0"),
-            (f"  ... lightweight_initialize (s)", "tenure lightweight", "orbax v0 lightweight"),
-            (f"  ... vs Orbax v1 training.Checkpointer (s)", "tenure", "orbax v1"),
+            ("  ... lightweight_initialize (s)", "tenure lightweight", "orbax v0 lightweight"),
+            ("  ... vs Orbax v1 training.Checkpointer (s)", "tenure", "orbax v1"),
         ]:
             a, b = opened[ours_key], opened[theirs_key]
             print(f"{label:<46} {a:10.3f} {b:10.3f} {b / a:6.1f}x")
         ours, theirs = save_with_retention(work, args.alive)
-        print(f"{f'save + retention, {args.alive:,} alive (ms)':<46} {ours * 1e3:10.1f} "
-              f"{theirs * 1e3:10.1f} {theirs / ours:6.1f}x")
+        print(
+            f"{f'save + retention, {args.alive:,} alive (ms)':<46} {ours * 1e3:10.1f} "
+            f"{theirs * 1e3:10.1f} {theirs / ours:6.1f}x"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
