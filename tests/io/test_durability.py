@@ -1,0 +1,44 @@
+"""fsyncs run in the background while later arrays are written; their failures are not lost."""
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tenure import io
+from tenure.io import commit
+
+
+def test_every_file_and_directory_is_fsynced_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    original = commit._fsync
+
+    def spy(path: Path) -> None:
+        synced.append(path)
+        original(path)
+
+    monkeypatch.setattr(commit, "_fsync", spy)
+    io.save_pytree(tmp_path / "1", {"a": np.ones(3), "b": {"c": np.zeros(2)}}, metrics={"l": 1})
+    tmp = commit.temporary_path(tmp_path / "1")
+    expected = {tmp_path}
+    for dirpath, dirs, files in os.walk(tmp_path / "1"):
+        for name in [*dirs, *files, ""]:
+            expected.add(tmp / Path(dirpath, name).relative_to(tmp_path / "1"))
+    assert expected <= set(synced)
+
+
+def test_a_failed_background_fsync_fails_the_save_and_commits_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path) -> None:
+        if path.name == "0":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(commit, "_fsync", full)
+    with pytest.raises(io.InsufficientSpaceError):
+        io.save_pytree(tmp_path / "1", {"w": np.ones(3)})
+    assert list(tmp_path.iterdir()) == []
