@@ -82,8 +82,14 @@ def write_spec(
     chunk_shape: Sequence[int],
     layout: ArrayLayout,
     db: str = "",
+    *,
+    primary: bool = True,
 ) -> dict[str, Any]:
-    """The spec that creates array `name` as zarr3 with checksummed chunks."""
+    """The spec that creates array `name` as zarr3 with checksummed chunks.
+
+    Only the primary process creates the array's metadata; the others write their chunks
+    under the same metadata without reading or writing it, so no process waits on another.
+    """
     codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": "little"}}]
     if layout.compression:
         codecs.append({"name": "zstd", "configuration": {"level": 1}})
@@ -104,7 +110,7 @@ def write_spec(
             },
             "codecs": codecs,
         },
-        "create": True,
+        **({"create": True} if primary else {"open": True, "assume_metadata": True}),
         "store_data_equal_to_fill_value": True,
         "recheck_cached_data": False,
         "recheck_cached_metadata": False,
@@ -168,6 +174,7 @@ def write_arrays(
     *,
     written: Callable[[Path], None] | None = None,
     db: str = "",
+    primary: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     """Create every array and write this process's pieces; return their checksums by name.
 
@@ -178,7 +185,10 @@ def write_arrays(
     ctx = context()
     opened = [
         ts.open(
-            write_spec(item_dir, w.name, w.shape, w.dtype, w.chunk_shape, layout, db), context=ctx
+            write_spec(
+                item_dir, w.name, w.shape, w.dtype, w.chunk_shape, layout, db, primary=primary
+            ),
+            context=ctx,
         )
         for w in writes
     ]

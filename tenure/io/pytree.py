@@ -150,7 +150,7 @@ def write_item(
             "a merge); save with ArrayLayout(ocdbt=False) when running several processes"
         )
     item_dir.mkdir(parents=True, exist_ok=True)
-    sums = write_arrays(item_dir, staged.writes, layout, written=written)
+    sums = write_arrays(item_dir, staged.writes, layout, written=written, primary=processes.primary)
     write_json(
         item_dir / ARRAY_METADATAS_DIR / f"process_{processes.index}",
         {
