@@ -69,7 +69,12 @@ def write_json(path: Path, doc: JsonValue) -> None:
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        # Another process's temporary chunk file, renamed away since the directory was
+        # walked: the process that wrote the final file fsyncs it.
+        return
     try:
         os.fsync(fd)
     finally:
