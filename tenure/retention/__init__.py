@@ -19,6 +19,7 @@ from tenure.retention.bucket_policies import (
     Weekly,
     Yearly,
 )
+from tenure.retention.callable_policies import ShouldKeepFnPolicy, ShouldSaveFnPolicy
 from tenure.retention.errors import (
     MissingNowError,
     NaiveDatetimeError,
@@ -104,6 +105,8 @@ __all__ = [
     "RetentionError",
     "RetentionPlan",
     "SaveDecisionPolicy",
+    "ShouldKeepFnPolicy",
+    "ShouldSaveFnPolicy",
     "SimulationEvent",
     "SimulationResult",
     "SpecificStepsPolicy",
