@@ -8,6 +8,7 @@ Examples:
     EveryNSteps(interval_steps=100) | LatestN(n=2)
 """
 
+from tenure.compat import args
 from tenure.compat.checkpoint_manager import (
     DEFAULT_ITEM_NAME,
     CheckpointManager,
@@ -52,5 +53,6 @@ __all__ = [
     "RootMetadata",
     "StandardCheckpointHandler",
     "StepMetadata",
+    "args",
     "to_policies",
 ]
