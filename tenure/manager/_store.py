@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -58,6 +57,7 @@ def save_async(
     metrics: Mapping[str, Any] | None,
     *,
     started: datetime,
+    processes: io.Processes | None,
 ) -> io.AsyncSave:
     return io.save_checkpointables_async(
         step_dir,
@@ -65,7 +65,7 @@ def save_async(
         custom_metadata=None if custom_metadata is None else dict(custom_metadata),
         metrics=None if metrics is None else dict(metrics),
         init_timestamp_nsecs=to_nanoseconds(started),
-        processes=processes(),
+        processes=processes,
     )
 
 
@@ -88,7 +88,7 @@ def retire(step_dir: Path) -> Path:
 def write_root_metadata(root: Path, metadata: Mapping[str, Any]) -> None:
     """Writes the root's custom metadata once, as Orbax does; an existing one is kept."""
     path = root / ROOT_METADATA
-    if path.exists() or not is_primary_process():
+    if path.exists():
         return
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -105,45 +105,7 @@ def read_root_metadata(root: Path) -> Mapping[str, Any] | None:
     return custom if isinstance(custom, dict) else None
 
 
-# -- processes --------------------------------------------------------------------------
-
-
-@functools.cache
-def _process_count() -> int:
-    """Fixed once jax.distributed is initialized; asked on every training step."""
+def process_count() -> int:
     import jax
 
     return int(jax.process_count())
-
-
-def processes() -> io.Processes | None:
-    """Under jax.distributed, the I/O layer's view of the processes; None when alone."""
-    if _process_count() == 1:
-        return None
-    from tenure.manager import distributed
-
-    return distributed.processes()
-
-
-def is_primary_process() -> bool:
-    import jax
-
-    return int(jax.process_index()) == 0
-
-
-def agree_across_processes(decision: bool) -> bool:
-    """The primary process's decision, broadcast so that no process disagrees."""
-    if _process_count() == 1:
-        return decision
-    from tenure.manager import distributed
-
-    return distributed.broadcast_decision(decision)
-
-
-def reached_preemption_sync_point(step: int) -> bool:
-    """JAX's preemption notice under jax.distributed; False when running alone."""
-    if _process_count() == 1:
-        return False
-    from tenure.manager import distributed
-
-    return distributed.reached_preemption_sync_point(step)

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from tenure.manager import _store
+from tenure.manager import _store, distributed
 from tenure.manager.errors import (
     BackgroundSaveError,
     ClosedError,
@@ -149,6 +149,7 @@ class Checkpointer:
         preemption_signals: Sequence[int] = DEFAULT_SIGNALS,
         background_delete: bool = False,
         todelete_subdir: str | None = None,
+        multiprocess_timeout_secs: float = 300.0,
     ) -> None:
         self._directory = Path(directory)
         self._save_policy: SaveDecisionPolicy = save_decision_policy or (
@@ -168,6 +169,14 @@ class Checkpointer:
         self._closed = False
         self._preemption = PreemptionFlag()
         self._root_lock = RootLock(self._directory)
+        # Under jax.distributed, every process runs a Checkpointer; the primary decides,
+        # writes shared metadata and deletes, and the others follow.
+        self._coordination = (
+            distributed.Coordination(multiprocess_timeout_secs)
+            if _store.process_count() > 1
+            else None
+        )
+        self._primary = self._coordination is None or self._coordination.index == 0
         self._open_root(custom_metadata, cleanup_tmp_directories)
         self._checkpoints: list[CheckpointMetadata] = self._scan(details=not lightweight_initialize)
         self._previous: tuple[CheckpointInfo, ...] | None = None
@@ -190,15 +199,16 @@ class Checkpointer:
             return
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
-            self._root_lock.acquire()
+            if self._primary:
+                self._root_lock.acquire()
         except OSError as error:
             raise RootNotUsableError(
                 f"cannot use {self._directory} as a checkpoint root ({error.strerror}); check "
                 "that the path and its parents are writable directories, or choose another"
             ) from None
-        if custom_metadata is not None:
+        if custom_metadata is not None and self._primary:
             _store.write_root_metadata(self._directory, custom_metadata)
-        if cleanup_tmp_directories:
+        if cleanup_tmp_directories and self._primary:
             _store.remove_temporary(self._directory)
 
     def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
@@ -254,7 +264,9 @@ class Checkpointer:
     def reached_preemption(self, step: int) -> bool:
         """Whether a preemption notice arrived (a handled signal, or JAX's preemption
         sync point under `jax.distributed`)."""
-        return self._preemption.is_set() or _store.reached_preemption_sync_point(step)
+        if self._preemption.is_set():
+            return True
+        return self._coordination is not None and distributed.reached_preemption_sync_point(step)
 
     def is_saving_in_progress(self) -> bool:
         with self._lock:
@@ -272,7 +284,9 @@ class Checkpointer:
             is_saving_in_progress=busy, reached_preemption=self.reached_preemption(info.step)
         )
         decision = self._save_policy.should_save(info, previous, context=context)
-        return _store.agree_across_processes(decision)
+        if self._coordination is not None:
+            decision = self._coordination.decide(decision)
+        return decision
 
     def _previous_steps(self) -> tuple[CheckpointInfo, ...]:
         """What the save policy sees: the committed checkpoints, then a save in flight.
@@ -362,7 +376,12 @@ class Checkpointer:
                 self._delete_now(step)
             path = self._directory / self._names.build(step)
             handle = _store.save_async(
-                path, checkpointables, custom_metadata, info.metrics, started=info.time
+                path,
+                checkpointables,
+                custom_metadata,
+                info.metrics,
+                started=info.time,
+                processes=None if self._coordination is None else self._coordination.processes(),
             )
             done: Future[None] = Future()
             staged: Future[None] = Future()
@@ -397,20 +416,21 @@ class Checkpointer:
     # -- retention -----------------------------------------------------------------------
 
     def _apply_retention(self) -> None:
-        if not _store.is_primary_process():
-            self._checkpoints = self._scan(details=True)
-            self._previous = None
-            return
-        protected = {self._pending.info.step} if self._pending is not None else set()
-        if self._resumed_from is not None:
-            protected.add(self._resumed_from)
-        plan = plan_retention(
-            [c.info() for c in self._checkpoints],
-            self._keep_policy,
-            PreservationContext(now=self._clock()),
-            protected=protected,
-        )
-        for step in plan.delete:
+        doomed: list[int] = []
+        if self._primary:
+            protected = {self._pending.info.step} if self._pending is not None else set()
+            if self._resumed_from is not None:
+                protected.add(self._resumed_from)
+            plan = plan_retention(
+                [c.info() for c in self._checkpoints],
+                self._keep_policy,
+                PreservationContext(now=self._clock()),
+                protected=protected,
+            )
+            doomed = list(plan.delete)
+        if self._coordination is not None:
+            doomed = self._coordination.share("retention", doomed)
+        for step in doomed:
             self._delete_now(step)
 
     def _delete_now(self, step: int) -> None:
@@ -419,6 +439,8 @@ class Checkpointer:
         entry = next(c for c in self._checkpoints if c.step == step)
         self._checkpoints.remove(entry)
         self._previous = None
+        if not self._primary:
+            return
         if self._todelete_subdir is not None:
             target = self._directory / self._todelete_subdir
             target.mkdir(exist_ok=True)

@@ -33,3 +33,7 @@ class BackgroundSaveError(CheckpointerError):
 
 class ClosedError(CheckpointerError):
     """The Checkpointer was closed."""
+
+
+class ProcessesTimedOutError(CheckpointerError, TimeoutError):
+    """Under jax.distributed, some processes did not reach a save's barrier in time."""
