@@ -108,7 +108,10 @@ def stage(
                 array = jax.random.key_data(array)
             shape = tuple(array.shape)
             pieces = tuple(
-                (s.index, _host(s.data, copy))
+                # jax arrays are immutable, so a view is a safe snapshot: on CPU it keeps the
+                # buffer alive (a donation then copies instead of reusing it), and on an
+                # accelerator np.asarray is the device-to-host copy itself.
+                (s.index, np.asarray(s.data))
                 for s in array.addressable_shards
                 if s.replica_id == 0 and s.device.process_index == processes.index
             )
