@@ -1,7 +1,4 @@
-"""The `tenure` command line (also `python -m tenure`).
-
-Exit status: 0 on success, 2 when the arguments or the policy text are wrong.
-"""
+"""`tenure simulate`: a whole run's checkpoints, replayed before a byte is written."""
 
 from __future__ import annotations
 
@@ -10,12 +7,12 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tenure.plot import PLOT_SUFFIXES, PlotDependencyError, plot_simulation, require_matplotlib
-from tenure.retention import PolicyArgumentError, RetentionError, parse_policy, simulate
+from tenure.retention import PolicyArgumentError, parse_policy, simulate
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTP]?i?B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1}
@@ -69,7 +66,7 @@ LOSS_CURVES: dict[str, Callable[[int], dict[str, float]] | None] = {
 }
 
 
-def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "simulate",
         help="simulate a save policy and a retention policy over a whole run",
@@ -146,27 +143,3 @@ def _run_simulate(args: argparse.Namespace) -> int:
             print(f"tenure simulate: cannot write the plot: {error}", file=sys.stderr)
             return 2
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tenure", description="Inspect, simulate and prune JAX training checkpoints."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    _add_simulate(commands)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        status: int = args.run(args)
-    except (RetentionError, TypeError) as error:
-        print(f"tenure {args.command}: {error}", file=sys.stderr)
-        return 2
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

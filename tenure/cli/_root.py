@@ -1,0 +1,207 @@
+"""What the commands read of a root beyond the Checkpointer's listing: sizes, leftovers of
+unfinished saves and deletions, and the per-array records tenure.io writes (checksums,
+shardings), read from the files io documents in docs/format.md."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tenure.cli.errors import DamagedError, RootBusyError, UsageError
+
+if TYPE_CHECKING:
+    from tenure.manager import Checkpointer, CheckpointMetadata
+    from tenure.retention import PreservationPolicy
+
+# Names from docs/format.md, spelled out rather than imported from tenure.io, so that
+# `tenure simulate` keeps starting without loading jax.
+TMP_MARKER = ".orbax-checkpoint-tmp"
+RETIRED_SUFFIX = ".tenure-deleting"
+TENURE_DIR = "_tenure"
+TREE_METADATA_FILE = "_METADATA"
+SHARDING_FILE = "_sharding"
+_LEADING_STEP = re.compile(r"^(?:.*_)?(\d+)" + re.escape(TMP_MARKER))
+
+
+def disk_bytes(path: Path) -> int:
+    """The total size of the files under `path` (what deleting it frees).
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a").write_bytes(b"12345")
+        >>> disk_bytes(folder)
+        5
+    """
+    total = 0
+    for parent, _, files in os.walk(path):
+        for name in files:
+            # A file deleted while we walk frees nothing.
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
+def utc(nanoseconds: int | None) -> datetime | None:
+    return None if nanoseconds is None else datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+@attrs.frozen
+class Leftover:
+    """A directory left by a save that never committed, or by an interrupted deletion.
+
+    Examples:
+        >>> Leftover.of(Path("/ckpt/100.orbax-checkpoint-tmp-1")).kind
+        'unfinished-save'
+    """
+
+    path: Path
+    step: int | None
+    kind: str
+
+    @classmethod
+    def of(cls, path: Path) -> Leftover:
+        match = _LEADING_STEP.match(path.name)
+        kind = "interrupted-delete" if path.name.endswith(RETIRED_SUFFIX) else "unfinished-save"
+        return cls(path, int(match.group(1)) if match else None, kind)
+
+    def to_json(self) -> dict[str, Any]:
+        stat = self.path.stat()
+        return {
+            "name": self.path.name,
+            "path": str(self.path),
+            "step": self.step,
+            "kind": self.kind,
+            "bytes": disk_bytes(self.path) if self.path.is_dir() else stat.st_size,
+            "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
+        }
+
+
+def leftovers(root: Path) -> list[Leftover]:
+    """The temporary directories under `root`: saves in flight or crashed, and deletions
+    that were interrupted. The Checkpointer lists neither; prune never touches them."""
+    with os.scandir(root) as entries:
+        names = sorted(e.name for e in entries if TMP_MARKER in e.name)
+    return [Leftover.of(root / name) for name in names]
+
+
+def open_reader(root: Path) -> Checkpointer:
+    """A read-only Checkpointer on `root`, or a `UsageError` saying what is wrong."""
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory; pass the checkpoint root")
+    from tenure.io import TenureIOError
+    from tenure.manager import Checkpointer
+
+    try:
+        return Checkpointer(root, read_only=True)
+    except TenureIOError as error:
+        raise DamagedError(f"cannot list {root}: {error}; run tenure verify on it") from None
+
+
+def open_writer(root: Path, policy: PreservationPolicy) -> Checkpointer:
+    """A writing Checkpointer on `root`: it takes the root's lock, as the training job's
+    does, so that prune and a training job never delete from the same root at once."""
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory; pass the checkpoint root")
+    from tenure.io import TenureIOError
+    from tenure.manager import Checkpointer, RootLockedError
+
+    try:
+        return Checkpointer(root, preservation_policy=policy)
+    except RootLockedError as error:
+        raise RootBusyError(str(error)) from None
+    except TenureIOError as error:
+        raise DamagedError(f"cannot list {root}: {error}; run tenure verify on it") from None
+
+
+def step_entry(reader: Checkpointer, step: int | None) -> CheckpointMetadata:
+    """The committed step `step` (the latest when None), with its custom metadata."""
+    from tenure.manager import StepNotFoundError
+
+    try:
+        return reader.metadata(step)
+    except StepNotFoundError as error:
+        raise UsageError(str(error)) from None
+
+
+# -- the records of one item, as tenure.io writes them ---------------------------------
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError as error:
+        raise DamagedError(f"{path} is not valid JSON ({error}); run tenure verify") from None
+
+
+def item_kind(item_dir: Path) -> str:
+    """`pytree`, `json`, `numpy_generator` or `bare_leaf` (io's own record of an item, or
+    for Orbax-written items, pytree when it has tree metadata)."""
+    record = _json(item_dir / TENURE_DIR / "item.json")
+    if isinstance(record, Mapping) and "kind" in record:
+        return str(record["kind"])
+    return "pytree" if (item_dir / TREE_METADATA_FILE).is_file() else "json"
+
+
+def recorded_checksums(item_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The crc32 of every piece each array was written in, by array name; empty for
+    Orbax-written items, which record none (their chunks still carry tensorstore's)."""
+    sums: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((item_dir / TENURE_DIR).glob("checksums.process_*.json")):
+        for name, pieces in (_json(path) or {}).items():
+            sums.setdefault(name, []).extend(pieces)
+    return sums
+
+
+def recorded_shardings(item_dir: Path) -> dict[str, dict[str, Any]]:
+    """The sharding each jax array was saved with, by array name, as recorded (so it can
+    be shown on a machine with other devices)."""
+    recorded = _json(item_dir / SHARDING_FILE) or {}
+    shardings = {}
+    for key, text in recorded.items():
+        try:
+            name = base64.urlsafe_b64decode(key.encode()).decode()
+            shardings[name] = json.loads(text)
+        except ValueError:
+            continue  # an entry from a newer writer; the array itself is still listed
+    return shardings
+
+
+def describe_sharding(doc: Mapping[str, Any] | None) -> str:
+    """A recorded sharding in one short line.
+
+    Examples:
+        >>> describe_sharding({"sharding_type": "NamedSharding", "shape": [4, 2],
+        ...     "axis_names": ["x", "y"], "partition_spec": ["x", None]})
+        "NamedSharding(mesh x=4 y=2, spec ('x', None))"
+        >>> describe_sharding(None)
+        '-'
+    """
+    if not doc:
+        return "-"
+    kind = doc.get("sharding_type", "?")
+    if kind == "NamedSharding":
+        mesh = " ".join(
+            f"{name}={size}"
+            for name, size in zip(doc.get("axis_names", []), doc.get("shape", []), strict=False)
+        )
+        spec = tuple(tuple(e) if isinstance(e, list) else e for e in doc.get("partition_spec", []))
+        return f"NamedSharding(mesh {mesh}, spec {spec})"
+    if kind == "SingleDeviceSharding":
+        return f"SingleDevice({doc.get('device_str', '?')})"
+    return str(kind)

@@ -1,0 +1,105 @@
+"""`tenure prune`: apply a preservation policy to an existing root, as the manager would."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tenure.cli import _args, _root
+from tenure.cli._terminal import Painter, Progress, format_bytes, table
+from tenure.cli.errors import OK, UsageError
+from tenure.retention import PreservationContext, plan_retention
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "prune",
+        help="delete the checkpoints a preservation policy lets go",
+        description=(
+            "Plans with the manager's planner and safety rules (never the newest step, never "
+            "an unfinished save, never a file that is not a step) while holding the root's "
+            "writer lock; refuses to run while another writer holds it. Shows the plan, asks, "
+            "deletes, and prints the bytes freed."
+        ),
+    )
+    _args.add_root(parser)
+    _args.add_keep(parser, required=True)
+    parser.add_argument("--dry-run", action="store_true", help="show the plan; delete nothing")
+    parser.add_argument("--yes", action="store_true", help="delete without asking")
+    _args.add_json(parser)
+    parser.set_defaults(run=run)
+
+
+def _confirm(count: int, freed: int) -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "not deleting: stdin is not a terminal, so there is no one to ask; pass --yes "
+            "to delete, or --dry-run to only show the plan"
+        )
+    sys.stderr.write(f"Delete {count} checkpoints ({format_bytes(freed)})? [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _render_plan(doc: dict[str, Any], paint: Painter) -> str:
+    rows = [("step", "size", "verdict", "kept by")]
+    for row in doc["checkpoints"]:
+        verdict = paint.paint("keep", "green") if row["keep"] else paint.paint("delete", "yellow")
+        rows.append(
+            (f"{row['step']:,}", format_bytes(row["bytes"]), verdict, ", ".join(row["reasons"]))
+        )
+    summary = (
+        f"{doc['policy']}: keeps {len(doc['checkpoints']) - len(doc['delete'])}, "
+        f"deletes {len(doc['delete'])} ({format_bytes(doc['bytes_to_free'])})."
+    )
+    return table(rows, right=(0, 1)) + "\n\n" + summary
+
+
+def run(args: argparse.Namespace) -> int:
+    now = _args.now_or(args.now)
+    paint = Painter(sys.stdout)
+    # The lock is held from planning to the last deletion, so the plan stays true.
+    with _root.open_writer(args.root, args.keep) as writer:
+        checkpoints = writer.checkpoints
+        plan = plan_retention(
+            [c.info() for c in checkpoints], args.keep, PreservationContext(now=now)
+        )
+        sizes = {c.step: _root.disk_bytes(c.path) for c in checkpoints}
+        doc: dict[str, Any] = {
+            "root": str(args.root),
+            "policy": repr(args.keep),
+            "now": now.isoformat(),
+            "dry_run": args.dry_run,
+            "checkpoints": [
+                {"step": d.step, "keep": d.keep, "reasons": list(d.reasons), "bytes": sizes[d.step]}
+                for d in plan.decisions
+            ],
+            "delete": list(plan.delete),
+            "deleted": [],
+            "bytes_to_free": sum(sizes[step] for step in plan.delete),
+            "bytes_freed": 0,
+        }
+        if not args.json:
+            print(_render_plan(doc, paint) if checkpoints else f"No checkpoints in {args.root}.")
+            sys.stdout.flush()  # the plan must be on screen before the question
+        go = bool(plan.delete) and not args.dry_run
+        if go and not args.yes:
+            go = _confirm(len(plan.delete), doc["bytes_to_free"])
+        if go:
+            with Progress(len(plan.delete), "deleting") as bar:
+                for step in plan.delete:
+                    writer.delete(step)
+                    doc["deleted"].append(step)
+                    doc["bytes_freed"] += sizes[step]
+                    bar.advance(1, f"step {step}")
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    elif doc["deleted"]:
+        print(
+            f"Deleted {len(doc['deleted'])} checkpoints, freed {format_bytes(doc['bytes_freed'])}."
+        )
+    elif plan.delete:
+        print("Nothing deleted" + (" (dry run)." if args.dry_run else "."))
+    return OK
