@@ -25,6 +25,7 @@ from tenure.io.layout import (
     METRICS_ITEM,
     TENURE_DIR,
     TREE_METADATA_FILE,
+    V0_JSON_FILE,
     PathLike,
     is_committed,
     validate_item_name,
@@ -134,6 +135,8 @@ class PreparedSave:
                     handlers[name] = PYTREE_HANDLER
                 elif self.processes.primary:
                     write_json(item_dir / JSON_DATA_FILE, staged.document)
+                    # Orbax v1 reads data.json, v0's JsonCheckpointHandler reads `metadata`.
+                    write_json(item_dir / V0_JSON_FILE, staged.document)
                     handlers[name] = JSON_HANDLER
                 if self.processes.primary:
                     write_json(item_dir / TENURE_DIR / ITEM_FILE, _item_record(staged, item_dir))
@@ -227,7 +230,7 @@ def load_one(step_dir: Path, name: str, abstract: Any = None) -> Any:
     if kind == "bare_leaf":
         target = None if abstract is None else {_BARE_LEAF: abstract}
         return load_item(item_dir, target)[_BARE_LEAF]
-    for file_name in (JSON_DATA_FILE, "metadata", METRICS_FILE):
+    for file_name in (JSON_DATA_FILE, V0_JSON_FILE, METRICS_FILE):
         if (item_dir / file_name).is_file():
             document = read_json(item_dir / file_name)
             break

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-import pytest
 
 import tenure.args as args
 from tenure.compat import CheckpointManager, CheckpointManagerOptions
@@ -100,11 +99,6 @@ def test_orbax_v0_restores_named_pytree_items_written_by_tenure(tmp_path: Path) 
         np.testing.assert_array_equal(restored.ema["w"], np.zeros(4))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tenure.io writes JSON items as data.json (Orbax v1's name); Orbax v0's "
-    "JsonCheckpointHandler reads <item>/metadata",
-)
 def test_orbax_v0_restores_json_items_written_by_tenure(tmp_path: Path) -> None:
     with CheckpointManager(tmp_path) as mngr:
         mngr.save(1, args=args.Composite(config=args.JsonSave({"lr": 0.1})))
