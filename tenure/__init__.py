@@ -67,7 +67,8 @@ from tenure.retention import (
 )
 
 if TYPE_CHECKING:
-    from tenure import io
+    from tenure import args, io
+    from tenure.compat import CheckpointManager, CheckpointManagerOptions
     from tenure.manager import (
         BackgroundSaveError,
         Checkpointer,
@@ -89,6 +90,9 @@ _LAZY = {
     "RootLockedError": "tenure.manager",
     "BackgroundSaveError": "tenure.manager",
     "io": "tenure.io",
+    "args": "tenure.args",
+    "CheckpointManager": "tenure.compat",
+    "CheckpointManagerOptions": "tenure.compat",
 }
 
 
@@ -97,7 +101,7 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'tenure' has no attribute {name!r}")
     module = importlib.import_module(_LAZY[name])
-    value = module if name == "io" else getattr(module, name)
+    value = module if name in ("io", "args") else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -111,6 +115,8 @@ __all__ = [
     "BestN",
     "CheckpointInfo",
     "CheckpointLifetime",
+    "CheckpointManager",
+    "CheckpointManagerOptions",
     "CheckpointMetadata",
     "Checkpointer",
     "ContinuousCheckpointingPolicy",
@@ -156,6 +162,7 @@ __all__ = [
     "UnsortedCheckpointsError",
     "Weekly",
     "Yearly",
+    "args",
     "explain",
     "io",
     "parse_policy",

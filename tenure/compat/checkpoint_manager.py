@@ -23,7 +23,7 @@ from tenure.compat.args import CheckpointArgs, Composite, get_registered_handler
 from tenure.compat.errors import ArgsError, NoCheckpointError
 from tenure.compat.handlers import CheckpointHandler
 from tenure.compat.orbax_options import CheckpointManagerOptions, to_policies
-from tenure.manager import Checkpointer, SaveResponse
+from tenure.manager import Checkpointer
 
 DEFAULT_ITEM_NAME = "default"
 
@@ -92,7 +92,6 @@ class CheckpointManager:
         self._metadata = dict(metadata) if metadata is not None else None
         self._handlers: dict[str, CheckpointHandler] = {}
         self._default_mode = self._item_mode(item_names, item_handlers, handler_registry)
-        self._last_response: SaveResponse | None = None
         self._pending_step: int | None = None
         root = Path(directory)
         o = self._options
@@ -231,7 +230,7 @@ class CheckpointManager:
         response = self._ckptr.save_checkpointables_async(step, stored, **options)
         assert response is not None  # forced
         response.staged()  # the caller may change its arrays once this returns
-        self._last_response, self._pending_step = response, step
+        self._pending_step = step
         return True
 
     def _named(self, args: Any, *, on_save: bool) -> dict[str, Any]:
@@ -374,9 +373,7 @@ class CheckpointManager:
 
     def check_for_errors(self) -> None:
         """Raises the error of a finished asynchronous save, if it failed."""
-        response, self._last_response = self._last_response, None
-        if response is not None and response.done():
-            response.result()
+        self._ckptr.check_for_errors()
 
     def close(self) -> None:
         """Waits for the save in flight, then releases the root."""

@@ -222,7 +222,13 @@ class Checkpointer:
         steps.sort()
         if not details:
             return [CheckpointMetadata(step, path) for step, path in steps]
-        return [self._describe(step, path) for step, path in steps]
+        found = []
+        for step, path in steps:
+            try:
+                found.append(self._describe(step, path))
+            except FileNotFoundError:
+                continue  # deleted by the writer's retention since the listing
+        return found
 
     def _describe(self, step: int, path: Path) -> CheckpointMetadata:
         details = _store.read_details(path)
@@ -592,6 +598,10 @@ class Checkpointer:
                 f"a background save in {self._directory} failed: {error!r}; that step was "
                 "not committed, and the checkpoints before it are intact"
             ) from error
+
+    def check_for_errors(self) -> None:
+        """Raises the error of a failed background save, if any (then forgets it)."""
+        self._raise_background_error()
 
     def wait(self) -> None:
         """Blocks until the save in flight (if any) is committed and retention has run."""
