@@ -65,3 +65,13 @@ def test_demo_resumes_bit_for_bit_and_explains_what_it_kept() -> None:
     out = python("demo.py").stdout
     assert "bit-identical final state" in out
     assert "newest checkpoint (never deleted)" in out
+
+
+def test_optax_loop_resumes_with_its_optimizer_state(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    first = python("train_optax.py", "--root", root, "--steps", "300", "--stop-at", "200")
+    assert "stopped at step 200" in first.stdout
+    second = python("train_optax.py", "--root", root, "--steps", "300")
+    # Adam's step counter came back from the checkpoint, not from a fresh optimizer.
+    assert "resumed at step 201, Adam count 201" in second.stdout
+    assert "finished" in second.stdout
