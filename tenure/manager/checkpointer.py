@@ -9,6 +9,7 @@ writer owns the root, and preemption signals turned into data.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
@@ -212,8 +213,20 @@ class Checkpointer:
             _store.remove_temporary(self._directory)
 
     def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
+        # A root can hold tens of thousands of steps. The scan makes many small objects and
+        # no reference cycles, so pausing the cyclic garbage collector (which would re-walk
+        # them again and again) almost halves the time it takes to open such a root.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._scan_steps(details)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _scan_steps(self, details: bool) -> list[CheckpointMetadata]:
         steps = []
-        # os.scandir knows each entry's type without a stat call: roots can hold many steps.
+        # os.scandir knows each entry's type without a stat call.
         with os.scandir(self._directory) as entries:
             for entry in entries:
                 step = self._names.parse(entry.name)
