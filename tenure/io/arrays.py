@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import mmap
 import os
 import sys
 import zlib
@@ -245,6 +246,7 @@ def resolve_read(future: Any, item_dir: Path, name: str) -> Any:
 
 
 # XLA's CPU client adopts host buffers aligned to 64 bytes instead of copying them.
+_HUGE_PAGE = 2 * 2**20
 _ALIGNMENT = 64
 
 Region = tuple[tuple[int, int], ...]
@@ -253,6 +255,13 @@ Region = tuple[tuple[int, int], ...]
 def aligned_empty(shape: Sequence[int], dtype: np.dtype[Any]) -> np.ndarray:
     """An uninitialised C-order array whose data `jax.device_put` can adopt on CPU."""
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes >= _HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
+        # A fresh buffer is filled page by page: with 2 MiB pages instead of 4 KiB, filling
+        # it takes 512 times fewer page faults. Anonymous mappings are page-aligned, which
+        # satisfies jax's alignment.
+        mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        mapping.madvise(mmap.MADV_HUGEPAGE)
+        return np.frombuffer(mapping, np.uint8).view(dtype).reshape(tuple(shape))
     buffer = np.empty(nbytes + _ALIGNMENT, np.uint8)
     start = -buffer.ctypes.data % _ALIGNMENT
     return buffer[start : start + nbytes].view(dtype).reshape(tuple(shape))
