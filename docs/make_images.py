@@ -13,7 +13,7 @@ from pathlib import Path
 
 IMAGES = Path(__file__).resolve().parent / "images"
 
-# The week-long run of docs/simulation.md and `make demo`, so the picture matches the report.
+# The week-long run of docs/simulation.md, so the picture matches the report.
 SIMULATION = [
     "simulate",
     "--save",
