@@ -24,7 +24,7 @@ from tenure.retention._validators import (
 )
 from tenure.retention.errors import PolicyArgumentError
 from tenure.retention.info import CheckpointInfo, PreservationContext
-from tenure.retention.preservation_policies import PreservationPolicyBase, Reasons
+from tenure.retention.preservation_policies import ReasonedPolicyBase, Reasons
 
 BucketKey = Callable[[CheckpointInfo], Hashable]
 
@@ -64,7 +64,7 @@ def keep_per_bucket(
     return result
 
 
-class _BucketPolicyBase(PreservationPolicyBase):
+class _BucketPolicyBase(ReasonedPolicyBase):
     __slots__ = ()
     n: int | None
     within: timedelta | None
@@ -87,14 +87,6 @@ class _BucketPolicyBase(PreservationPolicyBase):
             keep_oldest=self.keep_oldest,
             label=policy_label(self),
         )
-
-    def should_preserve(
-        self,
-        checkpoints: Sequence[CheckpointInfo],
-        *,
-        context: PreservationContext,
-    ) -> Sequence[bool]:
-        return [bool(r) for r in self.reasons(checkpoints, context=context)]
 
 
 def _validate_tz(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:

@@ -116,6 +116,20 @@ class PreservationPolicyBase:
         return policy_repr(self)
 
 
+class ReasonedPolicyBase(PreservationPolicyBase):
+    """For policies that work out their reasons first: what they keep follows from them."""
+
+    __slots__ = ()
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        return [bool(r) for r in self.reasons(checkpoints, context=context)]
+
+
 def _require(policy: object) -> PreservationPolicy:
     if not isinstance(policy, PreservationPolicy):
         raise TypeError(
@@ -316,7 +330,7 @@ def _validate_best_n(policy: BestN) -> None:
 
 
 @attrs.frozen(repr=False, kw_only=True)
-class BestN(PreservationPolicyBase):
+class BestN(ReasonedPolicyBase):
     """Keeps the `n` checkpoints with the best metric.
 
     Name the metric as text (`metric='eval.loss', mode='min'`) or, as in Orbax, give
@@ -391,14 +405,6 @@ class BestN(PreservationPolicyBase):
                 result.append(())
         return result
 
-    def should_preserve(
-        self,
-        checkpoints: Sequence[CheckpointInfo],
-        *,
-        context: PreservationContext,
-    ) -> Sequence[bool]:
-        return [bool(r) for r in self.reasons(checkpoints, context=context)]
-
 
 def _validate_relative_to(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in ("now", "newest"):
@@ -443,6 +449,21 @@ class LatestDuration(PreservationPolicyBase):
         return [reference - info.time <= self.duration for info in checkpoints]
 
 
+def _fold_flags(
+    policies: Sequence[PreservationPolicy],
+    checkpoints: Sequence[CheckpointInfo],
+    context: PreservationContext,
+    combine: Callable[[Iterable[bool]], bool],
+) -> list[bool]:
+    """Each checkpoint's flags from every policy, combined with `any` or `all`."""
+    columns = []
+    for policy in policies:
+        flags = policy.should_preserve(checkpoints, context=context)
+        _check_length(policy, flags, checkpoints)
+        columns.append(flags)
+    return [combine(flags[i] for flags in columns) for i in range(len(checkpoints))]
+
+
 def _flatten_any(policies: Iterable[PreservationPolicy]) -> tuple[PreservationPolicy, ...]:
     return flatten(AnyPreservationPolicy, policies, _require)
 
@@ -468,12 +489,7 @@ class AnyPreservationPolicy(PreservationPolicyBase):
         *,
         context: PreservationContext,
     ) -> Sequence[bool]:
-        result = [False] * len(checkpoints)
-        for policy in self.policies:
-            flags = policy.should_preserve(checkpoints, context=context)
-            _check_length(policy, flags, checkpoints)
-            result = [a or b for a, b in zip(result, flags, strict=True)]
-        return result
+        return _fold_flags(self.policies, checkpoints, context, any)
 
     def reasons(
         self,
@@ -510,12 +526,7 @@ class AllPreservationPolicy(PreservationPolicyBase):
         *,
         context: PreservationContext,
     ) -> Sequence[bool]:
-        result = [True] * len(checkpoints)
-        for policy in self.policies:
-            flags = policy.should_preserve(checkpoints, context=context)
-            _check_length(policy, flags, checkpoints)
-            result = [a and b for a, b in zip(result, flags, strict=True)]
-        return result
+        return _fold_flags(self.policies, checkpoints, context, all)
 
     def reasons(
         self,
