@@ -28,7 +28,8 @@ def require_aware(name: str, value: datetime) -> None:
 
 
 def _validate_time(_: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
-    require_aware(attribute.name, value)
+    if type(value.tzinfo) is not timezone:  # the common case, checked inline: it runs per step
+        require_aware(attribute.name, value)
 
 
 def _validate_optional_time(

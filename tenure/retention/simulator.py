@@ -9,7 +9,9 @@ which then stays protected as the step the run resumed from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -119,12 +121,28 @@ class SimulationResult:
         return to_json(self)
 
 
-def _metrics_at(source: MetricsSource, index: int, step: int) -> Metrics:
+def _metrics_reader(source: MetricsSource) -> Callable[[int, int], Metrics]:
+    """`(index, step) -> metrics`, chosen once rather than on every step."""
     if source is None:
-        return None
+        return lambda index, step: None
     if callable(source):
-        return source(step)
-    return source[index]
+        by_step = source
+        return lambda index, step: by_step(step)
+    by_index = source
+    return lambda index, step: by_index[index]
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The replay makes millions of short-lived acyclic objects; pausing the cyclic
+    collector spares it from re-walking the run's history again and again."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _bytes_of(source: BytesSource, step: int) -> int | None:
@@ -254,32 +272,34 @@ def simulate(
         for busy in (False, True)
         for preempt in (False, True)
     }
+    metrics_at = _metrics_reader(metrics)
     run = _Run(preservation_policy, checkpoint_bytes)
     time = start_time
     count = 0
     last_step: int | None = None
-    for index, step in enumerate(step_list):
-        if index:
-            time += step_duration
-        count += 1
-        if last_step is not None and step <= last_step:
-            raise PolicyArgumentError(f"steps must increase; {step} follows {last_step}")
-        last_step = step
-        if run.commit_time is not None and run.commit_time <= time:
-            run.commit(at_step=step)
-        preempt = step in preemptions
-        info = CheckpointInfo(step, time, _metrics_at(metrics, index, step))
-        context = contexts[(run.in_flight is not None, preempt)]
-        if save_policy.should_save(info, run.previous, context=context):
-            if run.in_flight is not None:
-                run.commit(at_step=step)  # one save at a time: the new one waits
-            run.start_save(info, time + save_duration)
-            if save_duration == timedelta(0):
+    with _cyclic_gc_paused():
+        for index, step in enumerate(step_list):
+            if index:
+                time += step_duration
+            count += 1
+            if last_step is not None and step <= last_step:
+                raise PolicyArgumentError(f"steps must increase; {step} follows {last_step}")
+            last_step = step
+            if run.commit_time is not None and run.commit_time <= time:
                 run.commit(at_step=step)
-        if preempt:
-            if run.in_flight is not None:
-                run.commit(at_step=step)
-            run.resume()
+            preempt = step in preemptions
+            info = CheckpointInfo(step, time, metrics_at(index, step))
+            context = contexts[(run.in_flight is not None, preempt)]
+            if save_policy.should_save(info, run.previous, context=context):
+                if run.in_flight is not None:
+                    run.commit(at_step=step)  # one save at a time: the new one waits
+                run.start_save(info, time + save_duration)
+                if save_duration == timedelta(0):
+                    run.commit(at_step=step)
+            if preempt:
+                if run.in_flight is not None:
+                    run.commit(at_step=step)
+                run.resume()
     if run.in_flight is not None:
         assert last_step is not None
         run.commit(at_step=last_step)
