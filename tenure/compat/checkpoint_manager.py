@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +22,7 @@ from tenure.compat.args import CheckpointArgs, Composite, get_registered_handler
 from tenure.compat.errors import ArgsError, NoCheckpointError
 from tenure.compat.handlers import CheckpointHandler
 from tenure.compat.orbax_options import CheckpointManagerOptions, to_policies
+from tenure.io.storage import Location, ObjectPath, as_location, list_dir
 from tenure.manager import Checkpointer
 
 DEFAULT_ITEM_NAME = "default"
@@ -81,7 +81,7 @@ class CheckpointManager:
 
     def __init__(
         self,
-        directory: str | os.PathLike[str],
+        directory: str | os.PathLike[str] | ObjectPath,
         options: CheckpointManagerOptions | None = None,
         metadata: Mapping[str, Any] | None = None,
         item_names: Sequence[str] | None = None,
@@ -93,7 +93,7 @@ class CheckpointManager:
         self._handlers: dict[str, CheckpointHandler] = {}
         self._default_mode = self._item_mode(item_names, item_handlers, handler_registry)
         self._pending_step: int | None = None
-        root = Path(directory)
+        root = as_location(directory)
         o = self._options
         if not o.create and not o.read_only and not root.is_dir():
             raise NoCheckpointError(
@@ -143,7 +143,7 @@ class CheckpointManager:
     # -- steps ---------------------------------------------------------------------------
 
     @property
-    def directory(self) -> Path:
+    def directory(self) -> Location:
         """The root directory holding the step directories."""
         return self._ckptr.directory
 
@@ -260,12 +260,12 @@ class CheckpointManager:
         self,
         step: int | None,
         args: CheckpointArgs | None = None,
-        directory: str | os.PathLike[str] | None = None,
+        directory: str | os.PathLike[str] | ObjectPath | None = None,
     ) -> Any:
         """Restores `step` (the latest when None), from `directory` when given. Returns the
         item, or a `Composite` of named items. Without args, each item is restored the way
         it was last saved or restored by this manager, or else as its step records it."""
-        root = None if directory is None else Path(directory)
+        root = None if directory is None else as_location(directory)
         step, step_dir = self._resolve(step, root)
         if self._default_mode is None:
             self._default_mode = (step_dir / DEFAULT_ITEM_NAME).is_dir()
@@ -297,7 +297,7 @@ class CheckpointManager:
         self._handlers[name] = handler  # restores without args reuse it
         return handler
 
-    def _resolve(self, step: int | None, root: Path | None) -> tuple[int, Path]:
+    def _resolve(self, step: int | None, root: Location | None) -> tuple[int, Location]:
         """The step to read (the latest when None) and its directory."""
         names = self._options.name_format()
         if root is None:
@@ -306,8 +306,8 @@ class CheckpointManager:
                 self.wait_until_finished()  # reads only committed steps
             where = self.directory
         else:
-            with os.scandir(root) as entries:
-                steps = sorted(s for s in (names.parse(e.name) for e in entries) if s is not None)
+            parsed = (names.parse(p.name) for p in list_dir(root) if io.is_committed(p))
+            steps = sorted(s for s in parsed if s is not None)
             where = root
         if step is None and steps:
             step = steps[-1]
@@ -331,7 +331,7 @@ class CheckpointManager:
         found = {name: self._item_metadata(step_dir, name) for name in names}
         return found[DEFAULT_ITEM_NAME] if self._default_mode else Composite(**found)
 
-    def _item_metadata(self, step_dir: Path, name: str) -> Any:
+    def _item_metadata(self, step_dir: Location, name: str) -> Any:
         handler = self._handlers.get(name)
         if handler is not None:
             return handler.metadata(step_dir, name)

@@ -9,13 +9,13 @@ type of your own, subclass `CheckpointHandler` and register args classes with
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
 from tenure import io
+from tenure.io.storage import Location
 
 
 def abstract_of(tree: Any) -> Any:
@@ -55,7 +55,7 @@ class CheckpointHandler:
         """The restored value, from what `tenure.io` read."""
         return value
 
-    def metadata(self, step_dir: Path, name: str) -> Any:
+    def metadata(self, step_dir: Location, name: str) -> Any:
         """What `item_metadata` reports for the item; None when it has no tree."""
         return None
 
@@ -71,7 +71,7 @@ class StandardCheckpointHandler(CheckpointHandler):
     def abstract(self, item: Any) -> Any:
         return None if item is None else abstract_of(item)
 
-    def metadata(self, step_dir: Path, name: str) -> Any:
+    def metadata(self, step_dir: Location, name: str) -> Any:
         return io.pytree_metadata(step_dir, name=name)
 
 
@@ -92,7 +92,7 @@ class ArrayCheckpointHandler(StandardCheckpointHandler):
         True
     """
 
-    def metadata(self, step_dir: Path, name: str) -> Any:
+    def metadata(self, step_dir: Location, name: str) -> Any:
         return None
 
 

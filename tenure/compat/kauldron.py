@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -22,6 +21,7 @@ from tenure.compat.checkpoint_manager import CheckpointManager
 from tenure.compat.errors import InvalidOptionsError, NoCheckpointError
 from tenure.compat.handlers import abstract_of
 from tenure.compat.orbax_options import CheckpointManagerOptions
+from tenure.io.storage import Location, as_location
 from tenure.retention._metrics import lookup_metric
 
 State = TypeVar("State")
@@ -99,9 +99,9 @@ class Checkpointer:
         )
 
     @property
-    def directory(self) -> Path:
+    def directory(self) -> Location:
         """Where the step directories are."""
-        return Path(self.workdir) / CHECKPOINTS_DIRNAME
+        return as_location(self.workdir) / CHECKPOINTS_DIRNAME
 
     @property
     def manager(self) -> CheckpointManager:

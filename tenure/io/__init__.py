@@ -1,7 +1,8 @@
 """Storage of (sharded) pytrees with tensorstore, in Orbax's on-disk format.
 
-Knows nothing about policies. Saves are atomic (temporary directory, fsync, rename) and
-readable by orbax-checkpoint 0.12; Orbax checkpoints are readable here.
+Knows nothing about policies. Saves are atomic (temporary directory, fsync, rename on local
+disks; a commit marker written last on S3 and GCS) and readable by orbax-checkpoint 0.12;
+Orbax checkpoints are readable here.
 
 Examples:
     >>> import tempfile, numpy as np
@@ -33,12 +34,14 @@ from tenure.io.errors import (
     KeyCollisionError,
     NotACheckpointError,
     StepAlreadyCommittedError,
+    StorageError,
     StructureMismatchError,
     TenureIOError,
     UnsupportedLeafError,
 )
 from tenure.io.layout import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
 from tenure.io.metadata import StepMetadata, read_step_metadata
+from tenure.io.storage import Location, ObjectPath, as_location, is_object_store
 from tenure.io.verify import verify
 
 __all__ = [
@@ -52,14 +55,19 @@ __all__ = [
     "InvalidKeyError",
     "InvalidNameError",
     "KeyCollisionError",
+    "Location",
     "NotACheckpointError",
+    "ObjectPath",
     "Processes",
     "StepAlreadyCommittedError",
     "StepMetadata",
+    "StorageError",
     "StructureMismatchError",
     "TenureIOError",
     "UnsupportedLeafError",
+    "as_location",
     "is_committed",
+    "is_object_store",
     "is_temporary",
     "load_checkpointables",
     "load_pytree",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import mmap
 import os
@@ -20,6 +19,7 @@ import tensorstore as ts
 
 from tenure.io.errors import CorruptCheckpointError, InsufficientSpaceError, TenureIOError
 from tenure.io.metadata import TreeMetadata
+from tenure.io.storage import Location, context, kvstore_spec
 
 Index = tuple[slice, ...]
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
@@ -32,8 +32,9 @@ class ArrayLayout:
 
     `ocdbt=False` (the local-disk default) stores one zarr3 directory per array, which a local
     disk writes fastest; `ocdbt=True` packs everything into a few large files, which object
-    stores prefer. `compression` adds zstd (slower, rarely smaller for float weights). Chunks
-    always carry a crc32c that tensorstore checks on every read.
+    stores prefer (the default there, for single-process saves). `compression` adds zstd
+    (slower, rarely smaller for float weights). Chunks always carry a crc32c that
+    tensorstore checks on every read.
 
     Examples:
         >>> ArrayLayout(ocdbt=True).ocdbt
@@ -44,28 +45,13 @@ class ArrayLayout:
     compression: bool = False
 
 
-@functools.cache
-def context() -> ts.Context:
-    """The shared tensorstore context, tuned for bulk transfer rather than caching."""
-    return ts.Context(
-        {
-            "file_io_concurrency": {"limit": 64},
-            "data_copy_concurrency": {"limit": "shared"},
-            "cache_pool": {"total_bytes_limit": 0},
-            "cache_pool#ocdbt": {"total_bytes_limit": 100_000_000},
-            # tenure fsyncs every file itself just before the commit rename.
-            "file_io_sync": False,
-        }
-    )
-
-
-def _kvstore(item_dir: Path, name: str, ocdbt: bool, db: str = "") -> dict[str, Any]:
+def _kvstore(item_dir: Location, name: str, ocdbt: bool, db: str = "") -> dict[str, Any]:
     base = item_dir / db if db else item_dir
     if not ocdbt:
-        return {"driver": "file", "path": f"{item_dir}/{name}/"}
+        return kvstore_spec(item_dir / name)
     return {
         "driver": "ocdbt",
-        "base": {"driver": "file", "path": f"{base}/"},
+        "base": kvstore_spec(base),
         "path": name,
         "cache_pool": "cache_pool#ocdbt",
     }
@@ -76,7 +62,7 @@ def _zarr3_dtype(dtype: np.dtype[Any]) -> str:
 
 
 def write_spec(
-    item_dir: Path,
+    item_dir: Location,
     name: str,
     shape: Sequence[int],
     dtype: np.dtype[Any],
@@ -118,7 +104,7 @@ def write_spec(
     }
 
 
-def read_spec(item_dir: Path, name: str, meta: TreeMetadata) -> dict[str, Any]:
+def read_spec(item_dir: Location, name: str, meta: TreeMetadata) -> dict[str, Any]:
     """The spec that opens stored array `name` (zarr v2 or v3, OCDBT or not) for reading."""
     return {
         "driver": "zarr3" if meta.use_zarr3 else "zarr",
@@ -138,7 +124,7 @@ def is_space_error(error: BaseException) -> bool:
     return any(text in str(error) for text in _SPACE_TEXT)
 
 
-def space_error(where: Path, error: BaseException) -> InsufficientSpaceError:
+def space_error(where: Location, error: BaseException) -> InsufficientSpaceError:
     """An `InsufficientSpaceError` for a save into `where`."""
     return InsufficientSpaceError(
         f"ran out of space while saving {where} ({error}); nothing was committed and earlier "
@@ -169,11 +155,11 @@ def index_to_json(index: Index, shape: Sequence[int]) -> list[list[int]]:
 
 
 def write_arrays(
-    item_dir: Path,
+    item_dir: Location,
     writes: Sequence[ArrayWrite],
     layout: ArrayLayout,
     *,
-    written: Callable[[Path], None] | None = None,
+    written: Callable[[Location], None] | None = None,
     db: str = "",
     primary: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -223,7 +209,7 @@ def write_arrays(
         }
 
 
-def _wait(future: Any, item_dir: Path, name: str) -> Any:
+def _wait(future: Any, item_dir: Location, name: str) -> Any:
     try:
         return future.result()
     except Exception as e:
@@ -232,12 +218,12 @@ def _wait(future: Any, item_dir: Path, name: str) -> Any:
         raise TenureIOError(f"writing array {name!r} under {item_dir} failed: {e}") from e
 
 
-def open_for_read(item_dir: Path, name: str, meta: TreeMetadata) -> Any:
+def open_for_read(item_dir: Location, name: str, meta: TreeMetadata) -> Any:
     """Start opening stored array `name`; resolve it with `resolve_read`."""
     return ts.open(read_spec(item_dir, name, meta), context=context())
 
 
-def resolve_read(future: Any, item_dir: Path, name: str) -> Any:
+def resolve_read(future: Any, item_dir: Location, name: str) -> Any:
     """Wait for a tensorstore open or read of `name`, reporting damage as corruption."""
     try:
         return future.result()
@@ -351,7 +337,7 @@ class RawArray:
         return out
 
 
-def _corrupt(name: str, item_dir: Path, why: object) -> CorruptCheckpointError:
+def _corrupt(name: str, item_dir: Location, why: object) -> CorruptCheckpointError:
     return CorruptCheckpointError(
         f"array {name!r} in {item_dir} cannot be read ({why}): its data is missing, "
         "truncated or corrupted; restore from another step or copy"

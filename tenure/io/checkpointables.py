@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -41,6 +39,7 @@ from tenure.io.metadata import (
     read_step_metadata,
 )
 from tenure.io.pytree import ITEM_FILE, StagedPytree, item_metadata, load_item, stage, write_item
+from tenure.io.storage import Location, as_location, is_object_store
 from tenure.io.tree import leaf_kind
 
 # Bit generators whose state is plain data; only these are rebuilt, so loading runs no code.
@@ -112,7 +111,7 @@ def _stage(name: str, value: Any, processes: Processes, copy: bool, custom: Json
 class PreparedSave:
     """A save whose data is staged in host memory; `run` writes and commits it."""
 
-    step_dir: Path
+    step_dir: Location
     items: dict[str, _Staged]
     metrics: JsonValue
     custom_metadata: dict[str, JsonValue]
@@ -151,7 +150,7 @@ class PreparedSave:
             raise
 
 
-def _item_record(staged: _Staged, item_dir: Path) -> JsonValue:
+def _item_record(staged: _Staged, item_dir: Location) -> JsonValue:
     if staged.pytree is None:
         return {"format_version": 1, "kind": staged.kind}
     record = read_json(item_dir / TENURE_DIR / ITEM_FILE)
@@ -171,7 +170,7 @@ def prepare_save(
     init_timestamp_nsecs: int | None = None,
 ) -> PreparedSave:
     """Validate names and stage every checkpointable (the blocking part of any save)."""
-    step_dir = Path(os.path.abspath(directory))
+    step_dir = as_location(directory)
     procs = processes or Processes()
     if is_committed(step_dir):
         raise CheckpointExistsError(
@@ -190,15 +189,21 @@ def prepare_save(
         items,
         metrics,
         dict(custom_metadata or {}),
-        layout or ArrayLayout(),
+        layout or _default_layout(step_dir, procs),
         procs,
         now_nsecs() if init_timestamp_nsecs is None else init_timestamp_nsecs,
     )
 
 
-def require_step(directory: PathLike) -> Path:
-    """`directory` as an absolute path, if it is a committed step; else `NotACheckpointError`."""
-    step_dir = Path(os.path.abspath(directory))
+def _default_layout(step_dir: Location, processes: Processes) -> ArrayLayout:
+    # Object stores charge per request and list slowly, so they get OCDBT's few large
+    # objects; OCDBT is single-process for now, so several processes keep one array each.
+    return ArrayLayout(ocdbt=is_object_store(step_dir) and processes.count == 1)
+
+
+def require_step(directory: PathLike) -> Location:
+    """`directory` as a location, if it is a committed step; else `NotACheckpointError`."""
+    step_dir = as_location(directory)
     if not is_committed(step_dir):
         raise NotACheckpointError(
             f"{step_dir} is not a committed checkpoint (missing, or an unfinished save); "
@@ -207,7 +212,7 @@ def require_step(directory: PathLike) -> Path:
     return step_dir
 
 
-def _item_kind(item_dir: Path) -> str:
+def _item_kind(item_dir: Location) -> str:
     record_path = item_dir / TENURE_DIR / ITEM_FILE
     if record_path.is_file():
         return str(read_json(record_path).get("kind", "pytree"))
@@ -216,7 +221,7 @@ def _item_kind(item_dir: Path) -> str:
     return "json"
 
 
-def load_one(step_dir: Path, name: str, abstract: Any = None) -> Any:
+def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
     """Read checkpointable `name` of a committed step, shaped like `abstract` when given."""
     item_dir = step_dir / validate_item_name(name)
     if not item_dir.is_dir():

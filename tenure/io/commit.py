@@ -1,11 +1,15 @@
-"""The save transaction: temporary directory, fsync, barrier, and the commit rename."""
+"""The save transaction: temporary directory, fsync, barrier, and the commit.
+
+On a local disk the commit is a rename of the temporary directory. Object stores cannot
+rename a prefix atomically, so there the step is written in place and `commit_success.txt`,
+written last by the primary process, is what makes it a checkpoint (as Orbax does on GCS).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +26,7 @@ from tenure.io.layout import (
     temporary_path,
 )
 from tenure.io.metadata import JsonValue, StepMetadata, now_nsecs
+from tenure.io.storage import Location, is_object_store, remove_tree
 
 Barrier = Callable[[str], None]
 
@@ -52,18 +57,17 @@ class Processes:
         return self.index == 0
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: Location, text: str) -> None:
     """Write `text` to `path` inside a save's temporary directory.
 
     Not fsynced here: the commit fsyncs every file of the save in parallel, which is much
     faster than one fsync after another while the disk is busy with the array data.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    path.write_text(text, encoding="utf-8")
 
 
-def write_json(path: Path, doc: JsonValue) -> None:
+def write_json(path: Location, doc: JsonValue) -> None:
     """Write `doc` as JSON (see `write_text`)."""
     write_text(path, json.dumps(doc))
 
@@ -121,9 +125,10 @@ class Syncer:
     )
     _pending: list[Future[list[Path]]] = attrs.field(factory=list)
 
-    def submit(self, root: Path) -> None:
+    def submit(self, root: Location) -> None:
         """Start fsyncing everything under `root`, which the save will not touch again."""
-        self._pending.append(self._pool.submit(_fsync_paths, _tree_paths(root)))
+        if isinstance(root, Path):
+            self._pending.append(self._pool.submit(_fsync_paths, _tree_paths(root)))
 
     def finish(self) -> frozenset[Path]:
         """Wait for every submitted fsync (raising the first error); return the synced paths."""
@@ -146,14 +151,16 @@ class StepTransaction:
         True
     """
 
-    final: Path
+    final: Location
     processes: Processes
     init_timestamp_nsecs: int = attrs.field(factory=now_nsecs)
     syncer: Syncer = attrs.field(factory=Syncer)
 
     @property
-    def tmp(self) -> Path:
-        """The directory being written."""
+    def tmp(self) -> Location:
+        """The directory being written (the step itself on object stores)."""
+        if is_object_store(self.final):
+            return self.final
         return temporary_path(self.final)
 
     def _phase(self, name: str) -> None:
@@ -162,22 +169,23 @@ class StepTransaction:
     def begin(self) -> None:
         """Refuse a committed step, replace a leftover temporary directory, then sync processes."""
         if self.processes.primary:
-            if is_committed(self.final) or self.final.exists():
+            object_store = is_object_store(self.final)
+            if is_committed(self.final) or (not object_store and self.final.exists()):
                 raise CheckpointExistsError(
                     f"{self.final} already exists; tenure never overwrites a checkpoint: save "
                     "under another step, or delete that directory first"
                 )
-            # A leftover of a crashed save, or a stray file under a temporary name.
-            if self.tmp.is_dir():
-                shutil.rmtree(self.tmp)
-            elif self.tmp.exists():
-                self.tmp.unlink()
+            # A leftover of a crashed save, or a stray file under a temporary name (on object
+            # stores, the objects of an uncommitted step).
+            remove_tree(self.tmp)
             self.tmp.mkdir(parents=True)
         self._phase("begin")
 
     def commit(self, metadata: StepMetadata) -> None:
-        """Make every byte durable, then publish the step with one atomic rename."""
-        fsync_tree(self.tmp, skip=self.syncer.finish())
+        """Make every byte durable, then publish the step with one atomic rename or marker."""
+        synced = self.syncer.finish()
+        if isinstance(self.tmp, Path):
+            fsync_tree(self.tmp, skip=synced)
         self._phase("written")
         if self.processes.primary:
             stamped = attrs.evolve(
@@ -187,14 +195,17 @@ class StepTransaction:
             )
             write_json(self.tmp / STEP_METADATA_FILE, stamped.to_json())
             write_text(self.tmp / V1_INDICATOR_FILE, "")
+            # On object stores this marker, written last, is the commit itself.
             write_text(
                 self.tmp / COMMIT_SUCCESS_FILE, f"Checkpoint commit was successful to {self.final}"
             )
-            names = (STEP_METADATA_FILE, V1_INDICATOR_FILE, COMMIT_SUCCESS_FILE)
-            fsync_all([self.tmp / n for n in names])
-            _fsync(self.tmp)
-            os.rename(self.tmp, self.final)
-            _fsync(self.final.parent)
+            tmp, final = self.tmp, self.final
+            if isinstance(tmp, Path) and isinstance(final, Path):
+                names = (STEP_METADATA_FILE, V1_INDICATOR_FILE, COMMIT_SUCCESS_FILE)
+                fsync_all([tmp / n for n in names])
+                _fsync(tmp)
+                os.rename(tmp, final)
+                _fsync(final.parent)
         self._phase("committed")
 
     def abort(self) -> None:
@@ -202,4 +213,5 @@ class StepTransaction:
         with contextlib.suppress(OSError):
             self.syncer.finish()
         if self.processes.primary:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(self.tmp)

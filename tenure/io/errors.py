@@ -52,3 +52,7 @@ class InsufficientSpaceError(TenureIOError, OSError):
 
 class StructureMismatchError(TenureIOError, ValueError):
     """The abstract tree asks for a key, shape or structure the checkpoint does not have."""
+
+
+class StorageError(TenureIOError, OSError):
+    """The object store refused a request: missing bucket, refused credentials, unreachable."""

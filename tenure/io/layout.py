@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 from tenure.io.errors import InvalidNameError
+from tenure.io.storage import (
+    Location,
+    ObjectPath,
+    as_location,
+    is_object_store,
+    list_dir,
+    remove_tree,
+)
 
 TMP_MARKER = ".orbax-checkpoint-tmp"
 STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
@@ -23,7 +29,7 @@ METRICS_ITEM = "metrics"
 METRICS_FILE = "metrics"
 DEFAULT_ITEM = "state"
 
-PathLike = str | os.PathLike[str]
+PathLike = str | os.PathLike[str] | ObjectPath
 
 
 def is_temporary(path: PathLike) -> bool:
@@ -35,17 +41,17 @@ def is_temporary(path: PathLike) -> bool:
         >>> is_temporary("/ckpt/5")
         False
     """
-    return TMP_MARKER in Path(path).name
+    return TMP_MARKER in as_location(path).name
 
 
-def temporary_path(step_dir: PathLike) -> Path:
+def temporary_path(step_dir: PathLike) -> Location:
     """The temporary directory a save of `step_dir` writes into before the commit rename.
 
     Examples:
         >>> temporary_path("/ckpt/5").name
         '5.orbax-checkpoint-tmp'
     """
-    final = Path(step_dir)
+    final = as_location(step_dir)
     return final.with_name(final.name + TMP_MARKER)
 
 
@@ -53,19 +59,22 @@ def is_committed(step_dir: PathLike, *, require_commit_file: bool = False) -> bo
     """True when `step_dir` is a finished checkpoint a reader may use.
 
     A directory is finished when its name carries no temporary marker (commit by rename).
-    With `require_commit_file`, `commit_success.txt` must also exist, as object stores need.
+    With `require_commit_file`, `commit_success.txt` must also exist; on object stores, where
+    saves write in place, that marker is always what commits a step.
 
     Examples:
         >>> is_committed("/nonexistent/5")
         False
     """
-    path = Path(step_dir)
+    path = as_location(step_dir)
+    if is_object_store(path):
+        return not is_temporary(path) and (path / COMMIT_SUCCESS_FILE).is_file()
     if is_temporary(path) or not path.is_dir():
         return False
     return not require_commit_file or (path / COMMIT_SUCCESS_FILE).is_file()
 
 
-def remove_temporary(root: PathLike) -> list[Path]:
+def remove_temporary(root: PathLike) -> list[Location]:
     """Delete the temporary directories that crashed saves left under `root`; return them.
 
     Only call this when no save into `root` is running.
@@ -74,15 +83,14 @@ def remove_temporary(root: PathLike) -> list[Path]:
         >>> remove_temporary("/nonexistent")
         []
     """
-    base = Path(root)
-    if not base.is_dir():
+    base = as_location(root)
+    if is_object_store(base) or not base.is_dir():
+        # Object stores have no temporary names: an uncommitted step is a prefix without
+        # its commit marker, which the manager removes when it opens the root.
         return []
-    removed = [child for child in sorted(base.iterdir()) if is_temporary(child)]
+    removed: list[Location] = [c for c in list_dir(base) if is_temporary(c)]
     for child in removed:
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+        remove_tree(child)
     return removed
 
 

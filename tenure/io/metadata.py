@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,6 +17,7 @@ from tenure.io.layout import (
     TREE_METADATA_FILE,
     PathLike,
 )
+from tenure.io.storage import Location, ObjectPath
 
 JsonValue = Any
 SEQUENCE_KEY = 1
@@ -33,6 +33,8 @@ METRICS_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.M
 def read_json(path: PathLike) -> JsonValue:
     """Parse a JSON file, reporting a damaged file as `CorruptCheckpointError`."""
     try:
+        if isinstance(path, ObjectPath):
+            return json.loads(path.read_bytes())
         with open(path, "rb") as f:
             return json.loads(f.read())
     except FileNotFoundError:
@@ -114,7 +116,7 @@ class TreeMetadata:
         }
 
     @classmethod
-    def read(cls, item_dir: Path) -> TreeMetadata:
+    def read(cls, item_dir: Location) -> TreeMetadata:
         """Read `<item_dir>/_METADATA`, detecting OCDBT when the flag is absent."""
         path = item_dir / TREE_METADATA_FILE
         if not path.is_file():
@@ -221,6 +223,10 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
         >>> read_step_metadata(d).custom_metadata
         {'run': 'a'}
     """
+    if isinstance(step_dir, str) and "://" in step_dir:
+        step_dir = ObjectPath.parse(step_dir)
+    if isinstance(step_dir, ObjectPath):
+        return _read_object_step_metadata(step_dir)
     # Opening files directly, without exists/is_file checks first: a manager opening a root
     # of many steps calls this once per step.
     step = os.fspath(step_dir)
@@ -231,22 +237,50 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
         if not os.path.isdir(step):
             raise NotACheckpointError(f"{step} does not exist or is not a directory") from None
         doc = {}
-    if not isinstance(doc, dict):
-        raise CorruptCheckpointError(f"{path} must hold a JSON object, found {type(doc).__name__}")
-    handlers = doc.get("item_handlers")
+    handlers = doc.get("item_handlers") if isinstance(doc, dict) else None
     if not isinstance(handlers, dict):
         handlers = {
             child.name: ""
             for child in os.scandir(step)
             if child.is_dir() and not child.name.startswith(("_", "."))
         }
-    custom = dict(doc.get("custom_metadata") or {})
-    # Orbax folds unknown top-level keys into custom metadata; do the same.
-    custom.update({k: v for k, v in doc.items() if k not in _STEP_FIELDS})
     try:
         metrics = read_json(os.path.join(step, METRICS_ITEM, METRICS_FILE))
     except (FileNotFoundError, NotADirectoryError):
         metrics = None
+    return _step_metadata(path, doc, handlers, metrics)
+
+
+def _read_object_step_metadata(step_dir: ObjectPath) -> StepMetadata:
+    path = step_dir / STEP_METADATA_FILE
+    try:
+        doc: JsonValue = read_json(path)
+    except FileNotFoundError:
+        if not step_dir.is_dir():
+            raise NotACheckpointError(f"{step_dir} does not exist") from None
+        doc = {}
+    handlers = doc.get("item_handlers") if isinstance(doc, dict) else None
+    if not isinstance(handlers, dict):
+        handlers = {
+            child.name: ""
+            for child in step_dir.iterdir()
+            if not child.name.startswith(("_", ".")) and child.is_dir()
+        }
+    try:
+        metrics = read_json(step_dir / METRICS_ITEM / METRICS_FILE)
+    except FileNotFoundError:
+        metrics = None
+    return _step_metadata(path, doc, handlers, metrics)
+
+
+def _step_metadata(
+    path: object, doc: JsonValue, handlers: dict[str, str], metrics: JsonValue
+) -> StepMetadata:
+    if not isinstance(doc, dict):
+        raise CorruptCheckpointError(f"{path} must hold a JSON object, found {type(doc).__name__}")
+    custom = dict(doc.get("custom_metadata") or {})
+    # Orbax folds unknown top-level keys into custom metadata; do the same.
+    custom.update({k: v for k, v in doc.items() if k not in _STEP_FIELDS})
     return StepMetadata(
         item_handlers={str(k): str(v) for k, v in handlers.items()},
         init_timestamp_nsecs=doc.get("init_timestamp_nsecs"),

@@ -43,6 +43,7 @@ from tenure.io.metadata import (
     param_name,
     read_json,
 )
+from tenure.io.storage import Location, list_dir
 from tenure.io.tree import (
     JAX,
     KEY,
@@ -137,11 +138,11 @@ def stage(
 
 
 def write_item(
-    item_dir: Path,
+    item_dir: Location,
     staged: StagedPytree,
     layout: ArrayLayout,
     processes: Processes,
-    written: Callable[[Path], None] | None = None,
+    written: Callable[[Location], None] | None = None,
 ) -> None:
     """Write arrays, then the item's metadata files (shared ones from the primary only).
 
@@ -214,7 +215,7 @@ def write_item(
 class SavedItem:
     """What is known about a stored pytree item before reading any array."""
 
-    item_dir: Path
+    item_dir: Location
     meta: TreeMetadata
     structure: JsonValue
     kinds: dict[str, str]
@@ -225,7 +226,7 @@ class SavedItem:
     crcs: dict[str, dict[Region, int]]
 
     @classmethod
-    def open(cls, item_dir: Path) -> SavedItem:
+    def open(cls, item_dir: Location) -> SavedItem:
         """Read the item's metadata files (tenure's, if present, and Orbax's)."""
         meta = TreeMetadata.read(item_dir)
         tenure_path = item_dir / TENURE_DIR / ITEM_FILE
@@ -261,10 +262,10 @@ class SavedItem:
         return shardings.from_json(text) if text else None
 
 
-def recorded_crcs(item_dir: Path) -> dict[str, dict[Region, int]]:
+def recorded_crcs(item_dir: Location) -> dict[str, dict[Region, int]]:
     """The crc32 tenure recorded for each written piece, by array name and region."""
     crcs: dict[str, dict[Region, int]] = {}
-    for path in sorted((item_dir / TENURE_DIR).glob("checksums.process_*.json")):
+    for path in list_dir(item_dir / TENURE_DIR, "checksums.process_*.json"):
         for name, pieces in read_json(path).items():
             for piece in pieces:
                 bounds = tuple((int(a), int(b)) for a, b in piece["index"])
@@ -272,7 +273,7 @@ def recorded_crcs(item_dir: Path) -> dict[str, dict[Region, int]]:
     return crcs
 
 
-def _orbax_key_impls(item_dir: Path) -> dict[str, str]:
+def _orbax_key_impls(item_dir: Location) -> dict[str, str]:
     impls: dict[str, str] = {}
     folder = item_dir / ARRAY_METADATAS_DIR
     if not folder.is_dir():
@@ -344,8 +345,13 @@ class Reader:
     def _raw(self, name: str) -> RawArray | None:
         if name not in self.raws:
             crcs = self.item.crcs.get(name, {})
+            item_dir = self.item.item_dir
             plain = bool(crcs) and not self.item.meta.use_ocdbt and self.item.meta.use_zarr3
-            self.raws[name] = RawArray.open(self.item.item_dir / name, crcs) if plain else None
+            # Raw reads open chunk files directly: local disks only.
+            if plain and isinstance(item_dir, Path):
+                self.raws[name] = RawArray.open(item_dir / name, crcs)
+            else:
+                self.raws[name] = None
         return self.raws[name]
 
     def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
@@ -489,7 +495,7 @@ def _is_target_leaf(node: Any) -> bool:
     return isinstance(node, jax.ShapeDtypeStruct | type) or leaf_kind(node) is not None
 
 
-def load_item(item_dir: Path, abstract: Any = None) -> Any:
+def load_item(item_dir: Location, abstract: Any = None) -> Any:
     """Read a pytree item, shaped like `abstract` when given (see `load_pytree`)."""
     reader = Reader(SavedItem.open(item_dir))
     if abstract is None:
@@ -529,7 +535,7 @@ def load_item(item_dir: Path, abstract: Any = None) -> Any:
     )
 
 
-def item_metadata(item_dir: Path) -> Any:
+def item_metadata(item_dir: Location) -> Any:
     """The saved tree with `jax.ShapeDtypeStruct` leaves (sharding set for saved jax arrays)."""
     reader = Reader(SavedItem.open(item_dir))
 

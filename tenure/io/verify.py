@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from tenure.io.arrays import checksum, open_for_read, resolve_read
@@ -11,12 +9,13 @@ from tenure.io.checkpointables import require_step
 from tenure.io.errors import CorruptCheckpointError
 from tenure.io.layout import TENURE_DIR, TREE_METADATA_FILE, PathLike
 from tenure.io.metadata import TreeMetadata, param_name, read_json, read_step_metadata
+from tenure.io.storage import Location, list_dir
 
 
-def _verify_item(item_dir: Path) -> int:
+def _verify_item(item_dir: Location) -> int:
     meta = TreeMetadata.read(item_dir)
     recorded: dict[str, list[dict[str, object]]] = {}
-    for path in sorted((item_dir / TENURE_DIR).glob("checksums.process_*.json")):
+    for path in list_dir(item_dir / TENURE_DIR, "checksums.process_*.json"):
         for name, pieces in read_json(path).items():
             recorded.setdefault(name, []).extend(pieces)
     names = [param_name(e.path) for e in meta.entries if e.is_array]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,11 @@ from typing import Any
 import attrs
 
 from tenure import io
+from tenure.io.storage import Location, ObjectPath, modified_time, remove_tree
 
 ROOT_METADATA = Path("metadata") / "_ROOT_METADATA"
 RETIRED_SUFFIX = ".tenure-deleting"
+COMMIT_MARKER = io.layout.COMMIT_SUCCESS_FILE
 
 
 @attrs.frozen
@@ -33,25 +35,25 @@ def to_nanoseconds(moment: datetime) -> int:
     return round(moment.timestamp() * 1e6) * 1000
 
 
-def read_details(step_dir: Path) -> StepDetails:
+def read_details(step_dir: Location) -> StepDetails:
     """The step's decision time (falling back to commit time, then mtime) and metrics."""
     meta = io.read_step_metadata(step_dir)
     stamp = meta.init_timestamp_nsecs or meta.commit_timestamp_nsecs
     time = (
         _from_nanoseconds(stamp)
         if stamp
-        else datetime.fromtimestamp(step_dir.stat().st_mtime, tz=UTC)
+        else datetime.fromtimestamp(modified_time(step_dir), tz=UTC)
     )
     metrics = meta.metrics if isinstance(meta.metrics, Mapping) else None
     return StepDetails(time, meta.commit_timestamp_nsecs, metrics)
 
 
-def read_custom_metadata(step_dir: Path) -> Mapping[str, Any]:
+def read_custom_metadata(step_dir: Location) -> Mapping[str, Any]:
     return io.read_step_metadata(step_dir).custom_metadata
 
 
 def save_async(
-    step_dir: Path,
+    step_dir: Location,
     items: Mapping[str, Any],
     custom_metadata: Mapping[str, Any] | None,
     metrics: Mapping[str, Any] | None,
@@ -69,7 +71,7 @@ def save_async(
     )
 
 
-def load(step_dir: Path, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
+def load(step_dir: Location, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
     return io.load_checkpointables(step_dir, abstract)
 
 
@@ -77,26 +79,43 @@ is_temporary = io.is_temporary
 remove_temporary = io.remove_temporary
 
 
-def retire(step_dir: Path) -> Path:
-    """Renames a step out of the way before deleting it, so that a crash in the middle of
-    a deletion leaves no half-deleted directory under a step's name."""
+def retire(step_dir: Location) -> Location:
+    """Takes a step out of the committed ones before deleting it, so that a crash in the
+    middle of a deletion leaves no half-deleted checkpoint: renamed aside on a local disk,
+    its commit marker removed first on an object store."""
+    if isinstance(step_dir, ObjectPath):
+        (step_dir / COMMIT_MARKER).unlink()
+        return step_dir
     retired = step_dir.with_name(step_dir.name + io.layout.TMP_MARKER + RETIRED_SUFFIX)
     step_dir.rename(retired)
     return retired
 
 
-def write_root_metadata(root: Path, metadata: Mapping[str, Any]) -> None:
+def remove_uncommitted(root: ObjectPath, keys: list[str], is_step: Callable[[str], bool]) -> None:
+    """Deletes the objects of steps whose save never wrote its commit marker."""
+    names = {key.partition("/")[0] for key in keys}
+    committed = {key.partition("/")[0] for key in keys if key.endswith("/" + COMMIT_MARKER)}
+    for name in sorted(names - committed):
+        if is_step(name):
+            remove_tree(root / name)
+
+
+def write_root_metadata(root: Location, metadata: Mapping[str, Any]) -> None:
     """Writes the root's custom metadata once, as Orbax does; an existing one is kept."""
     path = root / ROOT_METADATA
     if path.exists():
         return
+    text = json.dumps({"custom_metadata": dict(metadata)})
+    if isinstance(path, ObjectPath):
+        path.write_text(text)  # a single PUT is atomic
+        return
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"custom_metadata": dict(metadata)}))
+    tmp.write_text(text)
     tmp.replace(path)
 
 
-def read_root_metadata(root: Path) -> Mapping[str, Any] | None:
+def read_root_metadata(root: Location) -> Mapping[str, Any] | None:
     path = root / ROOT_METADATA
     if not path.is_file():
         return None

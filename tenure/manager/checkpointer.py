@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from tenure.io.storage import Location, ObjectPath, as_location, remove_tree
 from tenure.manager import _store, distributed
 from tenure.manager.errors import (
     BackgroundSaveError,
@@ -71,7 +71,7 @@ class CheckpointMetadata:
     """
 
     step: int
-    path: Path
+    path: Location
     metrics: Mapping[str, Any] | None = None
     commit_timestamp_nsecs: int | None = None
     time: datetime | None = None
@@ -88,7 +88,7 @@ class _Pending:
     """A save in flight: what the policies see of it, and its completion."""
 
     info: CheckpointInfo
-    path: Path
+    path: Location
     done: Future[None]
     staged: Future[None]
 
@@ -136,7 +136,7 @@ class Checkpointer:
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: str | os.PathLike[str] | ObjectPath,
         *,
         save_decision_policy: SaveDecisionPolicy | None = None,
         preservation_policy: PreservationPolicy | None = None,
@@ -152,7 +152,12 @@ class Checkpointer:
         todelete_subdir: str | None = None,
         multiprocess_timeout_secs: float = 300.0,
     ) -> None:
-        self._directory = Path(directory)
+        self._directory = as_location(directory)
+        if todelete_subdir is not None and isinstance(self._directory, ObjectPath):
+            raise RootNotUsableError(
+                f"todelete_subdir needs a rename, which {self._directory.scheme}:// roots do not "
+                "have: leave it unset there (deleted steps are removed)"
+            )
         self._save_policy: SaveDecisionPolicy = save_decision_policy or (
             InitialSavePolicy() | ContinuousCheckpointingPolicy() | PreemptionCheckpointingPolicy()
         )
@@ -169,7 +174,7 @@ class Checkpointer:
         self._resumed_from: int | None = None
         self._closed = False
         self._preemption = PreemptionFlag()
-        self._root_lock = RootLock(self._directory)
+        self._root_lock = RootLock(self._directory) if isinstance(self._directory, Path) else None
         # Under jax.distributed, every process runs a Checkpointer; the primary decides,
         # writes shared metadata and deletes, and the others follow.
         self._coordination = (
@@ -189,7 +194,7 @@ class Checkpointer:
     def _open_root(
         self, custom_metadata: Mapping[str, Any] | None, cleanup_tmp_directories: bool
     ) -> None:
-        if self._directory.exists() and not self._directory.is_dir():
+        if isinstance(self._directory, Path) and self._directory.is_file():
             raise RootNotUsableError(
                 f"{self._directory} is a file, not a directory; pass the directory that holds "
                 "(or will hold) the step directories"
@@ -200,7 +205,8 @@ class Checkpointer:
             return
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
-            if self._primary:
+            # Object stores have no exclusive create to build a lock on (see docs/storage.md).
+            if self._primary and self._root_lock is not None:
                 self._root_lock.acquire()
         except OSError as error:
             raise RootNotUsableError(
@@ -210,7 +216,13 @@ class Checkpointer:
         if custom_metadata is not None and self._primary:
             _store.write_root_metadata(self._directory, custom_metadata)
         if cleanup_tmp_directories and self._primary:
-            _store.remove_temporary(self._directory)
+            if isinstance(self._directory, ObjectPath):
+                keys = self._directory.list_keys()
+                _store.remove_uncommitted(
+                    self._directory, keys, lambda name: self._names.parse(name) is not None
+                )
+            else:
+                _store.remove_temporary(self._directory)
 
     def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
         # A root can hold tens of thousands of steps. The scan makes many small objects and
@@ -224,15 +236,28 @@ class Checkpointer:
             if collecting:
                 gc.enable()
 
-    def _scan_steps(self, details: bool) -> list[CheckpointMetadata]:
-        steps = []
+    def _list_steps(self) -> list[tuple[int, Location]]:
+        root = self._directory
+        steps: list[tuple[int, Location]] = []
+        if isinstance(root, ObjectPath):
+            # A step exists once its commit marker does: one listing finds them all.
+            marker = "/" + _store.COMMIT_MARKER
+            for key in root.list_keys():
+                name = key[: -len(marker)]
+                step = self._names.parse(name) if key.endswith(marker) else None
+                if step is not None:
+                    steps.append((step, root / name))
+            return steps
         # os.scandir knows each entry's type without a stat call.
-        with os.scandir(self._directory) as entries:
+        with os.scandir(root) as entries:
             for entry in entries:
                 step = self._names.parse(entry.name)
                 if step is not None and entry.is_dir() and not _store.is_temporary(entry.name):
                     steps.append((step, Path(entry.path)))
-        steps.sort()
+        return steps
+
+    def _scan_steps(self, details: bool) -> list[CheckpointMetadata]:
+        steps = sorted(self._list_steps(), key=lambda pair: pair[0])
         if not details:
             return [CheckpointMetadata(step, path) for step, path in steps]
         found = []
@@ -243,7 +268,7 @@ class Checkpointer:
                 continue  # deleted by the writer's retention since the listing
         return found
 
-    def _describe(self, step: int, path: Path) -> CheckpointMetadata:
+    def _describe(self, step: int, path: Location) -> CheckpointMetadata:
         details = _store.read_details(path)
         return CheckpointMetadata(
             step=step,
@@ -264,7 +289,7 @@ class Checkpointer:
     # -- properties ----------------------------------------------------------------------
 
     @property
-    def directory(self) -> Path:
+    def directory(self) -> Location:
         return self._directory
 
     @property
@@ -460,18 +485,18 @@ class Checkpointer:
         self._previous = None
         if not self._primary:
             return
-        if self._todelete_subdir is not None:
-            target = self._directory / self._todelete_subdir
+        if self._todelete_subdir is not None and isinstance(entry.path, Path):
+            target = entry.path.parent / self._todelete_subdir
             target.mkdir(exist_ok=True)
             entry.path.rename(target / entry.path.name)
             return
         doomed = _store.retire(entry.path)
         if self._background_delete:
-            thread = threading.Thread(target=shutil.rmtree, args=(doomed,), daemon=True)
+            thread = threading.Thread(target=remove_tree, args=(doomed,), daemon=True)
             thread.start()
             self._deleters.append(thread)
         else:
-            shutil.rmtree(doomed)
+            remove_tree(doomed)
 
     def delete(self, step: int | CheckpointMetadata) -> None:
         """Deletes a committed step now, whatever the policies say."""
@@ -637,7 +662,8 @@ class Checkpointer:
         finally:
             self._closed = True
             self._preemption.uninstall()
-            self._root_lock.release()
+            if self._root_lock is not None:
+                self._root_lock.release()
 
     def __enter__(self) -> Checkpointer:
         return self
