@@ -26,3 +26,49 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("TENURE_HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- storage roots: every test taking `root` runs on a local directory and on S3 -------------
+
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests import s3server  # noqa: E402
+
+S3_BUCKET = "tenure-tests"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[s3server.S3Server]:
+    """One moto server for the session, with tenure's AWS variables pointing at it."""
+    with s3server.running() as server:
+        saved = {k: os.environ.get(k) for k in server.environment()}
+        os.environ.update(server.environment())
+        server.create_bucket(S3_BUCKET)
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture
+def s3_root(s3_server: s3server.S3Server) -> object:
+    """A fresh, empty prefix in the test bucket."""
+    from tenure.io import ObjectPath
+
+    return ObjectPath("s3", S3_BUCKET, f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """A checkpoint root that does not exist yet: a local directory, then an S3 prefix."""
+    if request.param == "local":
+        return tmp_path / "root"
+    return request.getfixturevalue("s3_root")
