@@ -17,9 +17,20 @@ import attrs
 import numpy as np
 import tensorstore as ts
 
-from tenure.io.errors import CorruptCheckpointError, InsufficientSpaceError, TenureIOError
+from tenure.io.errors import (
+    CorruptCheckpointError,
+    InsufficientSpaceError,
+    StorageError,
+    TenureIOError,
+)
 from tenure.io.metadata import TreeMetadata
-from tenure.io.storage import Location, context, kvstore_spec
+from tenure.io.storage import (
+    Location,
+    context,
+    describe_store_error,
+    is_object_store,
+    kvstore_spec,
+)
 
 Index = tuple[slice, ...]
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
@@ -215,6 +226,10 @@ def _wait(future: Any, item_dir: Location, name: str) -> Any:
     except Exception as e:
         if is_space_error(e):
             raise space_error(item_dir, e) from e
+        if is_object_store(item_dir):
+            raise StorageError(
+                describe_store_error(f"writing array {name!r} under {item_dir}", e)
+            ) from e
         raise TenureIOError(f"writing array {name!r} under {item_dir} failed: {e}") from e
 
 

@@ -205,6 +205,9 @@ def require_step(directory: PathLike) -> Location:
     """`directory` as a location, if it is a committed step; else `NotACheckpointError`."""
     step_dir = as_location(directory)
     if not is_committed(step_dir):
+        if is_object_store(step_dir):
+            # A GET in a missing bucket looks like a missing key; a listing says which it is.
+            step_dir.is_dir()
         raise NotACheckpointError(
             f"{step_dir} is not a committed checkpoint (missing, or an unfinished save); "
             "pass a committed step directory"

@@ -1,7 +1,7 @@
-"""Save/load round trips: every leaf kind, container, dtype and sharding."""
+"""Save/load round trips: every leaf kind, container, dtype and sharding, on disk and S3."""
 
 import collections
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -9,11 +9,15 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tenure import io
+from tenure.io import Location
+
+# `new_root` makes a new root on every call, so sharing it across examples is safe.
+FRESH_ROOT_PER_EXAMPLE = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 Point = collections.namedtuple("Point", ["x", "y"])
 DTYPES = [
@@ -39,7 +43,7 @@ def assert_same(a: Any, b: Any) -> None:
             assert x == y
 
 
-def test_every_leaf_kind_and_container_roundtrips(tmp_path: Path, mesh: jax.sharding.Mesh) -> None:
+def test_every_leaf_kind_and_container_roundtrips(root: Location, mesh: jax.sharding.Mesh) -> None:
     sharded = jax.device_put(
         jnp.arange(64.0).reshape(8, 8), jax.NamedSharding(mesh, jax.P("x", "y"))
     )
@@ -55,8 +59,8 @@ def test_every_leaf_kind_and_container_roundtrips(tmp_path: Path, mesh: jax.shar
         "point": Point(x=np.zeros(2), y=(1, "b")),
         "empty_array": np.zeros((0, 3)),
     }
-    io.save_pytree(tmp_path / "1", tree)
-    out = io.load_pytree(tmp_path / "1")
+    io.save_pytree(root / "1", tree)
+    out = io.load_pytree(root / "1")
     assert_same(tree, out)
     assert out["sharded"].sharding == sharded.sharding
     assert type(out["point"]).__name__ == "Point"
@@ -64,10 +68,10 @@ def test_every_leaf_kind_and_container_roundtrips(tmp_path: Path, mesh: jax.shar
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_every_numeric_dtype_roundtrips(tmp_path: Path, dtype: Any) -> None:
+def test_every_numeric_dtype_roundtrips(root: Location, dtype: Any) -> None:
     value = np.arange(5).astype(dtype)
-    io.save_pytree(tmp_path / "1", {"v": value, "s": value[0]})
-    out = io.load_pytree(tmp_path / "1")
+    io.save_pytree(root / "1", {"v": value, "s": value[0]})
+    out = io.load_pytree(root / "1")
     assert_same({"v": value, "s": value[0]}, out)
 
 
@@ -97,14 +101,16 @@ def pytrees(draw: st.DrawFn, depth: int = 0) -> Any:
     )
 
 
+@FRESH_ROOT_PER_EXAMPLE
 @given(tree=st.dictionaries(st.sampled_from(["a", "b", "c"]), pytrees(), max_size=3))
-def test_save_then_load_roundtrips_any_pytree(tmp_path_factory: Any, tree: Any) -> None:
+def test_save_then_load_roundtrips_any_pytree(new_root: Callable[[], Location], tree: Any) -> None:
     """Law: load_pytree(save_pytree(t)) == t, for random nested containers, dtypes and shapes."""
-    step = tmp_path_factory.mktemp("rt") / "1"
+    step = new_root() / "1"
     io.save_pytree(step, tree)
     assert_same(tree, io.load_pytree(step))
 
 
+@FRESH_ROOT_PER_EXAMPLE
 @given(
     shape=st.tuples(st.sampled_from([8, 16]), st.sampled_from([4, 8, 12])),
     saved=st.sampled_from([("x", "y"), ("x", None), (None, "y"), (None, None), ("y", None)]),
@@ -112,13 +118,13 @@ def test_save_then_load_roundtrips_any_pytree(tmp_path_factory: Any, tree: Any) 
     dtype=st.sampled_from([jnp.float32, jnp.bfloat16, jnp.int32]),
 )
 def test_load_reshards_to_any_target_sharding(
-    tmp_path_factory: Any, shape: tuple[int, int], saved: Any, wanted: Any, dtype: Any
+    new_root: Callable[[], Location], shape: tuple[int, int], saved: Any, wanted: Any, dtype: Any
 ) -> None:
     """Law: loading with a target sharding gives the saved values laid out on that sharding."""
     mesh = jax.make_mesh((4, 2), ("x", "y"))
     value = jnp.arange(shape[0] * shape[1]).reshape(shape).astype(dtype)
     array = jax.device_put(value, jax.NamedSharding(mesh, jax.P(*saved)))
-    step = tmp_path_factory.mktemp("rs") / "1"
+    step = new_root() / "1"
     io.save_pytree(step, {"w": array})
     target = jax.NamedSharding(mesh, jax.P(*wanted))
     out = io.load_pytree(step, {"w": jax.ShapeDtypeStruct(shape, jnp.float32, sharding=target)})
@@ -128,11 +134,11 @@ def test_load_reshards_to_any_target_sharding(
 
 
 def test_abstract_numpy_or_none_gives_numpy_and_partial_restore(
-    tmp_path: Path, mesh: jax.sharding.Mesh
+    root: Location, mesh: jax.sharding.Mesh
 ) -> None:
     tree = {"a": jnp.ones((4, 2)), "b": {"c": jnp.zeros(3), "d": np.arange(2)}, "e": 5}
-    io.save_pytree(tmp_path / "1", tree)
-    out = io.load_pytree(tmp_path / "1", {"a": None, "b": {"c": np.zeros(3, np.float16)}})
+    io.save_pytree(root / "1", tree)
+    out = io.load_pytree(root / "1", {"a": None, "b": {"c": np.zeros(3, np.float16)}})
     assert set(out) == {"a", "b"}
     assert set(out["b"]) == {"c"}
     assert isinstance(out["a"], np.ndarray)
@@ -140,41 +146,41 @@ def test_abstract_numpy_or_none_gives_numpy_and_partial_restore(
 
 
 def test_pytree_metadata_reads_shapes_dtypes_and_shardings(
-    tmp_path: Path, mesh: jax.sharding.Mesh
+    root: Location, mesh: jax.sharding.Mesh
 ) -> None:
     sharding = jax.NamedSharding(mesh, jax.P("x"))
     tree = {"w": jax.device_put(jnp.zeros((8, 2), jnp.bfloat16), sharding), "n": np.zeros(3)}
-    io.save_pytree(tmp_path / "1", tree)
-    meta = io.pytree_metadata(tmp_path / "1")
+    io.save_pytree(root / "1", tree)
+    meta = io.pytree_metadata(root / "1")
     assert meta["w"] == jax.ShapeDtypeStruct((8, 2), jnp.bfloat16, sharding=sharding)
     assert meta["n"].shape == (3,)
     assert meta["n"].dtype == np.float64
-    out = io.load_pytree(tmp_path / "1", meta)
+    out = io.load_pytree(root / "1", meta)
     assert out["w"].sharding == sharding
 
 
-def test_registered_pytree_node_restores_through_abstract_tree(tmp_path: Path) -> None:
+def test_registered_pytree_node_restores_through_abstract_tree(root: Location) -> None:
     @jax.tree_util.register_dataclass
     @__import__("dataclasses").dataclass
     class State:
         w: Any
         step: Any
 
-    io.save_pytree(tmp_path / "1", State(w=np.ones(2), step=np.int32(3)))
-    assert io.load_pytree(tmp_path / "1")["w"].tolist() == [1.0, 1.0]
-    out = io.load_pytree(tmp_path / "1", State(w=np.zeros(2), step=np.int32(0)))
+    io.save_pytree(root / "1", State(w=np.ones(2), step=np.int32(3)))
+    assert io.load_pytree(root / "1")["w"].tolist() == [1.0, 1.0]
+    out = io.load_pytree(root / "1", State(w=np.zeros(2), step=np.int32(0)))
     assert isinstance(out, State)
     assert out.step == 3
 
 
-def test_typed_and_raw_prng_keys_roundtrip_inside_a_pytree(tmp_path: Path) -> None:
+def test_typed_and_raw_prng_keys_roundtrip_inside_a_pytree(root: Location) -> None:
     tree = {
         "typed": jax.random.key(7),
         "raw": jax.random.PRNGKey(7),
         "many": jax.random.split(jax.random.key(1), 3),
     }
-    io.save_pytree(tmp_path / "1", tree)
-    out = io.load_pytree(tmp_path / "1")
+    io.save_pytree(root / "1", tree)
+    out = io.load_pytree(root / "1")
     assert jnp.array_equal(jax.random.key_data(out["typed"]), jax.random.key_data(tree["typed"]))
     assert jnp.array_equal(jax.random.key_data(out["many"]), jax.random.key_data(tree["many"]))
     assert out["raw"].dtype == jnp.uint32
