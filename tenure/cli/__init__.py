@@ -2,8 +2,9 @@
 and `simulate`.
 
 Exit status: 0 on success, 1 when `verify` (or a listing) finds damaged data, 2 on bad
-arguments or input, 3 when another writer holds the root's lock (`prune`). The commands
-that read roots load jax on first use, so `simulate` starts without it.
+arguments or input (an object store that refuses or cannot be reached too), 3 when another
+writer holds the root's lock (`prune`). The commands that read roots load jax on first use,
+so `simulate` starts without it.
 
 Examples:
     >>> main(["simulate", "--save", "FixedIntervalPolicy(10)", "--keep", "LatestN(1)",
@@ -56,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tenure {args.command}: {error}", file=sys.stderr)
         return error.exit_status
     except (RetentionError, TypeError) as error:
+        print(f"tenure {args.command}: {error}", file=sys.stderr)
+        return USAGE
+    except OSError as error:
+        from tenure.io import StorageError  # raised only where a root command loaded tenure.io
+
+        if not isinstance(error, StorageError):
+            raise
         print(f"tenure {args.command}: {error}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:

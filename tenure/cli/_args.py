@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tenure.retention import PreservationPolicy, RetentionError, parse_policy
+
+if TYPE_CHECKING:
+    from tenure.io import Location
 
 
 def policy(text: str) -> PreservationPolicy:
@@ -34,8 +38,29 @@ def moment(text: str) -> datetime:
     return parsed
 
 
+def root(text: str) -> Location:
+    """A local root as given, or an object-store prefix for `s3://` and `gs://` URLs.
+
+    Examples:
+        >>> root("ckpt/run")
+        PosixPath('ckpt/run')
+    """
+    if "://" not in text:
+        return Path(text)  # not made absolute: outputs show the root as given
+    from tenure.io import StorageError, as_location
+
+    try:
+        return as_location(text)
+    except StorageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_root(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", type=Path, help="the checkpoint root (the folder of steps)")
+    parser.add_argument(
+        "root",
+        type=root,
+        help="the checkpoint root: a folder of steps, or s3://bucket/prefix, gs://bucket/prefix",
+    )
 
 
 def add_keep(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -1,6 +1,9 @@
 """What the commands read of a root beyond the Checkpointer's listing: sizes, leftovers of
 unfinished saves and deletions, and the per-array records tenure.io writes (checksums,
-shardings), read from the files io documents in docs/format.md."""
+shardings), read from the files io documents in docs/format.md.
+
+A root is a local `Path` or an object-store `ObjectPath`; `isinstance(root, Path)` tells
+them apart without importing tenure.io (and with it jax)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +22,7 @@ import attrs
 from tenure.cli.errors import DamagedError, RootBusyError, UsageError
 
 if TYPE_CHECKING:
+    from tenure.io import Location
     from tenure.manager import Checkpointer, CheckpointMetadata
     from tenure.retention import PreservationPolicy
 
@@ -29,11 +33,14 @@ RETIRED_SUFFIX = ".tenure-deleting"
 TENURE_DIR = "_tenure"
 TREE_METADATA_FILE = "_METADATA"
 SHARDING_FILE = "_sharding"
+COMMIT_SUCCESS_FILE = "commit_success.txt"
 _LEADING_STEP = re.compile(r"^(?:.*_)?(\d+)" + re.escape(TMP_MARKER))
+_STEP_NAME = re.compile(r"^(?:.*_)?(\d+)$")
 
 
-def disk_bytes(path: Path) -> int:
-    """The total size of the files under `path` (what deleting it frees).
+def disk_bytes(path: Location) -> int | None:
+    """The total size of the files under `path` (what deleting it frees); None on object
+    stores, whose listing gives no sizes: sizing would cost a request per object.
 
     Examples:
         >>> import tempfile
@@ -42,12 +49,29 @@ def disk_bytes(path: Path) -> int:
         >>> disk_bytes(folder)
         5
     """
+    if not isinstance(path, Path):
+        return None
     total = 0
     for parent, _, files in os.walk(path):
         for name in files:
             # A file deleted while we walk frees nothing.
             with contextlib.suppress(FileNotFoundError):
                 total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
+def sum_bytes(sizes: Iterable[int | None]) -> int | None:
+    """The total of `sizes`, or None when any of them is unknown.
+
+    Examples:
+        >>> sum_bytes([1, 2]), sum_bytes([1, None]), sum_bytes([])
+        (3, None, 0)
+    """
+    total = 0
+    for size in sizes:
+        if size is None:
+            return None
+        total += size
     return total
 
 
@@ -68,61 +92,95 @@ class Leftover:
         'unfinished-save'
     """
 
-    path: Path
+    path: Location
     step: int | None
     kind: str
 
     @classmethod
-    def of(cls, path: Path) -> Leftover:
+    def of(cls, path: Location) -> Leftover:
         match = _LEADING_STEP.match(path.name)
         kind = "interrupted-delete" if path.name.endswith(RETIRED_SUFFIX) else "unfinished-save"
         return cls(path, int(match.group(1)) if match else None, kind)
 
     def to_json(self) -> dict[str, Any]:
-        stat = self.path.stat()
-        return {
+        doc: dict[str, Any] = {
             "name": self.path.name,
             "path": str(self.path),
             "step": self.step,
             "kind": self.kind,
+        }
+        if not isinstance(self.path, Path):
+            # Object-store listings carry neither sizes nor times.
+            return {**doc, "bytes": None, "modified": None}
+        stat = self.path.stat()
+        return {
+            **doc,
             "bytes": disk_bytes(self.path) if self.path.is_dir() else stat.st_size,
             "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
         }
 
 
-def leftovers(root: Path) -> list[Leftover]:
-    """The temporary directories under `root`: saves in flight or crashed, and deletions
-    that were interrupted. The Checkpointer lists neither; prune never touches them."""
-    with os.scandir(root) as entries:
-        names = sorted(e.name for e in entries if TMP_MARKER in e.name)
-    return [Leftover.of(root / name) for name in names]
+def leftovers(root: Location) -> list[Leftover]:
+    """What unfinished saves and interrupted deletions left under `root`. The Checkpointer
+    lists none of them; prune never touches them.
+
+    On a local disk they are the temporary directories. Object-store saves write in place
+    and commit with `commit_success.txt`, and deletions remove that marker first, so there
+    they are step prefixes without the marker (a save in flight, a crashed save or an
+    interrupted deletion look alike: all are reported as unfinished saves), and any
+    temporary-named prefix copied from a disk."""
+    if isinstance(root, Path):
+        with os.scandir(root) as entries:
+            names = sorted(e.name for e in entries if TMP_MARKER in e.name)
+        return [Leftover.of(root / name) for name in names]
+    keys = root.list_keys()
+    prefixes = sorted({key.partition("/")[0] for key in keys if "/" in key})
+    marker = "/" + COMMIT_SUCCESS_FILE
+    committed = {key.removesuffix(marker) for key in keys if key.endswith(marker)}
+    found = []
+    for name in prefixes:
+        step = _STEP_NAME.match(name)
+        if TMP_MARKER in name:
+            found.append(Leftover.of(root / name))
+        elif step and name not in committed:
+            found.append(Leftover(root / name, int(step.group(1)), "unfinished-save"))
+    return found
 
 
-def open_reader(root: Path) -> Checkpointer:
-    """A read-only Checkpointer on `root`, or a `UsageError` saying what is wrong."""
+def _require_root(root: Location) -> None:
     if not root.is_dir():
-        raise UsageError(f"{root} is not a directory; pass the checkpoint root")
-    from tenure.io import TenureIOError
+        what = "is not a directory" if isinstance(root, Path) else "holds no objects"
+        raise UsageError(f"{root} {what}; pass the checkpoint root")
+
+
+def open_reader(root: Location) -> Checkpointer:
+    """A read-only Checkpointer on `root`, or a `UsageError` saying what is wrong."""
+    _require_root(root)
+    from tenure.io import StorageError, TenureIOError
     from tenure.manager import Checkpointer
 
     try:
         return Checkpointer(root, read_only=True)
+    except StorageError:
+        raise  # the store failed, not the root's files; main reports it
     except TenureIOError as error:
         raise DamagedError(f"cannot list {root}: {error}; run tenure verify on it") from None
 
 
-def open_writer(root: Path, policy: PreservationPolicy) -> Checkpointer:
-    """A writing Checkpointer on `root`: it takes the root's lock, as the training job's
-    does, so that prune and a training job never delete from the same root at once."""
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a directory; pass the checkpoint root")
-    from tenure.io import TenureIOError
+def open_writer(root: Location, policy: PreservationPolicy) -> Checkpointer:
+    """A writing Checkpointer on `root`: on a local disk it takes the root's lock, as the
+    training job's does, so that prune and a training job never delete from the same root
+    at once. Object stores have no exclusive create to build a lock on, so there is none."""
+    _require_root(root)
+    from tenure.io import StorageError, TenureIOError
     from tenure.manager import Checkpointer, RootLockedError
 
     try:
         return Checkpointer(root, preservation_policy=policy)
     except RootLockedError as error:
         raise RootBusyError(str(error)) from None
+    except StorageError:
+        raise  # the store failed, not the root's files; main reports it
     except TenureIOError as error:
         raise DamagedError(f"cannot list {root}: {error}; run tenure verify on it") from None
 
@@ -140,7 +198,7 @@ def step_entry(reader: Checkpointer, step: int | None) -> CheckpointMetadata:
 # -- the records of one item, as tenure.io writes them ---------------------------------
 
 
-def _json(path: Path) -> Any:
+def _json(path: Location) -> Any:
     try:
         return json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -149,7 +207,7 @@ def _json(path: Path) -> Any:
         raise DamagedError(f"{path} is not valid JSON ({error}); run tenure verify") from None
 
 
-def item_kind(item_dir: Path) -> str:
+def item_kind(item_dir: Location) -> str:
     """`pytree`, `json`, `numpy_generator` or `bare_leaf` (io's own record of an item, or
     for Orbax-written items, pytree when it has tree metadata)."""
     record = _json(item_dir / TENURE_DIR / "item.json")
@@ -158,17 +216,19 @@ def item_kind(item_dir: Path) -> str:
     return "pytree" if (item_dir / TREE_METADATA_FILE).is_file() else "json"
 
 
-def recorded_checksums(item_dir: Path) -> dict[str, list[dict[str, Any]]]:
+def recorded_checksums(item_dir: Location) -> dict[str, list[dict[str, Any]]]:
     """The crc32 of every piece each array was written in, by array name; empty for
     Orbax-written items, which record none (their chunks still carry tensorstore's)."""
+    from tenure.io.storage import list_dir
+
     sums: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((item_dir / TENURE_DIR).glob("checksums.process_*.json")):
+    for path in list_dir(item_dir / TENURE_DIR, "checksums.process_*.json"):
         for name, pieces in (_json(path) or {}).items():
             sums.setdefault(name, []).extend(pieces)
     return sums
 
 
-def recorded_shardings(item_dir: Path) -> dict[str, dict[str, Any]]:
+def recorded_shardings(item_dir: Location) -> dict[str, dict[str, Any]]:
     """The sharding each jax array was saved with, by array name, as recorded (so it can
     be shown on a machine with other devices)."""
     recorded = _json(item_dir / SHARDING_FILE) or {}

@@ -12,9 +12,27 @@ from typing import Any, TextIO
 
 from tenure.retention.report import format_bytes
 
-__all__ = ["Painter", "Progress", "format_age", "format_bytes", "format_metrics", "table"]
+__all__ = [
+    "Painter",
+    "Progress",
+    "format_age",
+    "format_bytes",
+    "format_metrics",
+    "format_size",
+    "table",
+]
 
 _COLOURS = {"red": 31, "green": 32, "yellow": 33, "dim": 2, "bold": 1}
+
+
+def format_size(nbytes: int | None) -> str:
+    """A size, or `-` when it is unknown (on object stores).
+
+    Examples:
+        >>> format_size(2048), format_size(None)
+        ('2.0 KiB', '-')
+    """
+    return "-" if nbytes is None else format_bytes(nbytes)
 
 
 def _is_terminal(stream: TextIO) -> bool:

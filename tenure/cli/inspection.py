@@ -6,12 +6,14 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenure.cli import _args, _root
-from tenure.cli._terminal import Painter, format_bytes, format_metrics, table
+from tenure.cli._terminal import Painter, format_bytes, format_metrics, format_size, table
 from tenure.cli.errors import OK, DamagedError
+
+if TYPE_CHECKING:
+    from tenure.io import Location
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +48,7 @@ def leaves(tree: Any) -> list[tuple[tuple[str, ...], Any]]:
     return [(tuple(key_name(k) for k in path), leaf) for path, leaf in flat]
 
 
-def _pytree(step_dir: Path, name: str) -> dict[str, Any]:
+def _pytree(step_dir: Location, name: str) -> dict[str, Any]:
     from tenure import io
 
     item_dir = step_dir / name
@@ -122,7 +124,7 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
     lines = [
         paint.paint(f"step {doc['step']:,}", "bold") + f"  {doc['path']}",
         f"committed   {doc['commit_time'] or '-'} (decided {doc['time']})",
-        f"on disk     {format_bytes(doc['bytes'])}",
+        f"on disk     {format_size(doc['bytes'])}",
         f"metrics     {format_metrics(doc['metrics'])}",
         f"custom      {json.dumps(doc['custom_metadata']) if doc['custom_metadata'] else '-'}",
     ]

@@ -9,7 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from tenure.cli import _args, _root
-from tenure.cli._terminal import Painter, format_age, format_bytes, format_metrics, table
+from tenure.cli._terminal import (
+    Painter,
+    format_age,
+    format_bytes,
+    format_metrics,
+    format_size,
+    table,
+)
 from tenure.cli.errors import OK
 from tenure.retention import PreservationContext, plan_retention
 
@@ -21,7 +28,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "One row per committed step: commit time, age, size on disk and metrics; with "
             "--keep, whether the policy would keep the step and which rules say so. "
-            "Unfinished saves and interrupted deletions are listed separately."
+            "Unfinished saves and interrupted deletions are listed separately. Sizes are "
+            "unknown ('-') on s3:// and gs:// roots, whose listings carry none."
         ),
     )
     _args.add_root(parser)
@@ -41,7 +49,7 @@ def listing(args: argparse.Namespace) -> dict[str, Any]:
             [c.info() for c in checkpoints], args.keep, PreservationContext(now=now)
         )
         decisions = {d.step: d for d in plan.decisions}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in checkpoints:
         decision = decisions.get(entry.step)
         committed = _root.utc(entry.commit_timestamp_nsecs) or entry.time
@@ -64,7 +72,7 @@ def listing(args: argparse.Namespace) -> dict[str, Any]:
         "policy": None if args.keep is None else repr(args.keep),
         "checkpoints": rows,
         "incomplete": [leftover.to_json() for leftover in _root.leftovers(args.root)],
-        "total_bytes": sum(row["bytes"] for row in rows),
+        "total_bytes": _root.sum_bytes(row["bytes"] for row in rows),
     }
 
 
@@ -90,7 +98,7 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
                 f"{row['step']:,}",
                 _local(row["commit_time"] or row["time"]),
                 "-" if age is None else format_age(age),
-                format_bytes(row["bytes"]),
+                format_size(row["bytes"]),
                 format_metrics(row["metrics"]),
             ]
             if row["keep"] is not None:
@@ -100,17 +108,21 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
                 cells += [verdict, ", ".join(row["reasons"]) or "-"]
             body.append(cells)
         lines = [table(body, right=(0, 3))]
-        summary = f"{len(rows)} checkpoints, {format_bytes(doc['total_bytes'])}"
+        summary = f"{len(rows)} checkpoints"
+        if doc["total_bytes"] is not None:
+            summary += f", {format_bytes(doc['total_bytes'])}"
         if doc["policy"] is not None:
             doomed = [row for row in rows if not row["keep"]]
-            freed = format_bytes(sum(row["bytes"] for row in doomed))
-            summary += f"; {doc['policy']} would delete {len(doomed)} ({freed})"
+            summary += f"; {doc['policy']} would delete {len(doomed)}"
+            freed = _root.sum_bytes(row["bytes"] for row in doomed)
+            if freed is not None:
+                summary += f" ({format_bytes(freed)})"
         lines += ["", summary + "."]
     if doc["incomplete"]:
         lines += ["", paint.paint("Not committed (never listed, loaded or pruned):", "bold")]
         lines += [
             f"  {paint.paint(item['kind'], 'red')}  {item['name']}  "
-            f"{format_bytes(item['bytes'])}  modified {_local(item['modified'])}"
+            f"{format_size(item['bytes'])}  modified {_local(item['modified'])}"
             for item in doc["incomplete"]
         ]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from tenure.cli import _args, _root
-from tenure.cli._terminal import Painter, Progress, format_bytes, table
+from tenure.cli._terminal import Painter, Progress, format_bytes, format_size, table
 from tenure.cli.errors import OK, UsageError
 from tenure.retention import PreservationContext, plan_retention
 
@@ -21,7 +21,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Plans with the manager's planner and safety rules (never the newest step, never "
             "an unfinished save, never a file that is not a step) while holding the root's "
             "writer lock; refuses to run while another writer holds it. Shows the plan, asks, "
-            "deletes, and prints the bytes freed."
+            "deletes, and prints the bytes freed. On s3:// and gs:// roots there is no lock "
+            "(run it when no job writes there) and sizes are unknown."
         ),
     )
     _args.add_root(parser)
@@ -32,13 +33,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _confirm(count: int, freed: int) -> bool:
+def _amount(nbytes: int | None) -> str:
+    """` (SIZE)` after a count, or nothing when the size is unknown."""
+    return "" if nbytes is None else f" ({format_bytes(nbytes)})"
+
+
+def _confirm(count: int, freed: int | None) -> bool:
     if not sys.stdin.isatty():
         raise UsageError(
             "not deleting: stdin is not a terminal, so there is no one to ask; pass --yes "
             "to delete, or --dry-run to only show the plan"
         )
-    sys.stderr.write(f"Delete {count} checkpoints ({format_bytes(freed)})? [y/N] ")
+    sys.stderr.write(f"Delete {count} checkpoints{_amount(freed)}? [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
@@ -48,11 +54,11 @@ def _render_plan(doc: dict[str, Any], paint: Painter) -> str:
     for row in doc["checkpoints"]:
         verdict = paint.paint("keep", "green") if row["keep"] else paint.paint("delete", "yellow")
         rows.append(
-            (f"{row['step']:,}", format_bytes(row["bytes"]), verdict, ", ".join(row["reasons"]))
+            (f"{row['step']:,}", format_size(row["bytes"]), verdict, ", ".join(row["reasons"]))
         )
     summary = (
         f"{doc['policy']}: keeps {len(doc['checkpoints']) - len(doc['delete'])}, "
-        f"deletes {len(doc['delete'])} ({format_bytes(doc['bytes_to_free'])})."
+        f"deletes {len(doc['delete'])}{_amount(doc['bytes_to_free'])}."
     )
     return table(rows, right=(0, 1)) + "\n\n" + summary
 
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             ],
             "delete": list(plan.delete),
             "deleted": [],
-            "bytes_to_free": sum(sizes[step] for step in plan.delete),
+            "bytes_to_free": _root.sum_bytes(sizes[step] for step in plan.delete),
             "bytes_freed": 0,
         }
         if not args.json:
@@ -92,13 +98,15 @@ def run(args: argparse.Namespace) -> int:
                 for step in plan.delete:
                     writer.delete(step)
                     doc["deleted"].append(step)
-                    doc["bytes_freed"] += sizes[step]
                     bar.advance(1, f"step {step}")
+            doc["bytes_freed"] = _root.sum_bytes(sizes[step] for step in doc["deleted"])
     if args.json:
         print(json.dumps(doc, indent=1))
     elif doc["deleted"]:
+        freed = doc["bytes_freed"]
         print(
-            f"Deleted {len(doc['deleted'])} checkpoints, freed {format_bytes(doc['bytes_freed'])}."
+            f"Deleted {len(doc['deleted'])} checkpoints"
+            + ("." if freed is None else f", freed {format_bytes(freed)}.")
         )
     elif plan.delete:
         print("Nothing deleted" + (" (dry run)." if args.dry_run else "."))

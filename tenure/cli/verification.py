@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenure.cli import _args, _root
 from tenure.cli._terminal import Painter, Progress
 from tenure.cli.errors import DAMAGED, OK
 from tenure.cli.inspection import leaves
+
+if TYPE_CHECKING:
+    from tenure.io import Location
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +45,7 @@ def _selector(keys: tuple[str, ...]) -> Any:
     return tree
 
 
-def itemise(step_dir: Path) -> tuple[list[dict[str, Any]], int]:
+def itemise(step_dir: Location) -> tuple[list[dict[str, Any]], int]:
     """Every damaged array and file of a step, found by reading each on its own (the
     io-level `verify` stops at the first); also returns how many arrays were read."""
     from tenure import io
@@ -77,7 +79,7 @@ def itemise(step_dir: Path) -> tuple[list[dict[str, Any]], int]:
     return damaged, checked
 
 
-def verify_step(step: int, step_dir: Path) -> dict[str, Any]:
+def verify_step(step: int, step_dir: Location) -> dict[str, Any]:
     """One step's entry of the `--json` document."""
     from tenure import io
 

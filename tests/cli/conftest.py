@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import tenure
+from tenure.io import Location
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = "2026-01-02T00:00:00+00:00"  # `--now`: one day after the first save
@@ -24,7 +25,7 @@ LOSSES = {0: 1.0, 100: 0.3, 200: 0.5, 300: 0.2, 400: 0.4}
 
 
 def run_tenure(
-    *args: str | Path, stdin: Any = subprocess.DEVNULL
+    *args: str | Location, stdin: Any = subprocess.DEVNULL
 ) -> subprocess.CompletedProcess[str]:
     """`python -m tenure ARGS` in a fresh process; stdin is no terminal unless given."""
     env = {**os.environ, "NO_COLOR": "1"}
@@ -38,7 +39,7 @@ def run_tenure(
     )
 
 
-def run_json(*args: str | Path) -> Any:
+def run_json(*args: str | Location) -> Any:
     result = run_tenure(*args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -56,7 +57,7 @@ def state(step: int) -> dict[str, Any]:
     }
 
 
-def write_tenure_root(root: Path) -> Path:
+def write_tenure_root(root: Location) -> None:
     """Five steps, one an hour from START, with metrics and custom metadata."""
     now = [START]
     with tenure.Checkpointer(root, clock=lambda: now[0]) as ckptr:
@@ -69,7 +70,6 @@ def write_tenure_root(root: Path) -> Path:
                 metrics={"loss": LOSSES[step]},
                 custom_metadata={"run": "cli-test"},
             )
-    return root
 
 
 def write_orbax_v1_root(root: Path) -> Path:
@@ -94,7 +94,9 @@ def write_orbax_v0_root(root: Path) -> Path:
 
 @pytest.fixture
 def tenure_root(tmp_path: Path) -> Path:
-    return write_tenure_root(tmp_path / "tenure")
+    root = tmp_path / "tenure"
+    write_tenure_root(root)
+    return root
 
 
 @pytest.fixture(scope="module")
