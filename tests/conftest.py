@@ -31,8 +31,7 @@ settings.load_profile(os.environ.get("TENURE_HYPOTHESIS_PROFILE", "ci"))
 # -- storage roots: every test taking `root` runs on a local directory and on S3 -------------
 
 import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -67,8 +66,22 @@ def s3_root(s3_server: s3server.S3Server) -> object:
 
 
 @pytest.fixture(params=["local", "s3"])
-def root(request: pytest.FixtureRequest, tmp_path: Path) -> object:
-    """A checkpoint root that does not exist yet: a local directory, then an S3 prefix."""
+def new_root(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], object]:
+    """Makes fresh, empty checkpoint roots: local directories, then S3 prefixes.
+
+    A factory, so that hypothesis tests get a new root for every example.
+    """
     if request.param == "local":
-        return tmp_path / "root"
-    return request.getfixturevalue("s3_root")
+        return lambda: tmp_path_factory.mktemp("root")
+    from tenure.io import ObjectPath
+
+    request.getfixturevalue("s3_server")
+    return lambda: ObjectPath("s3", S3_BUCKET, f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def root(new_root: Callable[[], object]) -> object:
+    """A fresh checkpoint root: a local directory, then an S3 prefix."""
+    return new_root()
