@@ -176,13 +176,6 @@ class ObjectPath:
         """Store `text` under this key."""
         return self.write_bytes(text.encode(encoding))
 
-    def modified_time(self) -> float:
-        """When the object was last written, in seconds since the epoch."""
-        result = self._call(self._store().read(self.key))
-        if result.state != "value":
-            raise FileNotFoundError(f"{self} does not exist")
-        return float(result.stamp.time)
-
     def list_keys(self) -> list[str]:
         """Every key under this prefix, relative to it, sorted."""
         prefix = self.key + "/" if self.key else ""
@@ -287,13 +280,6 @@ def remove_tree(where: Location) -> None:
         shutil.rmtree(where)
     else:
         where.unlink(missing_ok=True)
-
-
-def modified_time(where: Location) -> float:
-    """When `where` was last written, in seconds since the epoch."""
-    if isinstance(where, ObjectPath):
-        return where.modified_time()
-    return where.stat().st_mtime
 
 
 def list_dir(where: Location, pattern: str = "*") -> list[Location]:

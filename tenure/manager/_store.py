@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from tenure import io
-from tenure.io.storage import Location, ObjectPath, modified_time, remove_tree
+from tenure.io.storage import Location, ObjectPath, remove_tree
 
 ROOT_METADATA = Path("metadata") / "_ROOT_METADATA"
 RETIRED_SUFFIX = ".tenure-deleting"
@@ -35,15 +35,21 @@ def to_nanoseconds(moment: datetime) -> int:
     return round(moment.timestamp() * 1e6) * 1000
 
 
-def read_details(step_dir: Location) -> StepDetails:
-    """The step's decision time (falling back to commit time, then mtime) and metrics."""
+def read_details(step_dir: Location, now: datetime) -> StepDetails:
+    """The step's decision time (falling back to commit time, then mtime) and metrics.
+
+    Object stores tell no modification time through tensorstore, so a step there without
+    timestamps (old Orbax versions) counts as saved `now`: time-based policies then keep it
+    rather than delete it on a guess.
+    """
     meta = io.read_step_metadata(step_dir)
     stamp = meta.init_timestamp_nsecs or meta.commit_timestamp_nsecs
-    time = (
-        _from_nanoseconds(stamp)
-        if stamp
-        else datetime.fromtimestamp(modified_time(step_dir), tz=UTC)
-    )
+    if stamp:
+        time = _from_nanoseconds(stamp)
+    elif isinstance(step_dir, ObjectPath):
+        time = now
+    else:
+        time = datetime.fromtimestamp(step_dir.stat().st_mtime, tz=UTC)
     metrics = meta.metrics if isinstance(meta.metrics, Mapping) else None
     return StepDetails(time, meta.commit_timestamp_nsecs, metrics)
 

@@ -269,7 +269,7 @@ class Checkpointer:
         return found
 
     def _describe(self, step: int, path: Location) -> CheckpointMetadata:
-        details = _store.read_details(path)
+        details = _store.read_details(path, self._clock())
         return CheckpointMetadata(
             step=step,
             path=path,

@@ -5,6 +5,8 @@ The rest of the manager's behaviour on S3 is covered by the `root`-parametrised 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,12 @@ def test_retention_deletes_every_object_of_a_step(s3_root: ObjectPath) -> None:
 def test_todelete_subdir_needs_a_rename_and_is_refused(s3_root: ObjectPath) -> None:
     with pytest.raises(RootNotUsableError, match="todelete_subdir"):
         tenure.Checkpointer(s3_root, todelete_subdir="trash")
+
+
+def test_a_step_without_timestamps_is_listed_and_counts_as_saved_now(s3_root: ObjectPath) -> None:
+    """Old Orbax steps carry no timestamps, and object stores give no mtime to fall back on."""
+    tenure.io.save_pytree(s3_root / "5", {"w": np.ones(2)})
+    (s3_root / "5" / "_CHECKPOINT_METADATA").write_text("{}")
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    with tenure.Checkpointer(s3_root, read_only=True, clock=lambda: now) as reader:
+        assert [(c.step, c.time) for c in reader.checkpoints] == [(5, now)]
