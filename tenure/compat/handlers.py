@@ -88,6 +88,7 @@ class ArrayCheckpointHandler(StandardCheckpointHandler):
     """One array (jax or numpy) or scalar.
 
     Examples:
+        >>> from pathlib import Path
         >>> ArrayCheckpointHandler().metadata(Path("/nowhere"), "x") is None
         True
     """
