@@ -67,19 +67,20 @@ def _end_of_prefix(prefix: str) -> str:
 
 def describe_store_error(where: object, error: BaseException) -> str:
     """What went wrong talking to an object store, and what to do about it."""
-    text = str(error)
+    # tensorstore's messages start with an absl status and the service's error code, then
+    # append the raw response body, which only repeats them.
+    text = str(error).split(" [http_response_body", 1)[0].splitlines()[0][:300]
     if "NoSuchBucket" in text:
         why = "the bucket does not exist: create it, or fix the bucket in the root"
-    elif any(
-        code in text
-        for code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403")
+    elif text.startswith(("PERMISSION_DENIED", "UNAUTHENTICATED")) or any(
+        code in text for code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")
     ):
         why = "the store refused the credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     elif "CURL error" in text or "retry attempts failed" in text:
         why = "the store could not be reached: check the endpoint (AWS_ENDPOINT_URL) and network"
     else:
         why = "the store returned an error"
-    return f"{where}: {why} ({text.splitlines()[0][:300]})"
+    return f"{where}: {why} ({text})"
 
 
 @attrs.frozen(order=True, repr=False)

@@ -83,3 +83,18 @@ def test_server_down_mid_save_fails_the_save_instead_of_hanging(
         server.stop()
         with pytest.raises(io.StorageError, match="could not be reached"):
             handle.result(timeout=120)
+
+
+@pytest.mark.parametrize("url", ["s3://", "ftp://bucket/run", "s3:/bucket/run"])
+def test_urls_that_name_no_object_store_root_are_refused(url: str) -> None:
+    with pytest.raises(io.StorageError, match="s3://bucket/prefix"):
+        ObjectPath.parse(url)
+
+
+def test_object_paths_join_and_split_like_paths() -> None:
+    root = io.as_location("s3://bucket//runs/a/")
+    assert root == ObjectPath("s3", "bucket", "runs/a")
+    assert str(root / "5" / "state") == "s3://bucket/runs/a/5/state"
+    assert (root / "5").with_name("6") == root / "6"
+    assert str(ObjectPath.parse("gs://bucket")) == "gs://bucket"
+    assert root.kvstore_spec(directory=True)["path"] == "runs/a/"
