@@ -223,61 +223,29 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
         >>> read_step_metadata(d).custom_metadata
         {'run': 'a'}
     """
-    if isinstance(step_dir, str) and "://" in step_dir:
-        step_dir = ObjectPath.parse(step_dir)
-    if isinstance(step_dir, ObjectPath):
-        return _read_object_step_metadata(step_dir)
+    step: str | ObjectPath = (
+        os.fspath(step_dir) if not isinstance(step_dir, ObjectPath) else step_dir
+    )
+    if isinstance(step, str) and "://" in step:
+        step = ObjectPath.parse(step)
     # Opening files directly, without exists/is_file checks first: a manager opening a root
     # of many steps calls this once per step.
-    step = os.fspath(step_dir)
-    path = os.path.join(step, STEP_METADATA_FILE)
+    path = _join(step, STEP_METADATA_FILE)
     try:
         doc: JsonValue = read_json(path)
     except (FileNotFoundError, NotADirectoryError):
-        if not os.path.isdir(step):
+        if not (step.is_dir() if isinstance(step, ObjectPath) else os.path.isdir(step)):
             raise NotACheckpointError(f"{step} does not exist or is not a directory") from None
         doc = {}
-    handlers = doc.get("item_handlers") if isinstance(doc, dict) else None
-    if not isinstance(handlers, dict):
-        handlers = {
-            child.name: ""
-            for child in os.scandir(step)
-            if child.is_dir() and not child.name.startswith(("_", "."))
-        }
-    try:
-        metrics = read_json(os.path.join(step, METRICS_ITEM, METRICS_FILE))
-    except (FileNotFoundError, NotADirectoryError):
-        metrics = None
-    return _step_metadata(path, doc, handlers, metrics)
-
-
-def _read_object_step_metadata(step_dir: ObjectPath) -> StepMetadata:
-    path = step_dir / STEP_METADATA_FILE
-    try:
-        doc: JsonValue = read_json(path)
-    except FileNotFoundError:
-        if not step_dir.is_dir():
-            raise NotACheckpointError(f"{step_dir} does not exist") from None
-        doc = {}
-    handlers = doc.get("item_handlers") if isinstance(doc, dict) else None
-    if not isinstance(handlers, dict):
-        handlers = {
-            child.name: ""
-            for child in step_dir.iterdir()
-            if not child.name.startswith(("_", ".")) and child.is_dir()
-        }
-    try:
-        metrics = read_json(step_dir / METRICS_ITEM / METRICS_FILE)
-    except FileNotFoundError:
-        metrics = None
-    return _step_metadata(path, doc, handlers, metrics)
-
-
-def _step_metadata(
-    path: object, doc: JsonValue, handlers: dict[str, str], metrics: JsonValue
-) -> StepMetadata:
     if not isinstance(doc, dict):
         raise CorruptCheckpointError(f"{path} must hold a JSON object, found {type(doc).__name__}")
+    handlers = doc.get("item_handlers")
+    if not isinstance(handlers, dict):
+        handlers = dict.fromkeys(_item_dirs(step), "")
+    try:
+        metrics = read_json(_join(step, METRICS_ITEM, METRICS_FILE))
+    except (FileNotFoundError, NotADirectoryError):
+        metrics = None
     custom = dict(doc.get("custom_metadata") or {})
     # Orbax folds unknown top-level keys into custom metadata; do the same.
     custom.update({k: v for k, v in doc.items() if k not in _STEP_FIELDS})
@@ -288,3 +256,17 @@ def _step_metadata(
         custom_metadata=custom,
         metrics=metrics,
     )
+
+
+def _join(step: str | ObjectPath, *names: str) -> str | ObjectPath:
+    return step / "/".join(names) if isinstance(step, ObjectPath) else os.path.join(step, *names)
+
+
+def _item_dirs(step: str | ObjectPath) -> list[str]:
+    """Subdirectories that can be checkpointables (no leading '_' or '.')."""
+    if isinstance(step, ObjectPath):
+        children = [(c.name, c.is_dir) for c in step.iterdir()]
+    else:
+        with os.scandir(step) as entries:
+            children = [(e.name, e.is_dir) for e in entries]
+    return [name for name, is_dir in children if not name.startswith(("_", ".")) and is_dir()]
