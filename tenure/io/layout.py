@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tenure.io.errors import InvalidNameError
 from tenure.io.storage import (
@@ -41,7 +42,8 @@ def is_temporary(path: PathLike) -> bool:
         >>> is_temporary("/ckpt/5")
         False
     """
-    return TMP_MARKER in as_location(path).name
+    name = path.name if isinstance(path, ObjectPath) else Path(path).name
+    return TMP_MARKER in name
 
 
 def temporary_path(step_dir: PathLike) -> Location:
