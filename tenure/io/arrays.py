@@ -33,6 +33,7 @@ from tenure.io.storage import (
 )
 
 Index = tuple[slice, ...]
+_OBJECT_DATA_FILE_BYTES = 64 * 2**20
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SPACE_TEXT = ("No space left", "File too large", "Disk quota exceeded")
 
@@ -95,7 +96,12 @@ def write_spec(
     kvstore = _kvstore(item_dir, name, layout.ocdbt, db)
     if layout.ocdbt:
         kvstore["config"] = {"max_inline_value_bytes": 1024, "max_decoded_node_bytes": 100_000_000}
-        kvstore["target_data_file_size"] = 0
+        # Locally one data file per save is fastest. On object stores a bounded size keeps
+        # each data file under a single PUT's limit (5 GiB on S3) and lets several upload
+        # in parallel.
+        kvstore["target_data_file_size"] = (
+            _OBJECT_DATA_FILE_BYTES if is_object_store(item_dir) else 0
+        )
     return {
         "driver": "zarr3",
         "kvstore": kvstore,
