@@ -5,9 +5,9 @@ directory and on an S3 prefix (the tests' moto server)."""
 from __future__ import annotations
 
 import socket
-import uuid
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
