@@ -85,6 +85,8 @@ def verify_step(step: int, step_dir: Location) -> dict[str, Any]:
 
     try:
         checked = io.verify(step_dir)
+    except io.StorageError:
+        raise  # the store failed, not the checkpoint: no verdict, the command exits 2
     except (io.TenureIOError, OSError, ValueError) as error:
         damaged, checked = itemise(step_dir)
         # Damage only the whole-step check sees (a JSON file, a recorded checksum).

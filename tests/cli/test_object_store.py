@@ -126,3 +126,11 @@ def test_store_errors_and_bad_urls_exit_2(s3_root: ObjectPath) -> None:
     scheme = run_tenure("verify", "ftp://host/run")
     assert scheme.returncode == 2
     assert "is not an object-store root" in scheme.stderr
+
+
+def test_a_store_failure_is_no_verdict_on_the_step(s3_root: ObjectPath) -> None:
+    """verify reports damage only when the store answered: a store error propagates."""
+    from tenure.cli.verification import verify_step
+
+    with pytest.raises(tenure.io.StorageError, match="bucket does not exist"):
+        verify_step(1, ObjectPath("s3", "no-such-bucket", "run/1"))
