@@ -97,8 +97,9 @@ def retire(step_dir: Location) -> Location:
     return retired
 
 
-def remove_uncommitted(root: ObjectPath, keys: list[str], is_step: Callable[[str], bool]) -> None:
+def remove_uncommitted(root: ObjectPath, is_step: Callable[[str], bool]) -> None:
     """Deletes the objects of steps whose save never wrote its commit marker."""
+    keys = root.list_keys()
     names = {key.partition("/")[0] for key in keys}
     committed = {key.partition("/")[0] for key in keys if key.endswith("/" + COMMIT_MARKER)}
     for name in sorted(names - committed):

@@ -217,9 +217,8 @@ class Checkpointer:
             _store.write_root_metadata(self._directory, custom_metadata)
         if cleanup_tmp_directories and self._primary:
             if isinstance(self._directory, ObjectPath):
-                keys = self._directory.list_keys()
                 _store.remove_uncommitted(
-                    self._directory, keys, lambda name: self._names.parse(name) is not None
+                    self._directory, lambda name: self._names.parse(name) is not None
                 )
             else:
                 _store.remove_temporary(self._directory)
