@@ -19,25 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-MIB = 1 << 20
+from states import MIB, random_state
 
 
 def build_state(gib: float) -> dict[str, np.ndarray]:
-    """~75% of the bytes in 64 MiB arrays, the rest in 200 arrays of 4 KiB to 4 MiB.
-
-    Values are random, like trained weights: constant arrays would let Orbax's default zstd
-    compression write almost nothing and measure compression instead of I/O.
-    """
-    rng = np.random.default_rng(0)
-    total = int(gib * (1 << 30))
-    big = int(total * 0.75) // (64 * MIB)
-    state = {f"big_{i}": rng.standard_normal(16 * MIB, np.float32) for i in range(big)}
-    sizes = np.geomspace(4096, 4 * MIB, 200)
-    sizes *= (total - big * 64 * MIB) / sizes.sum()
-    for i, size in enumerate(sizes):
-        state[f"small_{i}"] = rng.standard_normal(max(1, int(size) // 4), np.float32)
-    return state
+    """~75% of the bytes in 64 MiB arrays, the rest in 200 arrays of 4 KiB to 4 MiB."""
+    return random_state(
+        int(gib * (1 << 30)), big_bytes=64 * MIB, small_count=200, small_max_bytes=4 * MIB
+    )
 
 
 def nbytes(state: dict[str, np.ndarray]) -> int:

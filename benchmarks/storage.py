@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from states import MIB, random_state
 
 from tenure import io
 from tenure.io.storage import Location, remove_tree
 from tests import s3server
 
-MIB = 1 << 20
 BUCKET = "tenure-bench"
 LAYOUTS = {"per-array": io.ArrayLayout(ocdbt=False), "OCDBT": io.ArrayLayout(ocdbt=True)}
 # What tenure picks when no layout is passed (single process).
@@ -34,19 +34,8 @@ DEFAULT_LAYOUT = {"local": "per-array", "s3": "OCDBT"}
 
 
 def build_state(mib: float) -> dict[str, np.ndarray]:
-    """~75% of the bytes in 16 MiB arrays, the rest in 48 arrays of 4 KiB to 2 MiB.
-
-    Random values, like trained weights, so no layer of the stack can shortcut the bytes.
-    """
-    rng = np.random.default_rng(0)
-    total = int(mib * MIB)
-    big = int(total * 0.75) // (16 * MIB)
-    state = {f"big_{i}": rng.standard_normal(4 * MIB, np.float32) for i in range(big)}
-    sizes = np.geomspace(4096, 2 * MIB, 48)
-    sizes *= (total - big * 16 * MIB) / sizes.sum()
-    for i, size in enumerate(sizes):
-        state[f"small_{i}"] = rng.standard_normal(max(1, int(size) // 4), np.float32)
-    return state
+    """~75% of the bytes in 16 MiB arrays, the rest in 48 arrays of 4 KiB to 2 MiB."""
+    return random_state(int(mib * MIB), big_bytes=16 * MIB, small_count=48, small_max_bytes=2 * MIB)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

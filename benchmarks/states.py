@@ -1,0 +1,26 @@
+"""The states the I/O benchmarks save: random float32 arrays, a few big and many small."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIB = 1 << 20
+
+
+def random_state(
+    total_bytes: int, *, big_bytes: int, small_count: int, small_max_bytes: int
+) -> dict[str, np.ndarray]:
+    """~75% of `total_bytes` in arrays of `big_bytes`, the rest in `small_count` arrays of
+    4 KiB to `small_max_bytes`.
+
+    Values are random, like trained weights: constant arrays would let a compressing writer
+    (Orbax's default zstd) write almost nothing and measure compression instead of I/O.
+    """
+    rng = np.random.default_rng(0)
+    big = int(total_bytes * 0.75) // big_bytes
+    state = {f"big_{i}": rng.standard_normal(big_bytes // 4, np.float32) for i in range(big)}
+    sizes = np.geomspace(4096, small_max_bytes, small_count)
+    sizes *= (total_bytes - big * big_bytes) / sizes.sum()
+    for i, size in enumerate(sizes):
+        state[f"small_{i}"] = rng.standard_normal(max(1, int(size) // 4), np.float32)
+    return state
