@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from states import MIB, random_state
+from common import MIB, random_state
 
 
 def build_state(gib: float) -> dict[str, np.ndarray]:

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orbax.checkpoint as ocp
 import orbax.checkpoint.experimental.v1 as ocp1
+from common import median_seconds
 from orbax.checkpoint._src.checkpoint_managers import preservation_policy as orbax_keep
 from orbax.checkpoint._src.checkpoint_managers import save_decision_policy as orbax_save
 
@@ -32,15 +30,6 @@ import tenure
 from tenure.retention import FixedIntervalPolicy, LatestN
 
 STATE = {"w": np.ones((64, 64), np.float32), "b": np.zeros(64, np.float32)}
-
-
-def median_seconds(run: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
 
 
 def build_root(root: Path, steps: int) -> None:

@@ -9,10 +9,10 @@ length of the history (LatestN(5) alone keeps the alive set constant).
 
 from __future__ import annotations
 
-import statistics
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from common import median_seconds
 
 from tenure.retention import (
     BestN,
@@ -33,15 +33,6 @@ KEEP = LatestN(5) | EveryNSteps(10_000) | BestN(metric="loss", mode="min", n=3)
 
 def loss(step: int) -> dict[str, float]:
     return {"loss": (1 + step / 1000) ** -0.5 * (1 + ((step * 2654435761) % 1000) / 5000)}
-
-
-def median_seconds(run: Any, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
 
 
 def simulate_steps(steps: int, keep: Any) -> None:

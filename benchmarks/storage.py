@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from states import MIB, random_state
+from common import MIB, random_state
 
 from tenure import io
 from tenure.io.storage import Location, remove_tree

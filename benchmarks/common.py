@@ -1,10 +1,25 @@
-"""The states the I/O benchmarks save: random float32 arrays, a few big and many small."""
+"""What the benchmarks share: a timing helper, and the random states the I/O ones save."""
 
 from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 MIB = 1 << 20
+
+
+def median_seconds(run: Callable[[], Any], repeats: int = 3) -> float:
+    """The median wall time of `repeats` calls of `run`."""
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
 
 
 def random_state(
