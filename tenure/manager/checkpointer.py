@@ -200,8 +200,8 @@ class Checkpointer:
                 "(or will hold) the step directories"
             )
         if self._read_only:
-            if not self._directory.is_dir():
-                raise StepNotFoundError(f"{self._directory} does not exist; nothing to read")
+            # A reader may start before the writer (an evaluator job): a missing root is an
+            # empty one, and what is asked of a step then says the root does not exist.
             return
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
@@ -238,6 +238,8 @@ class Checkpointer:
     def _list_steps(self) -> list[tuple[int, Location]]:
         root = self._directory
         steps: list[tuple[int, Location]] = []
+        if self._read_only and not root.is_dir():
+            return steps
         if isinstance(root, ObjectPath):
             # A step exists once its commit marker does: one listing finds them all.
             marker = "/" + _store.COMMIT_MARKER
@@ -516,8 +518,8 @@ class Checkpointer:
             if step is None:
                 if not self._checkpoints:
                     raise StepNotFoundError(
-                        f"no committed checkpoint in {self._directory}; save one first, or "
-                        "check the directory"
+                        f"no committed checkpoint in {self._directory}{self._missing_note()}; "
+                        "save one first, or check the directory"
                     )
                 return self._checkpoints[-1]
             number = _step_of(step)
@@ -530,9 +532,13 @@ class Checkpointer:
         steps = [c.step for c in self._checkpoints]
         shown = steps if len(steps) <= 10 else [*steps[:5], "...", *steps[-5:]]
         return StepNotFoundError(
-            f"step {step} has no committed checkpoint in {self._directory}; "
-            f"committed steps: {shown}"
+            f"step {step} has no committed checkpoint in {self._directory}"
+            f"{self._missing_note()}; committed steps: {shown}"
         )
+
+    def _missing_note(self) -> str:
+        """Names a missing root, so that a typo'd path is told apart from an empty root."""
+        return "" if self._directory.is_dir() else " (that directory does not exist)"
 
     def load(
         self,

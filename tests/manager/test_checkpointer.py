@@ -254,3 +254,18 @@ def test_iter_new_checkpoints_yields_steps_as_they_commit(root: Location) -> Non
     ]
     writer.close()
     assert seen == [10, 20]
+
+
+def test_a_reader_may_start_before_the_root_exists(tmp_path: Path) -> None:
+    """An evaluator started before its trainer sees an empty root, then the trainer's steps."""
+    root = tmp_path / "not-yet"
+    reader = open_root(root, read_only=True)
+    assert reader.latest is None
+    assert reader.checkpoints == []
+    assert not root.exists()
+    with pytest.raises(StepNotFoundError, match="does not exist"):
+        reader.load()
+    with open_root(root) as writer:
+        writer.save(10, state(10))
+    reader.reload()
+    assert [c.step for c in reader.checkpoints] == [10]
