@@ -16,7 +16,7 @@ from tenure.io.checkpointables import (
     require_step,
 )
 from tenure.io.commit import Processes
-from tenure.io.layout import DEFAULT_ITEM, PathLike
+from tenure.io.root import DEFAULT_ITEM, PathLike
 from tenure.io.metadata import JsonValue
 
 

@@ -16,7 +16,7 @@ from tenure.io.errors import (
     NotACheckpointError,
     TenureIOError,
 )
-from tenure.io.layout import (
+from tenure.io.root import (
     DEFAULT_ITEM,
     JSON_DATA_FILE,
     METRICS_FILE,

@@ -18,7 +18,7 @@ import attrs
 import jax
 
 from tenure.io.errors import CheckpointExistsError
-from tenure.io.layout import (
+from tenure.io.root import (
     COMMIT_SUCCESS_FILE,
     STEP_METADATA_FILE,
     V1_INDICATOR_FILE,

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from tenure.io.errors import CorruptCheckpointError, NotACheckpointError
-from tenure.io.layout import (
+from tenure.io.root import (
     METRICS_FILE,
     METRICS_ITEM,
     STEP_METADATA_FILE,

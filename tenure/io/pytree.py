@@ -27,7 +27,7 @@ from tenure.io.arrays import (
 )
 from tenure.io.commit import Processes, write_json
 from tenure.io.errors import StructureMismatchError, TenureIOError
-from tenure.io.layout import (
+from tenure.io.root import (
     ARRAY_METADATAS_DIR,
     SHARDING_FILE,
     STRINGS_FILE,

@@ -15,7 +15,7 @@ from tenure.io.storage import Location, ObjectPath, remove_tree
 
 ROOT_METADATA = Path("metadata") / "_ROOT_METADATA"
 RETIRED_SUFFIX = ".tenure-deleting"
-COMMIT_MARKER = io.layout.COMMIT_SUCCESS_FILE
+COMMIT_MARKER = io.root.COMMIT_SUCCESS_FILE
 
 
 @attrs.frozen
@@ -92,7 +92,7 @@ def retire(step_dir: Location) -> Location:
     if isinstance(step_dir, ObjectPath):
         (step_dir / COMMIT_MARKER).unlink()
         return step_dir
-    retired = step_dir.with_name(step_dir.name + io.layout.TMP_MARKER + RETIRED_SUFFIX)
+    retired = step_dir.with_name(step_dir.name + io.root.TMP_MARKER + RETIRED_SUFFIX)
     step_dir.rename(retired)
     return retired
 

@@ -1,4 +1,5 @@
-"""File and directory names of the on-disk format, and the helpers that interpret them."""
+"""The one owner of a checkpoint root and its files: every on-disk name, what a step is, and
+the helpers that interpret them."""
 
 from __future__ import annotations
 
