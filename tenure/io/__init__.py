@@ -39,8 +39,8 @@ from tenure.io.errors import (
     TenureIOError,
     UnsupportedLeafError,
 )
-from tenure.io.root import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
 from tenure.io.metadata import StepMetadata, read_step_metadata
+from tenure.io.root import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
 from tenure.io.storage import Location, ObjectPath, as_location, is_object_store
 from tenure.io.verify import verify
 

@@ -16,6 +16,17 @@ from tenure.io.errors import (
     NotACheckpointError,
     TenureIOError,
 )
+from tenure.io.metadata import (
+    JSON_HANDLER,
+    METRICS_HANDLER,
+    PYTREE_HANDLER,
+    JsonValue,
+    StepMetadata,
+    now_nsecs,
+    read_json,
+    read_step_metadata,
+)
+from tenure.io.pytree import ITEM_FILE, StagedPytree, item_metadata, load_item, stage, write_item
 from tenure.io.root import (
     DEFAULT_ITEM,
     JSON_DATA_FILE,
@@ -28,17 +39,6 @@ from tenure.io.root import (
     is_committed,
     validate_item_name,
 )
-from tenure.io.metadata import (
-    JSON_HANDLER,
-    METRICS_HANDLER,
-    PYTREE_HANDLER,
-    JsonValue,
-    StepMetadata,
-    now_nsecs,
-    read_json,
-    read_step_metadata,
-)
-from tenure.io.pytree import ITEM_FILE, StagedPytree, item_metadata, load_item, stage, write_item
 from tenure.io.storage import Location, as_location, is_object_store
 from tenure.io.tree import leaf_kind
 

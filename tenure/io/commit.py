@@ -18,6 +18,7 @@ import attrs
 import jax
 
 from tenure.io.errors import CheckpointExistsError
+from tenure.io.metadata import JsonValue, StepMetadata, now_nsecs
 from tenure.io.root import (
     COMMIT_SUCCESS_FILE,
     STEP_METADATA_FILE,
@@ -25,7 +26,6 @@ from tenure.io.root import (
     is_committed,
     temporary_path,
 )
-from tenure.io.metadata import JsonValue, StepMetadata, now_nsecs
 from tenure.io.storage import Location, is_object_store, remove_tree
 
 Barrier = Callable[[str], None]

@@ -27,13 +27,6 @@ from tenure.io.arrays import (
 )
 from tenure.io.commit import Processes, write_json
 from tenure.io.errors import StructureMismatchError, TenureIOError
-from tenure.io.root import (
-    ARRAY_METADATAS_DIR,
-    SHARDING_FILE,
-    STRINGS_FILE,
-    TENURE_DIR,
-    TREE_METADATA_FILE,
-)
 from tenure.io.metadata import (
     JsonValue,
     KeyPath,
@@ -42,6 +35,13 @@ from tenure.io.metadata import (
     display_path,
     param_name,
     read_json,
+)
+from tenure.io.root import (
+    ARRAY_METADATAS_DIR,
+    SHARDING_FILE,
+    STRINGS_FILE,
+    TENURE_DIR,
+    TREE_METADATA_FILE,
 )
 from tenure.io.storage import Location, list_dir
 from tenure.io.tree import (

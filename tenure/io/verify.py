@@ -7,8 +7,8 @@ import numpy as np
 from tenure.io.arrays import checksum, open_for_read, resolve_read
 from tenure.io.checkpointables import require_step
 from tenure.io.errors import CorruptCheckpointError
-from tenure.io.root import TENURE_DIR, TREE_METADATA_FILE, PathLike
 from tenure.io.metadata import TreeMetadata, param_name, read_json, read_step_metadata
+from tenure.io.root import TENURE_DIR, TREE_METADATA_FILE, PathLike
 from tenure.io.storage import Location, list_dir
 
 
