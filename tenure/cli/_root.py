@@ -11,31 +11,20 @@ import base64
 import contextlib
 import json
 import os
-import re
-from collections.abc import Iterable, Mapping
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import attrs
 
 from tenure.cli.errors import DamagedError, RootBusyError, UsageError
 
 if TYPE_CHECKING:
     from tenure.io import Location
+    from tenure.io import root as rootfs
     from tenure.manager import Checkpointer, CheckpointMetadata
     from tenure.retention import PreservationPolicy
-
-# Names from docs/format.md, spelled out rather than imported from tenure.io, so that
-# `tenure simulate` keeps starting without loading jax.
-TMP_MARKER = ".orbax-checkpoint-tmp"
-RETIRED_SUFFIX = ".tenure-deleting"
-TENURE_DIR = "_tenure"
-TREE_METADATA_FILE = "_METADATA"
-SHARDING_FILE = "_sharding"
-COMMIT_SUCCESS_FILE = "commit_success.txt"
-_LEADING_STEP = re.compile(r"^(?:.*_)?(\d+)" + re.escape(TMP_MARKER))
-_STEP_NAME = re.compile(r"^(?:.*_)?(\d+)$")
 
 
 def disk_bytes(path: Location) -> int | None:
@@ -83,74 +72,48 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-@attrs.frozen
-class Leftover:
-    """A directory left by a save that never committed, or by an interrupted deletion.
-
-    Examples:
-        >>> Leftover.of(Path("/ckpt/100.orbax-checkpoint-tmp-1")).kind
-        'unfinished-save'
-    """
-
-    path: Location
-    step: int | None
-    kind: str
-
-    @classmethod
-    def of(cls, path: Location) -> Leftover:
-        match = _LEADING_STEP.match(path.name)
-        kind = "interrupted-delete" if path.name.endswith(RETIRED_SUFFIX) else "unfinished-save"
-        return cls(path, int(match.group(1)) if match else None, kind)
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "name": self.path.name,
-            "path": str(self.path),
-            "step": self.step,
-            "kind": self.kind,
-        }
-        if not isinstance(self.path, Path):
-            # Object-store listings carry neither sizes nor times.
-            return {**doc, "bytes": None, "modified": None}
-        stat = self.path.stat()
-        return {
-            **doc,
-            "bytes": disk_bytes(self.path) if self.path.is_dir() else stat.st_size,
-            "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
-        }
+def leftover_json(leftover: rootfs.Leftover) -> dict[str, Any]:
+    """One leftover of an unfinished save or deletion, as `tenure ls --json` shows it."""
+    path = leftover.path
+    doc: dict[str, Any] = {
+        "name": path.name,
+        "path": str(path),
+        "step": leftover.step,
+        "kind": leftover.kind,
+    }
+    if not isinstance(path, Path):
+        # Object-store listings carry neither sizes nor times.
+        return {**doc, "bytes": None, "modified": None}
+    stat = path.lstat()
+    return {
+        **doc,
+        "bytes": disk_bytes(path) if path.is_dir() else stat.st_size,
+        "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
+    }
 
 
-def leftovers(root: Location) -> list[Leftover]:
+def leftovers(root: Location) -> list[rootfs.Leftover]:
     """What unfinished saves and interrupted deletions left under `root`. The Checkpointer
-    lists none of them; prune never touches them.
+    lists none of them; prune never touches them (a writer removes tenure's own at open)."""
+    from tenure.io import root as rootfs
 
-    On a local disk they are the temporary directories. Object-store saves write in place
-    and commit with `commit_success.txt`, and deletions remove that marker first, so there
-    they are step prefixes without the marker (a save in flight, a crashed save or an
-    interrupted deletion look alike: all are reported as unfinished saves), and any
-    temporary-named prefix copied from a disk."""
-    if isinstance(root, Path):
-        with os.scandir(root) as entries:
-            names = sorted(e.name for e in entries if TMP_MARKER in e.name)
-        return [Leftover.of(root / name) for name in names]
-    keys = root.list_keys()
-    prefixes = sorted({key.partition("/")[0] for key in keys if "/" in key})
-    marker = "/" + COMMIT_SUCCESS_FILE
-    committed = {key.removesuffix(marker) for key in keys if key.endswith(marker)}
-    found = []
-    for name in prefixes:
-        step = _STEP_NAME.match(name)
-        if TMP_MARKER in name:
-            found.append(Leftover.of(root / name))
-        elif step and name not in committed:
-            found.append(Leftover(root / name, int(step.group(1)), "unfinished-save"))
-    return found
+    return rootfs.leftovers(root)
 
 
 def _require_root(root: Location) -> None:
     if not root.is_dir():
         what = "is not a directory" if isinstance(root, Path) else "holds no objects"
         raise UsageError(f"{root} {what}; pass the checkpoint root")
+
+
+@contextlib.contextmanager
+def _damage_notes() -> Iterator[None]:
+    """The Checkpointer's warnings about damaged steps, as one plain line each on stderr."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        yield
+    for warning in seen:
+        sys.stderr.write(f"tenure: warning: {warning.message}\n")
 
 
 def open_reader(root: Location) -> Checkpointer:
@@ -160,7 +123,8 @@ def open_reader(root: Location) -> Checkpointer:
     from tenure.manager import Checkpointer
 
     try:
-        return Checkpointer(root, read_only=True)
+        with _damage_notes():
+            return Checkpointer(root, read_only=True)
     except StorageError:
         raise  # the store failed, not the root's files; main reports it
     except TenureIOError as error:
@@ -176,7 +140,8 @@ def open_writer(root: Location, policy: PreservationPolicy) -> Checkpointer:
     from tenure.manager import Checkpointer, RootLockedError
 
     try:
-        return Checkpointer(root, preservation_policy=policy)
+        with _damage_notes():
+            return Checkpointer(root, preservation_policy=policy)
     except RootLockedError as error:
         raise RootBusyError(str(error)) from None
     except StorageError:
@@ -210,7 +175,9 @@ def _json(path: Location) -> Any:
 def item_kind(item_dir: Location) -> str:
     """`pytree`, `json`, `numpy_generator` or `bare_leaf` (io's own record of an item, or
     for Orbax-written items, pytree when it has tree metadata)."""
-    record = _json(item_dir / TENURE_DIR / "item.json")
+    from tenure.io.root import ITEM_FILE, TENURE_DIR, TREE_METADATA_FILE
+
+    record = _json(item_dir / TENURE_DIR / ITEM_FILE)
     if isinstance(record, Mapping) and "kind" in record:
         return str(record["kind"])
     return "pytree" if (item_dir / TREE_METADATA_FILE).is_file() else "json"
@@ -219,10 +186,11 @@ def item_kind(item_dir: Location) -> str:
 def recorded_checksums(item_dir: Location) -> dict[str, list[dict[str, Any]]]:
     """The crc32 of every piece each array was written in, by array name; empty for
     Orbax-written items, which record none (their chunks still carry tensorstore's)."""
+    from tenure.io.root import CHECKSUMS_PATTERN, TENURE_DIR
     from tenure.io.storage import list_dir
 
     sums: dict[str, list[dict[str, Any]]] = {}
-    for path in list_dir(item_dir / TENURE_DIR, "checksums.process_*.json"):
+    for path in list_dir(item_dir / TENURE_DIR, CHECKSUMS_PATTERN):
         for name, pieces in (_json(path) or {}).items():
             sums.setdefault(name, []).extend(pieces)
     return sums
@@ -231,6 +199,8 @@ def recorded_checksums(item_dir: Location) -> dict[str, list[dict[str, Any]]]:
 def recorded_shardings(item_dir: Location) -> dict[str, dict[str, Any]]:
     """The sharding each jax array was saved with, by array name, as recorded (so it can
     be shown on a machine with other devices)."""
+    from tenure.io.root import SHARDING_FILE
+
     recorded = _json(item_dir / SHARDING_FILE) or {}
     shardings = {}
     for key, text in recorded.items():

@@ -71,7 +71,7 @@ def listing(args: argparse.Namespace) -> dict[str, Any]:
         "now": now.isoformat(),
         "policy": None if args.keep is None else repr(args.keep),
         "checkpoints": rows,
-        "incomplete": [leftover.to_json() for leftover in _root.leftovers(args.root)],
+        "incomplete": [_root.leftover_json(found) for found in _root.leftovers(args.root)],
         "total_bytes": _root.sum_bytes(row["bytes"] for row in rows),
     }
 

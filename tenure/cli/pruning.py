@@ -10,7 +10,7 @@ from typing import Any
 from tenure.cli import _args, _root
 from tenure.cli._terminal import Painter, Progress, format_bytes, format_size, table
 from tenure.cli.errors import OK, UsageError
-from tenure.retention import PreservationContext, plan_retention
+from tenure.retention import PreservationContext, PreserveAll, plan_retention
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,12 +21,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Plans with the manager's planner and safety rules (never the newest step, never "
             "an unfinished save, never a file that is not a step) while holding the root's "
             "writer lock; refuses to run while another writer holds it. Shows the plan, asks, "
-            "deletes, and prints the bytes freed. On s3:// and gs:// roots there is no lock "
-            "(run it when no job writes there) and sizes are unknown."
+            "deletes, and prints the bytes freed. Damaged steps (unreadable metadata) are "
+            "never deleted by a policy: --damaged removes them. On s3:// and gs:// roots there "
+            "is no lock (run it when no job writes there) and sizes are unknown."
         ),
     )
     _args.add_root(parser)
-    _args.add_keep(parser, required=True)
+    _args.add_keep(parser, required=False)
+    parser.add_argument(
+        "--damaged",
+        action="store_true",
+        help="also delete the damaged steps (run tenure verify first to see them)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="show the plan; delete nothing")
     parser.add_argument("--yes", action="store_true", help="delete without asking")
     _args.add_json(parser)
@@ -56,46 +62,55 @@ def _render_plan(doc: dict[str, Any], paint: Painter) -> str:
         rows.append(
             (f"{row['step']:,}", format_size(row["bytes"]), verdict, ", ".join(row["reasons"]))
         )
+    for row in doc["damaged"]:
+        rows.append((f"{row['step']:,}", "-", paint.paint("delete", "red"), "damaged"))
+    kept = len(doc["checkpoints"]) + len(doc["damaged"]) - len(doc["delete"])
     summary = (
-        f"{doc['policy']}: keeps {len(doc['checkpoints']) - len(doc['delete'])}, "
-        f"deletes {len(doc['delete'])}{_amount(doc['bytes_to_free'])}."
+        f"{doc['policy']}: keeps {kept}, deletes {len(doc['delete'])}"
+        f"{_amount(doc['bytes_to_free'])}."
     )
     return table(rows, right=(0, 1)) + "\n\n" + summary
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.keep is None and not args.damaged:
+        raise UsageError("say what to delete: --keep POLICY_TEXT, --damaged, or both")
+    keep = args.keep if args.keep is not None else PreserveAll()
     now = _args.now_or(args.now)
     paint = Painter(sys.stdout)
     # The lock is held from planning to the last deletion, so the plan stays true.
-    with _root.open_writer(args.root, args.keep) as writer:
+    with _root.open_writer(args.root, keep) as writer:
         checkpoints = writer.checkpoints
-        plan = plan_retention(
-            [c.info() for c in checkpoints], args.keep, PreservationContext(now=now)
-        )
+        damaged = writer.damaged if args.damaged else []
+        plan = plan_retention([c.info() for c in checkpoints], keep, PreservationContext(now=now))
         sizes = {c.step: _root.disk_bytes(c.path) for c in checkpoints}
+        sizes.update({d.step: _root.disk_bytes(d.path) for d in damaged})
+        doomed = [*plan.delete, *(d.step for d in damaged)]
         doc: dict[str, Any] = {
             "root": str(args.root),
-            "policy": repr(args.keep),
+            "policy": repr(keep),
             "now": now.isoformat(),
             "dry_run": args.dry_run,
             "checkpoints": [
                 {"step": d.step, "keep": d.keep, "reasons": list(d.reasons), "bytes": sizes[d.step]}
                 for d in plan.decisions
             ],
-            "delete": list(plan.delete),
+            "damaged": [{"step": d.step, "problem": d.problem} for d in damaged],
+            "delete": doomed,
             "deleted": [],
-            "bytes_to_free": _root.sum_bytes(sizes[step] for step in plan.delete),
+            "bytes_to_free": _root.sum_bytes(sizes[step] for step in doomed),
             "bytes_freed": 0,
         }
         if not args.json:
-            print(_render_plan(doc, paint) if checkpoints else f"No checkpoints in {args.root}.")
+            shown = checkpoints or damaged
+            print(_render_plan(doc, paint) if shown else f"No checkpoints in {args.root}.")
             sys.stdout.flush()  # the plan must be on screen before the question
-        go = bool(plan.delete) and not args.dry_run
+        go = bool(doomed) and not args.dry_run
         if go and not args.yes:
-            go = _confirm(len(plan.delete), doc["bytes_to_free"])
+            go = _confirm(len(doomed), doc["bytes_to_free"])
         if go:
-            with Progress(len(plan.delete), "deleting") as bar:
-                for step in plan.delete:
+            with Progress(len(doomed), "deleting") as bar:
+                for step in doomed:
                     writer.delete(step)
                     doc["deleted"].append(step)
                     bar.advance(1, f"step {step}")
@@ -108,6 +123,6 @@ def run(args: argparse.Namespace) -> int:
             f"Deleted {len(doc['deleted'])} checkpoints"
             + ("." if freed is None else f", freed {format_bytes(freed)}.")
         )
-    elif plan.delete:
+    elif doomed:
         print("Nothing deleted" + (" (dry run)." if args.dry_run else "."))
     return OK

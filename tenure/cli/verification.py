@@ -22,8 +22,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="re-read every array of every step (or of STEP) and check its checksums",
         description=(
             "Re-reads every array and metadata file of each committed step (or of STEP) and "
-            "checks the checksums recorded at save time. Exit status 0 when all is intact, "
-            "1 with the list of damaged arrays otherwise."
+            "checks the checksums recorded at save time. Steps whose metadata cannot be read "
+            "are reported damaged; a step a writer deletes meanwhile is no damage. Exit status "
+            "0 when all is intact, 1 with the list of damaged steps and arrays otherwise."
         ),
     )
     _args.add_root(parser)
@@ -32,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _damage(item: str | None, array: str | None, error: BaseException) -> dict[str, Any]:
+def _damage(item: str | None, array: str | None, error: BaseException | str) -> dict[str, Any]:
     return {"checkpointable": item, "array": array, "error": str(error)}
 
 
@@ -79,20 +80,32 @@ def itemise(step_dir: Location) -> tuple[list[dict[str, Any]], int]:
     return damaged, checked
 
 
-def verify_step(step: int, step_dir: Location) -> dict[str, Any]:
-    """One step's entry of the `--json` document."""
+def verify_step(step: int, step_dir: Location) -> dict[str, Any] | None:
+    """One step's entry of the `--json` document; None when the step was deleted while it
+    was read (a writer's retention at work), which is no damage."""
     from tenure import io
+    from tenure.io.root import has_step_mark
 
     try:
         checked = io.verify(step_dir)
     except io.StorageError:
         raise  # the store failed, not the checkpoint: no verdict, the command exits 2
     except (io.TenureIOError, OSError, ValueError) as error:
+        if not has_step_mark(step_dir):
+            return None
         damaged, checked = itemise(step_dir)
         # Damage only the whole-step check sees (a JSON file, a recorded checksum).
         damaged = damaged or [_damage(None, None, error)]
+        if not has_step_mark(step_dir):
+            return None
     else:
         damaged = []
+    return _entry(step, step_dir, checked, damaged)
+
+
+def _entry(
+    step: int, step_dir: Location, checked: int, damaged: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "step": step,
         "path": str(step_dir),
@@ -105,21 +118,32 @@ def verify_step(step: int, step_dir: Location) -> dict[str, Any]:
 def verification(args: argparse.Namespace) -> dict[str, Any]:
     """The `--json` document of `tenure verify`."""
     with _root.open_reader(args.root) as reader:
+        # Steps whose metadata the listing could not read: damaged without reading further.
+        quarantined = [d for d in reader.damaged if args.step in (None, d.step)]
         if args.step is None:
             targets = [(c.step, c.path) for c in reader.checkpoints]
+        elif quarantined:
+            targets = []
         else:
             entry = _root.step_entry(reader, args.step)
             targets = [(entry.step, entry.path)]
-    results = []
+    results = [_entry(d.step, d.path, 0, [_damage(None, None, d.problem)]) for d in quarantined]
+    deleted = []
     with Progress(len(targets), "verifying") as bar:
         for step, step_dir in targets:
             bar.advance(0, f"step {step}")
-            results.append(verify_step(step, step_dir))
+            result = verify_step(step, step_dir)
+            if result is None:
+                deleted.append(step)
+            else:
+                results.append(result)
             bar.advance(1, f"step {step}")
+    results.sort(key=lambda r: int(r["step"]))
     return {
         "root": str(args.root),
         "ok": all(r["ok"] for r in results),
         "steps": results,
+        "deleted_while_verifying": deleted,
     }
 
 
@@ -137,6 +161,8 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
         for damage in result["damaged"]:
             where = "/".join(p for p in (damage["checkpointable"], damage["array"]) if p)
             lines.append(f"  {where or result['path']}: {damage['error']}")
+    for step in doc["deleted_while_verifying"]:
+        lines.append(f"step {step:,}: deleted while verifying (by a writer's retention; no damage)")
     bad = sum(not r["ok"] for r in doc["steps"])
     lines.append(
         f"{len(doc['steps'])} steps verified, "

@@ -192,8 +192,12 @@ def save_checkpointables_async(
     layout: ArrayLayout | None = None,
     processes: Processes | None = None,
     init_timestamp_nsecs: int | None = None,
+    replace: bool = False,
 ) -> AsyncSave:
     """Start saving in the background; see `AsyncSave` for when arrays may be reused.
+
+    With `replace`, an existing step is replaced, never deleted first: the new one is
+    written and committed under a temporary name, swapped in, and the old one removed.
 
     Examples:
         >>> import tempfile, numpy as np
@@ -211,6 +215,7 @@ def save_checkpointables_async(
             processes=processes,
             copy=True,
             init_timestamp_nsecs=init_timestamp_nsecs,
+            replace=replace,
         )
     )
 

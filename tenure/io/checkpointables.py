@@ -118,10 +118,13 @@ class PreparedSave:
     layout: ArrayLayout
     processes: Processes
     init_timestamp_nsecs: int
+    replace: bool = False
 
     def run(self) -> None:
         """Write every item into the temporary directory, then commit it."""
-        txn = StepTransaction(self.step_dir, self.processes, self.init_timestamp_nsecs)
+        txn = StepTransaction(
+            self.step_dir, self.processes, self.init_timestamp_nsecs, replace=self.replace
+        )
         txn.begin()
         try:
             handlers: dict[str, str] = {}
@@ -168,11 +171,13 @@ def prepare_save(
     processes: Processes | None,
     copy: bool,
     init_timestamp_nsecs: int | None = None,
+    replace: bool = False,
 ) -> PreparedSave:
-    """Validate names and stage every checkpointable (the blocking part of any save)."""
+    """Validate names and stage every checkpointable (the blocking part of any save).
+    With `replace`, a committed step is replaced once the new one is committed."""
     step_dir = as_location(directory)
     procs = processes or Processes()
-    if is_committed(step_dir):
+    if not replace and is_committed(step_dir):
         raise CheckpointExistsError(
             f"{step_dir} is already a committed checkpoint; save under another step"
         )
@@ -192,6 +197,7 @@ def prepare_save(
         layout or _default_layout(step_dir, procs),
         procs,
         now_nsecs() if init_timestamp_nsecs is None else init_timestamp_nsecs,
+        replace,
     )
 
 

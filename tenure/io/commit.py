@@ -23,10 +23,14 @@ from tenure.io.root import (
     COMMIT_SUCCESS_FILE,
     STEP_METADATA_FILE,
     V1_INDICATOR_FILE,
+    has_step_mark,
+    holds_checkpoint_files,
     is_committed,
+    remove_path,
+    replaced_path,
     temporary_path,
 )
-from tenure.io.storage import Location, is_object_store, remove_tree
+from tenure.io.storage import Location, is_object_store
 
 Barrier = Callable[[str], None]
 
@@ -154,6 +158,7 @@ class StepTransaction:
     final: Location
     processes: Processes
     init_timestamp_nsecs: int = attrs.field(factory=now_nsecs)
+    replace: bool = attrs.field(default=False, kw_only=True)
     syncer: Syncer = attrs.field(factory=Syncer)
 
     @property
@@ -167,19 +172,41 @@ class StepTransaction:
         self.processes.barrier(f"tenure:{self.final}:{name}")
 
     def begin(self) -> None:
-        """Refuse a committed step, replace a leftover temporary directory, then sync processes."""
+        """Refuse what must not be replaced, replace a leftover temporary directory, then sync
+        processes. A committed step is replaced only with `replace` (and only on a local
+        disk, where the new step can be swapped in by renames); a directory that is not a
+        checkpoint (somebody's folder with a step's name) never is."""
         if self.processes.primary:
-            object_store = is_object_store(self.final)
-            if is_committed(self.final) or (not object_store and self.final.exists()):
-                raise CheckpointExistsError(
-                    f"{self.final} already exists; tenure never overwrites a checkpoint: save "
-                    "under another step, or delete that directory first"
-                )
+            self._check_target()
             # A leftover of a crashed save, or a stray file under a temporary name (on object
             # stores, the objects of an uncommitted step).
-            remove_tree(self.tmp)
+            remove_path(self.tmp)
             self.tmp.mkdir(parents=True)
         self._phase("begin")
+
+    def _check_target(self) -> None:
+        final = self.final
+        if isinstance(final, Path):
+            if not os.path.lexists(final):
+                return
+            if self.replace and final.is_dir() and has_step_mark(final):
+                return
+            what = "a checkpoint" if has_step_mark(final) else "not a checkpoint"
+            raise CheckpointExistsError(
+                f"{final} already exists ({what}); tenure never deletes it to save: save under "
+                "another step, or move that directory away first"
+            )
+        if is_committed(final):
+            how = "; object stores cannot swap a step in place" if self.replace else ""
+            raise CheckpointExistsError(
+                f"{final} is already a committed checkpoint{how}: save under another step, "
+                "or delete that step first"
+            )
+        if final.is_dir() and not holds_checkpoint_files(final):
+            raise CheckpointExistsError(
+                f"{final} holds objects that are not a checkpoint; tenure never deletes them "
+                "to save: save under another step, or move those objects away first"
+            )
 
     def commit(self, metadata: StepMetadata) -> None:
         """Make every byte durable, then publish the step with one atomic rename or marker."""
@@ -204,9 +231,23 @@ class StepTransaction:
                 names = (STEP_METADATA_FILE, V1_INDICATOR_FILE, COMMIT_SUCCESS_FILE)
                 fsync_all([tmp / n for n in names])
                 _fsync(tmp)
-                os.rename(tmp, final)
-                _fsync(final.parent)
+                self._publish(tmp, final)
         self._phase("committed")
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        """Rename the finished step into place. A step being replaced is moved aside first
+        and removed only once its replacement is in place: a crash between the two renames
+        leaves it aside, and the next writer to open the root puts it back."""
+        if not (self.replace and os.path.lexists(final)):
+            os.rename(tmp, final)
+            _fsync(final.parent)
+            return
+        aside = replaced_path(final)
+        remove_path(aside)
+        os.rename(final, aside)
+        os.rename(tmp, final)
+        _fsync(final.parent)
+        remove_path(aside)
 
     def abort(self) -> None:
         """Remove the temporary directory after a failed save (primary only)."""
@@ -214,4 +255,4 @@ class StepTransaction:
             self.syncer.finish()
         if self.processes.primary:
             with contextlib.suppress(OSError):
-                remove_tree(self.tmp)
+                remove_path(self.tmp)

@@ -1,20 +1,37 @@
-"""The one owner of a checkpoint root and its files: every on-disk name, what a step is, and
-the helpers that interpret them."""
+"""The one owner of a checkpoint root and its files: every on-disk name, what a step is,
+listing, leftovers, retiring and removing steps.
+
+What is a step: a directory (never a symlink) whose name has the step format and that carries
+a mark tenure or Orbax writes (step metadata, the commit marker, or an item with tree
+metadata); on object stores, a prefix with its commit marker. Anything else in a root is
+foreign: never listed, counted by a policy, or touched. A step whose own metadata cannot be
+read is *damaged*: listed apart, skipped by resume and retention, removed only on request.
+
+No module imports jax here, so the command line can list roots cheaply.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tenure.io.errors import InvalidNameError
+import attrs
+
+from tenure.io.errors import InvalidNameError, StorageError, TenureIOError
 from tenure.io.storage import (
     Location,
     ObjectPath,
     as_location,
     is_object_store,
-    list_dir,
     remove_tree,
 )
+
+if TYPE_CHECKING:
+    from tenure.io.metadata import StepMetadata
 
 TMP_MARKER = ".orbax-checkpoint-tmp"
 STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
@@ -25,11 +42,22 @@ SHARDING_FILE = "_sharding"
 STRINGS_FILE = "_strings.json"
 ARRAY_METADATAS_DIR = "array_metadatas"
 TENURE_DIR = "_tenure"
+ITEM_FILE = "item.json"
+CHECKSUMS_PATTERN = "checksums.process_*.json"
 JSON_DATA_FILE = "data.json"
 V0_JSON_FILE = "metadata"
 METRICS_ITEM = "metrics"
 METRICS_FILE = "metrics"
 DEFAULT_ITEM = "state"
+# tenure's own names beside the steps, all ignored by Orbax (none parses as a step).
+RETIRED_SUFFIX = ".tenure-deleting"
+REPLACED_SUFFIX = ".tenure-replaced"
+LOCK_FILE = ".tenure-writer.lock"
+ROOT_METADATA_DIR = "metadata"
+ROOT_METADATA_FILE = "_ROOT_METADATA"
+# Files only a checkpoint holds: an uncommitted object-store prefix holding one of them is a
+# crashed save; one holding none of them is somebody else's.
+_FORMAT_FILES = (TREE_METADATA_FILE, STEP_METADATA_FILE, "zarr.json", "manifest.ocdbt")
 
 PathLike = str | os.PathLike[str] | ObjectPath
 
@@ -61,8 +89,9 @@ def temporary_path(step_dir: PathLike) -> Location:
 def is_committed(step_dir: PathLike, *, require_commit_file: bool = False) -> bool:
     """True when `step_dir` is a finished checkpoint a reader may use.
 
-    A directory is finished when its name carries no temporary marker (commit by rename).
-    With `require_commit_file`, `commit_success.txt` must also exist; on object stores, where
+    On a local disk: a directory (not a symlink) whose name carries no temporary marker
+    (commit by rename) and that holds a step's mark (see `has_step_mark`). With
+    `require_commit_file`, `commit_success.txt` must also exist; on object stores, where
     saves write in place, that marker is always what commits a step.
 
     Examples:
@@ -70,15 +99,18 @@ def is_committed(step_dir: PathLike, *, require_commit_file: bool = False) -> bo
         False
     """
     path = as_location(step_dir)
-    if is_object_store(path):
+    if isinstance(path, ObjectPath):
         return not is_temporary(path) and (path / COMMIT_SUCCESS_FILE).is_file()
-    if is_temporary(path) or not path.is_dir():
+    if is_temporary(path) or path.is_symlink() or not path.is_dir():
         return False
-    return not require_commit_file or (path / COMMIT_SUCCESS_FILE).is_file()
+    if require_commit_file:
+        return (path / COMMIT_SUCCESS_FILE).is_file()
+    return has_step_mark(path)
 
 
 def remove_temporary(root: PathLike) -> list[Location]:
-    """Delete the temporary directories that crashed saves left under `root`; return them.
+    """Delete every temporary directory under `root` (unfinished saves, interrupted
+    deletions), putting back a step whose replacement was interrupted; return what went.
 
     Only call this when no save into `root` is running.
 
@@ -86,15 +118,7 @@ def remove_temporary(root: PathLike) -> list[Location]:
         >>> remove_temporary("/nonexistent")
         []
     """
-    base = as_location(root)
-    if is_object_store(base) or not base.is_dir():
-        # Object stores have no temporary names: an uncommitted step is a prefix without
-        # its commit marker, which the manager removes when it opens the root.
-        return []
-    removed: list[Location] = [c for c in list_dir(base) if is_temporary(c)]
-    for child in removed:
-        remove_tree(child)
-    return removed
+    return [leftover.path for leftover in remove_leftovers(root, every_temporary=True)]
 
 
 def validate_item_name(name: str) -> str:
@@ -119,3 +143,402 @@ def validate_item_name(name: str) -> str:
             f"without '/', '\\', a leading '_', '..' or {TMP_MARKER!r}"
         )
     return name
+
+
+# -- step names ----------------------------------------------------------------------------
+
+
+def _optional_prefix(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and (not value or "/" in value or value.startswith(".")):
+        raise InvalidNameError(f"{attribute.name}={value!r} must be a plain, non-empty name")
+
+
+@attrs.frozen
+class StepNameFormat:
+    """How a step's directory is named, e.g. `1000`, `ckpt_1000` or `00001000`.
+
+    Examples:
+        >>> fmt = StepNameFormat(prefix="ckpt", fixed_length=8)
+        >>> fmt.build(1000)
+        'ckpt_00001000'
+        >>> fmt.parse("ckpt_00001000"), fmt.parse("1000.orbax-checkpoint-tmp")
+        (1000, None)
+    """
+
+    prefix: str | None = attrs.field(default=None, validator=_optional_prefix)
+    fixed_length: int | None = None
+    _pattern: re.Pattern[str] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        head = re.escape(f"{self.prefix}_") if self.prefix else ""
+        digits = rf"\d{{{self.fixed_length},}}" if self.fixed_length else r"0|[1-9]\d*"
+        object.__setattr__(self, "_pattern", re.compile(rf"^{head}({digits})$"))
+
+    def build(self, step: int) -> str:
+        """The directory name of `step`."""
+        if step < 0:
+            raise ValueError(f"step {step} is negative; steps are integers >= 0")
+        digits = str(step).zfill(self.fixed_length) if self.fixed_length else str(step)
+        return f"{self.prefix}_{digits}" if self.prefix else digits
+
+    def parse(self, name: str) -> int | None:
+        """The step a directory name stands for, or None when it names no step."""
+        match = self._pattern.match(name)
+        return int(match.group(1)) if match else None
+
+
+DEFAULT_NAMES = StepNameFormat()
+
+
+# -- listing -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FoundStep:
+    """A committed step of a root, with its step metadata when the listing read it.
+
+    Examples:
+        >>> FoundStep(5, Path("/ckpt/5")).step
+        5
+    """
+
+    step: int
+    path: Location
+    metadata: StepMetadata | None = None
+
+
+@attrs.frozen
+class DamagedStep:
+    """A step whose own metadata cannot be read: quarantined, never loaded or deleted by
+    retention, removed only on request (`tenure prune --damaged`).
+
+    Examples:
+        >>> DamagedStep(5, Path("/ckpt/5"), "truncated").describe()
+        'step 5 (/ckpt/5): truncated'
+    """
+
+    step: int
+    path: Location
+    problem: str
+
+    def describe(self) -> str:
+        """One line naming the step, where it is and what is wrong with it."""
+        return f"step {self.step} ({self.path}): {self.problem}"
+
+
+@attrs.frozen
+class RootListing:
+    """What a root holds: its committed steps and its damaged ones, each sorted by step.
+
+    Examples:
+        >>> list_steps("/nonexistent").steps
+        ()
+    """
+
+    steps: tuple[FoundStep, ...] = ()
+    damaged: tuple[DamagedStep, ...] = ()
+
+
+def has_step_mark(path: Location) -> bool:
+    """True when `path` holds a file only tenure or Orbax write into a step: the step
+    metadata, the commit marker, or an item with tree metadata. Symlinks are never steps.
+
+    Examples:
+        >>> import tempfile
+        >>> has_step_mark(Path(tempfile.mkdtemp()))
+        False
+    """
+    if isinstance(path, ObjectPath):
+        return (path / COMMIT_SUCCESS_FILE).is_file()
+    if path.is_symlink():
+        return False
+    if (path / STEP_METADATA_FILE).is_file() or (path / COMMIT_SUCCESS_FILE).is_file():
+        return True
+    try:
+        with os.scandir(path) as entries:
+            items: list[str] = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return False
+    return any(os.path.isfile(os.path.join(item, TREE_METADATA_FILE)) for item in items)
+
+
+def _candidates(root: Location, names: StepNameFormat) -> list[tuple[int, Location]]:
+    """Entries whose names are steps: real directories on disk, prefixes with their commit
+    marker on object stores (where the marker is the mark). Empty for a missing root."""
+    found: list[tuple[int, Location]] = []
+    if isinstance(root, ObjectPath):
+        marker = "/" + COMMIT_SUCCESS_FILE
+        for key in root.list_keys():
+            step = names.parse(key[: -len(marker)]) if key.endswith(marker) else None
+            if step is not None:
+                found.append((step, root / key[: -len(marker)]))
+        return found
+    try:
+        entries = os.scandir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    with entries:
+        # scandir knows each entry's type without a stat call; a symlink is not a step.
+        for entry in entries:
+            step = names.parse(entry.name)
+            if step is not None and entry.is_dir(follow_symlinks=False):
+                found.append((step, Path(entry.path)))
+    return found
+
+
+_MAX_NSECS = 2**63
+
+
+def _field_problem(meta: StepMetadata) -> str | None:
+    for field in ("init_timestamp_nsecs", "commit_timestamp_nsecs"):
+        value = getattr(meta, field)
+        valid = value is None or (
+            isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_NSECS
+        )
+        if not valid:
+            return f"{STEP_METADATA_FILE}: {field} must be nanoseconds since 1970, found {value!r}"
+    return None
+
+
+def _describe_error(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "a metadata file is nested too deeply to read"
+    return f"{type(error).__name__}: {error}"
+
+
+def list_steps(
+    root: PathLike, names: StepNameFormat = DEFAULT_NAMES, *, read_metadata: bool = True
+) -> RootListing:
+    """The committed and the damaged steps of `root` (see the module's docstring for what a
+    step is). With `read_metadata`, each step's metadata is read and checked, and a step
+    whose metadata is unreadable is listed as damaged; without it, only marks are checked.
+    A step deleted while it is listed is left out; a missing root lists nothing.
+
+    Examples:
+        >>> import tempfile
+        >>> from tenure.io import save_pytree
+        >>> root = Path(tempfile.mkdtemp())
+        >>> save_pytree(root / "10", {"w": 1})
+        >>> (root / "15").mkdir()  # somebody's folder, not a checkpoint
+        >>> [s.step for s in list_steps(root).steps]
+        [10]
+    """
+    from tenure.io.metadata import read_step_metadata
+
+    base = as_location(root)
+    steps: list[FoundStep] = []
+    damaged: list[DamagedStep] = []
+    for step, path in sorted(_candidates(base, names), key=lambda pair: pair[0]):
+        if not read_metadata:
+            if has_step_mark(path):
+                steps.append(FoundStep(step, path))
+            continue
+        try:
+            meta = read_step_metadata(path)
+        except StorageError:
+            raise  # the store failed, not the step
+        except (TenureIOError, OSError, ValueError, TypeError, RecursionError) as error:
+            if has_step_mark(path):
+                damaged.append(DamagedStep(step, path, _describe_error(error)))
+            continue  # deleted since the listing, or a numbered folder of somebody else's
+        untimed = meta.init_timestamp_nsecs is None and meta.commit_timestamp_nsecs is None
+        if untimed and not has_step_mark(path):
+            continue  # no step metadata and no other mark: not a checkpoint
+        problem = _field_problem(meta)
+        if problem is not None:
+            damaged.append(DamagedStep(step, path, problem))
+        else:
+            steps.append(FoundStep(step, path, meta))
+    return RootListing(tuple(steps), tuple(damaged))
+
+
+# -- leftovers, retiring and removing ------------------------------------------------------
+
+_LEADING_STEP = re.compile(r"^(?:.*_)?(\d+)" + re.escape(TMP_MARKER))
+
+
+@attrs.frozen
+class Leftover:
+    """What an unfinished save, an interrupted deletion or an interrupted replacement left.
+
+    Examples:
+        >>> Leftover.of(Path("/ckpt/100.orbax-checkpoint-tmp")).kind
+        'unfinished-save'
+        >>> Leftover.of(Path("/ckpt/100.orbax-checkpoint-tmp.tenure-deleting")).kind
+        'interrupted-delete'
+    """
+
+    path: Location
+    step: int | None
+    kind: str
+
+    @classmethod
+    def of(cls, path: Location) -> Leftover:
+        """The leftover a temporary name stands for."""
+        match = _LEADING_STEP.match(path.name)
+        if path.name.endswith(RETIRED_SUFFIX):
+            kind = "interrupted-delete"
+        elif path.name.endswith(REPLACED_SUFFIX):
+            kind = "interrupted-replace"
+        else:
+            kind = "unfinished-save"
+        return cls(path, int(match.group(1)) if match else None, kind)
+
+
+def _is_format_key(key: str) -> bool:
+    return key.rsplit("/", 1)[-1] in _FORMAT_FILES or f"{TENURE_DIR}/" in key
+
+
+def holds_checkpoint_files(prefix: ObjectPath) -> bool:
+    """True when an object-store prefix holds a file only a checkpoint holds (so what is
+    there is tenure's or Orbax's, and a save of that step may replace it)."""
+    return any(_is_format_key(key) for key in prefix.list_keys())
+
+
+def leftovers(root: PathLike, names: StepNameFormat = DEFAULT_NAMES) -> list[Leftover]:
+    """What unfinished saves and interrupted deletions left under `root`, by name. Never
+    listed as steps, never counted by a policy.
+
+    On a local disk they are the temporary names. Object-store saves write in place and
+    commit with the marker, so there they are step prefixes without the marker that hold
+    checkpoint files (a save in flight looks the same), and temporary names copied from a disk.
+
+    Examples:
+        >>> leftovers("/nonexistent")
+        []
+    """
+    base = as_location(root)
+    if isinstance(base, Path):
+        try:
+            with os.scandir(base) as entries:
+                found = sorted(e.name for e in entries if TMP_MARKER in e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [Leftover.of(base / name) for name in found]
+    keys = base.list_keys()
+    prefixes = sorted({key.partition("/")[0] for key in keys if "/" in key})
+    committed = {key.partition("/")[0] for key in keys if key.endswith("/" + COMMIT_SUCCESS_FILE)}
+    result = []
+    for name in prefixes:
+        step = names.parse(name)
+        if TMP_MARKER in name:
+            result.append(Leftover.of(base / name))
+        elif (
+            step is not None
+            and name not in committed
+            and any(key.startswith(name + "/") and _is_format_key(key) for key in keys)
+        ):
+            result.append(Leftover(base / name, step, "unfinished-save"))
+    return result
+
+
+def remove_path(path: Location) -> None:
+    """Delete a directory tree, a file, or a symlink (the link, never what it points to).
+
+    Examples:
+        >>> remove_path(Path("/nonexistent/5"))
+    """
+    if isinstance(path, Path) and path.is_symlink():
+        path.unlink()
+        return
+    remove_tree(path)
+
+
+def retire(step_dir: Location) -> Location:
+    """Take a committed step out of the root before removing it, so that a crash in the middle
+    of a deletion leaves no half-deleted checkpoint: renamed aside on a local disk (to a
+    temporary name Orbax ignores), its commit marker removed first on an object store.
+
+    Examples:
+        >>> import tempfile
+        >>> step = Path(tempfile.mkdtemp()) / "5"
+        >>> step.mkdir()
+        >>> retire(step).name
+        '5.orbax-checkpoint-tmp.tenure-deleting'
+    """
+    if isinstance(step_dir, ObjectPath):
+        (step_dir / COMMIT_SUCCESS_FILE).unlink(missing_ok=True)
+        return step_dir
+    retired = step_dir.with_name(step_dir.name + TMP_MARKER + RETIRED_SUFFIX)
+    remove_path(retired)  # a leftover of an earlier, interrupted deletion of this step
+    step_dir.rename(retired)
+    return retired
+
+
+def replaced_path(step_dir: Path) -> Path:
+    """Where a committed step waits while its replacement is renamed into place."""
+    return step_dir.with_name(step_dir.name + TMP_MARKER + REPLACED_SUFFIX)
+
+
+def remove_leftovers(root: PathLike, *, every_temporary: bool = False) -> list[Leftover]:
+    """Clean what tenure's interrupted deletions and replacements left on a local disk;
+    return what was removed. A step whose replacement was interrupted before the new version
+    was renamed into place is put back instead. Unfinished saves stay (another program's save
+    may be in flight, and tenure replaces its own when it saves that step again) unless
+    `every_temporary` (Orbax's `cleanup_tmp_directories`). Only call it while no save into
+    `root` runs (the writer, at open). On object stores, see `remove_uncommitted`.
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "5.orbax-checkpoint-tmp.tenure-deleting").mkdir()
+        >>> [leftover.kind for leftover in remove_leftovers(root)], list(root.iterdir())
+        (['interrupted-delete'], [])
+    """
+    base = as_location(root)
+    if not isinstance(base, Path):
+        return []
+    removed = []
+    for leftover in leftovers(base):
+        path = leftover.path
+        assert isinstance(path, Path)
+        if leftover.kind == "unfinished-save" and not every_temporary:
+            continue
+        if leftover.kind == "interrupted-replace":
+            original = path.with_name(path.name.removesuffix(TMP_MARKER + REPLACED_SUFFIX))
+            if not os.path.lexists(original):
+                path.rename(original)  # the new version never arrived: keep the old one
+                continue
+        remove_path(path)
+        removed.append(leftover)
+    return removed
+
+
+def remove_uncommitted(root: ObjectPath, names: StepNameFormat = DEFAULT_NAMES) -> list[Leftover]:
+    """Delete the objects of object-store saves that never wrote their commit marker (only
+    step prefixes holding checkpoint files: somebody else's prefix is left alone)."""
+    found = [leftover for leftover in leftovers(root, names) if leftover.kind == "unfinished-save"]
+    for leftover in found:
+        remove_tree(leftover.path)
+    return found
+
+
+# -- the root's own metadata ---------------------------------------------------------------
+
+
+def write_root_metadata(root: Location, metadata: Mapping[str, Any]) -> None:
+    """Write the root's custom metadata once, as Orbax does; an existing one is kept."""
+    path = root / ROOT_METADATA_DIR / ROOT_METADATA_FILE
+    if path.exists():
+        return
+    text = json.dumps({"custom_metadata": dict(metadata)})
+    if isinstance(path, ObjectPath):
+        path.write_text(text)  # a single PUT is atomic
+        return
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_root_metadata(root: Location) -> Mapping[str, Any] | None:
+    """The root's custom metadata, or None when there is none (or it is unreadable)."""
+    path = root / ROOT_METADATA_DIR / ROOT_METADATA_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, RecursionError):
+        return None
+    custom = doc.get("custom_metadata") if isinstance(doc, dict) else None
+    return custom if isinstance(custom, dict) else None

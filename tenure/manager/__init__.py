@@ -1,10 +1,12 @@
 """The Checkpointer that joins retention policies and I/O."""
 
+from tenure.io.root import StepNameFormat
 from tenure.manager.checkpointer import Checkpointer, CheckpointMetadata, SaveResponse
 from tenure.manager.errors import (
     BackgroundSaveError,
     CheckpointerError,
     ClosedError,
+    DamagedCheckpointWarning,
     ProcessesTimedOutError,
     ReadOnlyError,
     RootLockedError,
@@ -12,7 +14,6 @@ from tenure.manager.errors import (
     StepAlreadyExistsError,
     StepNotFoundError,
 )
-from tenure.manager.naming import StepNameFormat
 
 __all__ = [
     "BackgroundSaveError",
@@ -20,6 +21,7 @@ __all__ = [
     "Checkpointer",
     "CheckpointerError",
     "ClosedError",
+    "DamagedCheckpointWarning",
     "ProcessesTimedOutError",
     "ReadOnlyError",
     "RootLockedError",

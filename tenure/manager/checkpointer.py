@@ -9,10 +9,12 @@ writer owns the root, and preemption signals turned into data.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import Future
@@ -23,18 +25,22 @@ from typing import Any
 
 import attrs
 
-from tenure.io.storage import Location, ObjectPath, as_location, remove_tree
+from tenure.io import root as rootfs
+from tenure.io.errors import StorageError
+from tenure.io.metadata import StepMetadata
+from tenure.io.root import StepNameFormat
+from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import _store, distributed
 from tenure.manager.errors import (
     BackgroundSaveError,
     ClosedError,
+    DamagedCheckpointWarning,
     ReadOnlyError,
     RootNotUsableError,
     StepAlreadyExistsError,
     StepNotFoundError,
 )
 from tenure.manager.lock import RootLock
-from tenure.manager.naming import StepNameFormat
 from tenure.manager.preemption import DEFAULT_SIGNALS, PreemptionFlag
 from tenure.retention import (
     CheckpointInfo,
@@ -183,9 +189,18 @@ class Checkpointer:
             else None
         )
         self._primary = self._coordination is None or self._coordination.index == 0
-        self._open_root(custom_metadata, cleanup_tmp_directories)
-        self._checkpoints: list[CheckpointMetadata] = self._scan(details=not lightweight_initialize)
+        self._damaged: tuple[rootfs.DamagedStep, ...] = ()
+        self._warned: set[int] = set()
         self._previous: tuple[CheckpointInfo, ...] | None = None
+        try:
+            self._open_root(custom_metadata, cleanup_tmp_directories)
+            self._checkpoints: list[CheckpointMetadata] = self._scan(
+                details=not lightweight_initialize
+            )
+        except BaseException:
+            if self._root_lock is not None:
+                self._root_lock.release()  # a failed open must not leave the root locked
+            raise
         if handle_signals:
             self._preemption.install(preemption_signals)
 
@@ -214,14 +229,16 @@ class Checkpointer:
                 "that the path and its parents are writable directories, or choose another"
             ) from None
         if custom_metadata is not None and self._primary:
-            _store.write_root_metadata(self._directory, custom_metadata)
-        if cleanup_tmp_directories and self._primary:
-            if isinstance(self._directory, ObjectPath):
-                _store.remove_uncommitted(
-                    self._directory, lambda name: self._names.parse(name) is not None
-                )
-            else:
-                _store.remove_temporary(self._directory)
+            rootfs.write_root_metadata(self._directory, custom_metadata)
+        if not self._primary:
+            return
+        # Leftovers of interrupted deletions and replacements go at every writable open;
+        # unfinished saves only when asked.
+        if isinstance(self._directory, ObjectPath):
+            if cleanup_tmp_directories:
+                rootfs.remove_uncommitted(self._directory, self._names)
+        else:
+            rootfs.remove_leftovers(self._directory, every_temporary=cleanup_tmp_directories)
 
     def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
         # A root can hold tens of thousands of steps. The scan makes many small objects and
@@ -235,42 +252,27 @@ class Checkpointer:
             if collecting:
                 gc.enable()
 
-    def _list_steps(self) -> list[tuple[int, Location]]:
-        root = self._directory
-        steps: list[tuple[int, Location]] = []
-        if self._read_only and not root.is_dir():
-            return steps
-        if isinstance(root, ObjectPath):
-            # A step exists once its commit marker does: one listing finds them all.
-            marker = "/" + _store.COMMIT_MARKER
-            for key in root.list_keys():
-                name = key[: -len(marker)]
-                step = self._names.parse(name) if key.endswith(marker) else None
-                if step is not None:
-                    steps.append((step, root / name))
-            return steps
-        # os.scandir knows each entry's type without a stat call.
-        with os.scandir(root) as entries:
-            for entry in entries:
-                step = self._names.parse(entry.name)
-                if step is not None and entry.is_dir() and not _store.is_temporary(entry.name):
-                    steps.append((step, Path(entry.path)))
-        return steps
-
     def _scan_steps(self, details: bool) -> list[CheckpointMetadata]:
-        steps = sorted(self._list_steps(), key=lambda pair: pair[0])
+        listing = rootfs.list_steps(self._directory, self._names, read_metadata=details)
+        self._damaged = listing.damaged
+        for damaged in listing.damaged:
+            if damaged.step not in self._warned:
+                self._warned.add(damaged.step)
+                warnings.warn(
+                    f"damaged checkpoint in {self._directory}: {damaged.describe()}; it is "
+                    "skipped (never loaded, resumed from or deleted by retention): run "
+                    "`tenure verify` on the root, and `tenure prune --damaged` to remove it",
+                    DamagedCheckpointWarning,
+                    stacklevel=4,
+                )
         if not details:
-            return [CheckpointMetadata(step, path) for step, path in steps]
-        found = []
-        for step, path in steps:
-            try:
-                found.append(self._describe(step, path))
-            except FileNotFoundError:
-                continue  # deleted by the writer's retention since the listing
-        return found
+            return [CheckpointMetadata(found.step, found.path) for found in listing.steps]
+        return [self._describe(found.step, found.path, found.metadata) for found in listing.steps]
 
-    def _describe(self, step: int, path: Location) -> CheckpointMetadata:
-        details = _store.read_details(path, self._clock())
+    def _describe(
+        self, step: int, path: Location, meta: StepMetadata | None = None
+    ) -> CheckpointMetadata:
+        details = _store.read_details(path, self._clock(), meta)
         return CheckpointMetadata(
             step=step,
             path=path,
@@ -303,6 +305,13 @@ class Checkpointer:
     def latest(self) -> CheckpointMetadata | None:
         with self._lock:
             return self._checkpoints[-1] if self._checkpoints else None
+
+    @property
+    def damaged(self) -> list[rootfs.DamagedStep]:
+        """Steps whose metadata cannot be read, found by the last scan: never loaded, resumed
+        from or deleted by retention; `delete(step)` removes one on request."""
+        with self._lock:
+            return list(self._damaged)
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -412,13 +421,7 @@ class Checkpointer:
             return None
         self.wait()  # one save at a time
         with self._lock:
-            if any(c.step == step for c in self._checkpoints):
-                if not overwrite:
-                    raise StepAlreadyExistsError(
-                        f"step {step} is already saved in {self._directory}; pass "
-                        "overwrite=True to replace it, or save under another step"
-                    )
-                self._delete_now(step)
+            replace = self._check_replace(step, overwrite)
             path = self._directory / self._names.build(step)
             handle = _store.save_async(
                 path,
@@ -427,6 +430,7 @@ class Checkpointer:
                 info.metrics,
                 started=info.time,
                 processes=None if self._coordination is None else self._coordination.processes(),
+                replace=replace,
             )
             done: Future[None] = Future()
             staged: Future[None] = Future()
@@ -437,13 +441,37 @@ class Checkpointer:
         ).start()
         return SaveResponse(staged, done)
 
+    def _check_replace(self, step: int, overwrite: bool) -> bool:
+        """Whether saving `step` replaces a step on disk (committed or damaged), which only
+        `overwrite=True` allows, and only where the new step can be swapped in by renames."""
+        damaged = any(d.step == step for d in self._damaged)
+        if not damaged and not any(c.step == step for c in self._checkpoints):
+            return False
+        what = "a damaged checkpoint" if damaged else "already saved"
+        if not overwrite:
+            raise StepAlreadyExistsError(
+                f"step {step} is {what} in {self._directory}; pass overwrite=True to replace "
+                "it, or save under another step"
+            )
+        if isinstance(self._directory, ObjectPath):
+            raise StepAlreadyExistsError(
+                f"step {step} is {what} in {self._directory}: an object store cannot swap a "
+                "step in place, and tenure never deletes a step to save; delete(step) first, "
+                "then save, or save under another step"
+            )
+        return True
+
     def _finish(self, handle: Any, pending: _Pending) -> None:
         try:
             handle.staged()
             pending.staged.set_result(None)
             handle.result()
             with self._lock:
-                self._checkpoints.append(self._describe(pending.info.step, pending.path))
+                step = pending.info.step
+                # A replaced step's old entry goes; the new one takes its place.
+                self._checkpoints = [c for c in self._checkpoints if c.step != step]
+                self._damaged = tuple(d for d in self._damaged if d.step != step)
+                self._checkpoints.append(self._describe(step, pending.path))
                 self._checkpoints.sort(key=lambda c: c.step)
                 self._pending = None
                 self._previous = None
@@ -491,22 +519,29 @@ class Checkpointer:
             target.mkdir(exist_ok=True)
             entry.path.rename(target / entry.path.name)
             return
-        doomed = _store.retire(entry.path)
+        doomed = rootfs.retire(entry.path)
         if self._background_delete:
-            thread = threading.Thread(target=remove_tree, args=(doomed,), daemon=True)
+            thread = threading.Thread(target=rootfs.remove_path, args=(doomed,), daemon=True)
             thread.start()
             self._deleters.append(thread)
         else:
-            remove_tree(doomed)
+            rootfs.remove_path(doomed)
 
     def delete(self, step: int | CheckpointMetadata) -> None:
-        """Deletes a committed step now, whatever the policies say."""
+        """Deletes a committed step now, whatever the policies say; a damaged step too (the
+        only way one goes)."""
         self._check_writable()
         self._raise_background_error()
         step = _step_of(step)
         with self._lock:
             if self._pending is not None and self._pending.info.step == step:
                 raise ValueError(f"step {step} is being saved; wait() before deleting it")
+            damaged = next((d for d in self._damaged if d.step == step), None)
+            if damaged is not None:
+                self._damaged = tuple(d for d in self._damaged if d.step != step)
+                if self._primary:
+                    rootfs.remove_path(rootfs.retire(damaged.path))
+                return
             if not any(c.step == step for c in self._checkpoints):
                 raise self._not_found(step)
             self._delete_now(step)
@@ -560,10 +595,26 @@ class Checkpointer:
         what is asked. The step becomes protected for as long as this Checkpointer lives."""
         self._raise_background_error()
         entry = self._resolve(step)
-        loaded = _store.load(entry.path, abstract_checkpointables)
+        with self._gone_is_not_found(entry):
+            loaded = _store.load(entry.path, abstract_checkpointables)
         with self._lock:
             self._resumed_from = entry.step
         return loaded
+
+    @contextlib.contextmanager
+    def _gone_is_not_found(self, entry: CheckpointMetadata) -> Iterator[None]:
+        """A step the writer deleted while this reader read it is not found, not corrupt."""
+        try:
+            yield
+        except StorageError:
+            raise  # the store failed; the step may well be there
+        except Exception as error:
+            if rootfs.has_step_mark(entry.path):
+                raise
+            raise StepNotFoundError(
+                f"step {entry.step} was deleted from {self._directory} while it was read "
+                "(by the writer's retention, most likely); reload() and choose another step"
+            ) from error
 
     def load_async(self, *args: Any, **kwargs: Any) -> Future[Any]:
         """`load` in a background thread; returns a future of its result."""
@@ -576,14 +627,15 @@ class Checkpointer:
     def metadata(self, step: int | CheckpointMetadata | None = None) -> CheckpointMetadata:
         """The step's metadata, with its custom metadata read from disk."""
         entry = self._resolve(step)
-        return attrs.evolve(
-            self._describe(entry.step, entry.path),
-            custom_metadata=_store.read_custom_metadata(entry.path),
-        )
+        with self._gone_is_not_found(entry):
+            return attrs.evolve(
+                self._describe(entry.step, entry.path),
+                custom_metadata=_store.read_custom_metadata(entry.path),
+            )
 
     def root_metadata(self) -> Mapping[str, Any] | None:
         """The custom metadata given to the Checkpointer that created the root."""
-        return _store.read_root_metadata(self._directory)
+        return rootfs.read_root_metadata(self._directory)
 
     def reload(self) -> None:
         """Re-reads the root, for example after another process wrote to it."""

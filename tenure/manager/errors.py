@@ -37,3 +37,8 @@ class ClosedError(CheckpointerError):
 
 class ProcessesTimedOutError(CheckpointerError, TimeoutError):
     """Under jax.distributed, some processes did not reach a save's barrier in time."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A step in the root has unreadable metadata: it is quarantined (never loaded, resumed
+    from or deleted by retention) until it is removed on request (`tenure prune --damaged`)."""

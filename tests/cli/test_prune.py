@@ -18,6 +18,7 @@ PRUNE_KEYS = {
     "now",
     "dry_run",
     "checkpoints",
+    "damaged",
     "delete",
     "deleted",
     "bytes_to_free",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.cli.conftest import flip_byte, run_tenure
 
-VERIFY_KEYS = {"root", "ok", "steps"}
+VERIFY_KEYS = {"root", "ok", "steps", "deleted_while_verifying"}
 STEP_KEYS = {"step", "path", "ok", "arrays_checked", "damaged"}
 
 

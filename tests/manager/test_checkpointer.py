@@ -78,8 +78,57 @@ def test_force_overwrite_and_existing_steps(root: Location) -> None:
         assert ckptr.save(3, state(3), force=True)
         with pytest.raises(StepAlreadyExistsError, match="overwrite=True"):
             ckptr.save(3, state(4), force=True)
-        assert ckptr.save(3, state(4), force=True, overwrite=True)
-        assert ckptr.load(3)["step"] == 4
+        if isinstance(root, Path):
+            assert ckptr.save(3, state(4), force=True, overwrite=True)
+            assert ckptr.load(3)["step"] == 4
+        else:
+            # No rename on object stores: replacing would mean deleting first, so it is refused.
+            with pytest.raises(StepAlreadyExistsError, match="cannot swap a step in place"):
+                ckptr.save(3, state(4), force=True, overwrite=True)
+            assert ckptr.load(3)["step"] == 3
+        assert [c.step for c in ckptr.checkpoints] == [3]
+
+
+@pytest.mark.parametrize("failure", ["unsupported leaf", "disk full"])
+def test_overwrite_with_a_failing_save_keeps_the_old_step(tmp_path: Path, failure: str) -> None:
+    """overwrite=True replaces, never deletes first: a save that fails leaves step 5 as it was."""
+    import resource
+    import signal
+
+    with open_root(tmp_path) as ckptr:
+        ckptr.save(5, state(5), force=True)
+        if failure == "unsupported leaf":
+            with pytest.raises(tenure.io.UnsupportedLeafError):
+                ckptr.save(5, {"w": object()}, force=True, overwrite=True)
+        else:
+            soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+            try:
+                with pytest.raises(tenure.io.InsufficientSpaceError):
+                    ckptr.save(5, {"w": np.ones(1_000_000, np.float32)}, force=True, overwrite=True)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+                signal.signal(signal.SIGXFSZ, previous)
+        assert [c.step for c in ckptr.checkpoints] == [5]
+        assert ckptr.load(5)["step"] == 5
+    with open_root(tmp_path, read_only=True) as reader:
+        assert reader.load(5)["step"] == 5
+
+
+def test_a_replacement_interrupted_between_its_renames_puts_the_old_step_back(
+    tmp_path: Path,
+) -> None:
+    """A crash after the old step was moved aside and before the new one arrived."""
+    from tenure.io.root import replaced_path
+
+    with open_root(tmp_path) as ckptr:
+        ckptr.save(5, state(5), force=True)
+    (tmp_path / "5").rename(replaced_path(tmp_path / "5"))
+    with open_root(tmp_path) as ckptr:
+        assert [c.step for c in ckptr.checkpoints] == [5]
+        assert ckptr.load(5)["step"] == 5
+    assert names(tmp_path) == [".tenure-writer.lock", "5"] or names(tmp_path) == ["5"]
 
 
 def test_missing_steps_name_what_exists(root: Location) -> None:
