@@ -4,9 +4,11 @@ A hypothesis state machine drives a real `tenure.Checkpointer` on a temporary di
 (and, a second time, on an S3 prefix of the tests' moto server) with a fake clock: steps
 advance, saves (sync and async) carry random metrics (NaN and missing included), preemption
 signals arrive, the job restarts and resumes, a write fails half way (on disk), someone
-deletes a step behind the manager's back, foreign files and leftovers of crashed saves
-appear in the root. After every rule, the committed steps equal the model's: the save
-policy and `plan_retention` replayed over the same history.
+deletes a step behind the manager's back, foreign files, numbered folders of somebody
+else's, symlinked steps, leftovers of crashed saves and killed deletions appear in the root,
+and a step's metadata is damaged. After every rule, the committed steps equal the model's:
+the save policy and `plan_retention` replayed over the same history, where a damaged step
+is quarantined (out of the model, never deleted) and nothing foreign is ever touched.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import resource
 import signal
 import tempfile
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,9 @@ from hypothesis.stateful import (
 
 import tenure
 from tenure.io import Location, ObjectPath
+from tenure.io import root as rootfs
 from tenure.io.storage import list_dir, remove_tree
+from tenure.manager import DamagedCheckpointWarning
 from tenure.retention import (
     BestN,
     CheckpointInfo,
@@ -94,6 +99,7 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         self.resumed_from: int | None = None
         self.preempted = False
         self.foreign: list[Location] = []
+        self.damaged: set[int] = set()
         self.ckptr: tenure.Checkpointer
 
     def make_root(self) -> Location:
@@ -105,14 +111,17 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         self.ckptr = self._new_checkpointer()
 
     def _new_checkpointer(self) -> tenure.Checkpointer:
-        return tenure.Checkpointer(
-            self.root,
-            save_decision_policy=self.save_policy,
-            preservation_policy=self.keep_policy,
-            clock=self.clock,
-            handle_signals=True,
-            preemption_signals=[signal.SIGUSR1],
-        )
+        with warnings.catch_warnings():
+            # Damaged steps are announced at every open; the invariants check them instead.
+            warnings.simplefilter("ignore", DamagedCheckpointWarning)
+            return tenure.Checkpointer(
+                self.root,
+                save_decision_policy=self.save_policy,
+                preservation_policy=self.keep_policy,
+                clock=self.clock,
+                handle_signals=True,
+                preemption_signals=[signal.SIGUSR1],
+            )
 
     # -- the model: the pure decision code, replayed ------------------------------------
 
@@ -161,6 +170,9 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         self.ckptr.close()
         self.ckptr = self._new_checkpointer()
         self.preempted = False
+        # A writable open removes what killed deletions left, and nothing else.
+        kinds = {leftover.kind for leftover in rootfs.leftovers(self.root)}
+        assert "interrupted-delete" not in kinds
         if self.alive:
             loaded = self.ckptr.load(abstract_state=content(0))
             np.testing.assert_array_equal(loaded["w"], content(self.alive[-1].step)["w"])
@@ -205,6 +217,47 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
             (path / "events").write_text("not a checkpoint")
         self.foreign.append(path)
 
+    @rule(number=st.integers(5000, 5003))
+    def numbered_folder_of_somebody_else_appears(self, number: int) -> None:
+        """A folder whose name is a step, but holds no checkpoint: never listed or deleted."""
+        path = self.root / str(number)
+        if path.exists():
+            return
+        path.mkdir()
+        (path / "notes.txt").write_text("not a checkpoint")
+        self.foreign.append(path)
+
+    @rule(number=st.integers(6000, 6001))
+    def symlinked_step_appears(self, number: int) -> None:
+        """A link to a real checkpoint elsewhere: never listed, followed or deleted."""
+        assert isinstance(self.root, Path)
+        link = self.root / str(number)
+        if link.is_symlink():
+            return
+        target = Path(tempfile.mkdtemp(prefix="tenure-elsewhere-")) / "1"
+        tenure.io.save_pytree(target, content(1))
+        link.symlink_to(target, target_is_directory=True)
+        self.foreign.extend([link, target])
+
+    @precondition(lambda self: len(self.alive) >= 2)
+    @rule(data=st.data())
+    def a_steps_metadata_is_damaged(self, data: st.DataObject) -> None:
+        """Quarantined: out of every decision, kept on disk, the run resumes elsewhere."""
+        victim = data.draw(st.sampled_from(self.alive[:-1]))
+        (self.root / str(victim.step) / rootfs.STEP_METADATA_FILE).write_bytes(b'{"item_ha')
+        with pytest.warns(DamagedCheckpointWarning, match=f"step {victim.step}"):
+            self.ckptr.reload()
+        self.alive.remove(victim)
+        self.damaged.add(victim.step)
+        if self.resumed_from == victim.step:
+            self.resumed_from = None
+
+    @rule(step=st.integers(0, 40))
+    def leftover_of_a_killed_deletion_appears(self, step: int) -> None:
+        (self.root / f"{step}.orbax-checkpoint-tmp.tenure-deleting" / "state").mkdir(
+            parents=True, exist_ok=True
+        )
+
     @rule(step=st.integers(0, 40), as_file=st.booleans())
     def leftover_of_a_crashed_save_appears(self, step: int, as_file: bool) -> None:
         """A temporary name belongs to the checkpointer: never listed, may be replaced."""
@@ -229,8 +282,9 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
             for p in list_dir(self.root)
             if p.name.isdigit() and p.name == str(int(p.name)) and tenure.io.is_committed(p)
         )
-        assert on_disk == expected
+        assert on_disk == sorted([*expected, *self.damaged])
         assert [c.step for c in self.ckptr.checkpoints] == expected
+        assert {d.step for d in self.ckptr.damaged} == self.damaged
 
     @invariant()
     def latest_loads_what_was_saved(self) -> None:
@@ -244,7 +298,7 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
 
     @invariant()
     def foreign_files_survive(self) -> None:
-        assert all(p.exists() for p in self.foreign)
+        assert all(p.exists() for p in self.foreign)  # links still lead to their targets
 
     def teardown(self) -> None:
         if hasattr(self, "ckptr"):
@@ -269,6 +323,16 @@ class ManagerMatchesPlannerOnS3(ManagerMatchesPlanner):
         return ObjectPath("s3", S3_BUCKET, f"stateful-{uuid.uuid4().hex[:12]}")
 
     write_fails_half_way = None  # type: ignore[assignment]
+    symlinked_step_appears = None  # type: ignore[assignment]  # no links in a bucket
+    leftover_of_a_killed_deletion_appears = None  # type: ignore[assignment]  # no renames
+
+    @rule(number=st.integers(5000, 5003))
+    def numbered_folder_of_somebody_else_appears(self, number: int) -> None:
+        """A prefix named like a step, without a marker or checkpoint files: never touched."""
+        path = self.root / str(number) / "notes.txt"
+        if not path.exists():
+            path.write_text("not a checkpoint")
+            self.foreign.append(path)
 
     @rule(step=st.integers(0, 40))
     def leftover_of_a_crashed_save_appears(self, step: int, as_file: bool = False) -> None:
