@@ -86,6 +86,14 @@ class StandardCheckpointItem:
 
 
 @attrs.frozen
+class _Opened:
+    """The manager behind a config, and whether it was opened read-only."""
+
+    manager: CheckpointManager
+    reading: bool
+
+
+@attrs.frozen
 class _MetricAt:
     """`best_fn` for `best_metric_path`: the metric at a dotted path ("eval.loss")."""
 
@@ -109,8 +117,12 @@ class Checkpointer:
 
     Steps go to `<workdir>/checkpoints/ckpt_<step>/default/`, as Kauldron writes them; a
     workdir holding only `checkpoints/<step>/` steps (earlier tenure versions) keeps that
-    layout. `create=False` (an evaluator) reads only, and a workdir that does not exist yet
-    is an empty one: no steps, and `iter_new_checkpoints` waits for the trainer's first.
+    layout. With `create=False` (an evaluator) the workdir is not created and is read
+    without taking the writer's lock, so an evaluator reads beside its trainer; a workdir
+    that does not exist yet is an empty one (no steps; `iter_new_checkpoints` waits for the
+    trainer's first). The first `save`, `maybe_save`, `should_save` or `delete` opens an
+    existing workdir for writing, as Kauldron's evaluators keep their own `_eval_*`
+    workdirs with `create=False`.
 
     `maybe_save` saves only the steps the policy saves, `force` or not, as in Kauldron;
     `save(..., force=True)` saves any step. `multiprocessing_options` and `fast` are
@@ -140,7 +152,7 @@ class Checkpointer:
     multiprocessing_options: Any = None
     fast: bool = True
     create: bool = True
-    _manager: list[CheckpointManager] = attrs.field(init=False, factory=list, eq=False, repr=False)
+    _opened: list[_Opened] = attrs.field(init=False, factory=list, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.options()  # invalid settings fail where the config is written
@@ -157,7 +169,6 @@ class Checkpointer:
             best_fn=best,
             best_mode=self.best_mode,
             create=self.create,
-            read_only=not self.create,
         )
 
     @property
@@ -180,22 +191,33 @@ class Checkpointer:
     @property
     def manager(self) -> CheckpointManager:
         """The manager behind this config, opened on first use."""
-        if not self._manager:
-            options = attrs.evolve(self.options(), step_name_format=LAYOUTS[self.layout])
-            self._manager.append(CheckpointManager(self.directory, options))
-        return self._manager[0]
+        return self._open(write=False)
+
+    def _open(self, *, write: bool) -> CheckpointManager:
+        """The manager, opened read-only while `create=False` and nothing was written, so
+        that a reader takes no lock; reopened to write on the first write."""
+        reading = not self.create and not write
+        if self._opened and self._opened[0].reading and not reading:
+            self._opened.pop().manager.close()
+        if not self._opened:
+            options = attrs.evolve(
+                self.options(), step_name_format=LAYOUTS[self.layout], read_only=reading
+            )
+            self._opened.append(_Opened(CheckpointManager(self.directory, options), reading))
+        return self._opened[0].manager
 
     # -- saving --------------------------------------------------------------------------
 
     def should_save(self, step: int) -> bool:
         """Whether the save policy saves `step` now."""
-        return self.manager.should_save(step)
+        return self._open(write=True).should_save(step)
 
     def save(
         self, state: Any, *, step: int, force: bool = False, metrics: Any | None = None
     ) -> bool:
         """Saves `state` at `step` if the policy (or `force`) says so; returns whether it did."""
-        return self.manager.save(step, args=StandardSave(state), metrics=metrics, force=force)
+        writer = self._open(write=True)
+        return writer.save(step, args=StandardSave(state), metrics=metrics, force=force)
 
     def maybe_save(self, state: Any, *, step: int, force: bool = False) -> bool:
         """Saves `state` at `step` if the policy says so, as Kauldron does: `force` does not
@@ -280,7 +302,7 @@ class Checkpointer:
 
     def delete(self, step: int) -> None:
         """Deletes `step` now."""
-        self.manager.delete(step)
+        self._open(write=True).delete(step)
 
     def reload(self) -> None:
         """Rescans the directory, e.g. in an evaluator while training writes."""
@@ -325,13 +347,13 @@ class Checkpointer:
 
     def wait_until_finished(self) -> None:
         """Blocks until the save in flight is committed."""
-        if self._manager:
-            self._manager[0].wait_until_finished()
+        if self._opened:
+            self._opened[0].manager.wait_until_finished()
 
     def close(self) -> None:
         """Waits for the save in flight and releases the directory; a later call reopens it."""
-        if self._manager:
-            self._manager.pop().close()
+        if self._opened:
+            self._opened.pop().manager.close()
 
     def __enter__(self) -> Checkpointer:
         return self

@@ -226,3 +226,30 @@ def test_maybe_save_saves_only_what_the_policy_saves_even_when_forced(tmp_path: 
     ckpt.wait_until_finished()
     assert ckpt.all_steps == [0, 7]
     ckpt.close()
+
+
+def test_create_false_reads_beside_the_trainer_and_writes_its_own_eval_workdir(
+    tmp_path: Path,
+) -> None:
+    """`create=False` creates nothing and reads without the writer's lock, yet saves and
+    deletes as in Kauldron, whose evaluators keep their own `_eval_*` workdirs so."""
+    expected = KAULDRON["create_false_writes"]
+    trainer = Checkpointer(workdir=tmp_path, save_interval_steps=1)
+    trainer.save({"x": np.full(2, 3.0)}, step=3)
+    trainer.wait_until_finished()
+    evaluator = Checkpointer(workdir=tmp_path, save_interval_steps=1, create=False)
+    assert evaluator.latest_step == 3  # the trainer still holds the root: no lock taken
+    state = evaluator.restore({"x": np.zeros(2)})
+    eval_workdir = tmp_path / "_eval_all"
+    (eval_workdir / "checkpoints").mkdir(parents=True)
+    eval_ckpt = Checkpointer(
+        workdir=eval_workdir, save_interval_steps=1, max_to_keep=1, create=False
+    )
+    assert eval_ckpt.latest_step is None
+    assert eval_ckpt.save(state, step=3) == expected["save_returns_saved"]
+    eval_ckpt.wait_until_finished()
+    assert eval_ckpt.all_steps == [3]
+    eval_ckpt.delete(3)
+    assert (eval_ckpt.all_steps == []) == expected["delete_removes_the_step"]
+    for ckpt in (trainer, evaluator, eval_ckpt):
+        ckpt.close()
