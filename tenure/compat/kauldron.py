@@ -87,9 +87,11 @@ class StandardCheckpointItem:
 
 @attrs.frozen
 class _Opened:
-    """The manager behind a config, and whether it was opened read-only."""
+    """The manager behind a config, the layout it names steps by, and whether it was
+    opened read-only."""
 
     manager: CheckpointManager
+    layout: str
     reading: bool
 
 
@@ -179,7 +181,10 @@ class Checkpointer:
     @property
     def layout(self) -> str:
         """The layout of the step directories: "kauldron" (`ckpt_<step>`), or "orbax"
-        (`<step>`) for a workdir an earlier tenure version wrote."""
+        (`<step>`) for a workdir an earlier tenure version wrote. Found when the workdir
+        is first used, and kept: a workdir without steps gets Kauldron's."""
+        if self._opened:
+            return self._opened[0].layout
         found = layouts_in(self.directory)
         if len(found) > 1:
             raise InvalidOptionsError(
@@ -200,10 +205,12 @@ class Checkpointer:
         if self._opened and self._opened[0].reading and not reading:
             self._opened.pop().manager.close()
         if not self._opened:
+            layout = self.layout
             options = attrs.evolve(
-                self.options(), step_name_format=LAYOUTS[self.layout], read_only=reading
+                self.options(), step_name_format=LAYOUTS[layout], read_only=reading
             )
-            self._opened.append(_Opened(CheckpointManager(self.directory, options), reading))
+            manager = CheckpointManager(self.directory, options)
+            self._opened.append(_Opened(manager, layout, reading))
         return self._opened[0].manager
 
     # -- saving --------------------------------------------------------------------------
