@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenure.cli import _args, _root
 from tenure.cli._terminal import (
@@ -17,8 +18,15 @@ from tenure.cli._terminal import (
     format_size,
     table,
 )
-from tenure.cli.errors import OK
+from tenure.cli.errors import OK, DamagedError
 from tenure.retention import PreservationContext, plan_retention
+
+if TYPE_CHECKING:
+    from tenure.io import Location
+    from tenure.manager import Checkpointer
+
+# How `ls` names each layout of step directories (tenure.compat.kauldron.LAYOUTS).
+LAYOUT_NAMES = {"kauldron": "ckpt_<step> (Kauldron's layout)", "orbax": "<step> (Orbax's layout)"}
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +37,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "One row per committed step: commit time, age, size on disk and metrics; with "
             "--keep, whether the policy would keep the step and which rules say so. "
             "Unfinished saves and interrupted deletions are listed separately. Sizes are "
-            "unknown ('-') on s3:// and gs:// roots, whose listings carry none."
+            "unknown ('-') on s3:// and gs:// roots, whose listings carry none. Steps named "
+            "ckpt_<step> (Kauldron's workdir/checkpoints) are read as such, and the report "
+            "says which naming the root uses."
         ),
     )
     _args.add_root(parser)
@@ -38,10 +48,33 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def listing(args: argparse.Namespace) -> dict[str, Any]:
-    """The `--json` document of `tenure ls`."""
+def layouts(root: Location) -> list[str]:
+    """The layouts of step names in `root`, Kauldron's first (see `LAYOUT_NAMES`)."""
+    from tenure.compat.kauldron import layouts_in
+
+    return layouts_in(root)
+
+
+def _open_reader(root: Location, found: Sequence[str]) -> Checkpointer:
+    """`_root.open_reader`, reading the step names of the root's (first) layout."""
+    if not found or found[0] == "orbax":
+        return _root.open_reader(root)
+    from tenure.compat.kauldron import LAYOUTS
+    from tenure.io import StorageError, TenureIOError
+    from tenure.manager import Checkpointer
+
+    try:
+        return Checkpointer(root, read_only=True, step_name_format=LAYOUTS[found[0]])
+    except StorageError:
+        raise  # the store failed, not the root's files; main reports it
+    except TenureIOError as error:
+        raise DamagedError(f"cannot list {root}: {error}; run tenure verify on it") from None
+
+
+def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, Any]:
+    """The `--json` document of `tenure ls`, listing the steps of layout `found[0]`."""
     now = _args.now_or(args.now)
-    with _root.open_reader(args.root) as reader:
+    with _open_reader(args.root, found) as reader:
         checkpoints = reader.checkpoints
     decisions: dict[int, Any] = {}
     if args.keep is not None:
@@ -82,8 +115,9 @@ def _local(iso_time: str | None) -> str:
     return datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render(doc: dict[str, Any], paint: Painter) -> str:
-    """The text report of `tenure ls`."""
+def render(doc: dict[str, Any], paint: Painter, found: Sequence[str] = ()) -> str:
+    """The text report of `tenure ls`, saying which layouts of step names (`found`) the
+    root holds."""
     rows = doc["checkpoints"]
     if not rows:
         lines = [f"No committed checkpoints in {doc['root']}."]
@@ -118,6 +152,12 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
             if freed is not None:
                 summary += f" ({format_bytes(freed)})"
         lines += ["", summary + "."]
+    if found:
+        lines.append(f"Step directories named {LAYOUT_NAMES[found[0]]}.")
+    lines += [
+        paint.paint(f"Also steps named {LAYOUT_NAMES[other]}: not listed.", "yellow")
+        for other in found[1:]
+    ]
     if doc["incomplete"]:
         lines += ["", paint.paint("Not committed (never listed, loaded or pruned):", "bold")]
         lines += [
@@ -129,9 +169,10 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    doc = listing(args)
+    found = layouts(args.root)
+    doc = listing(args, found)
     if args.json:
         print(json.dumps(doc, indent=1))
     else:
-        print(render(doc, Painter(sys.stdout)))
+        print(render(doc, Painter(sys.stdout), found))
     return OK
