@@ -23,6 +23,7 @@ from tenure.cli.errors import DamagedError, RootBusyError, UsageError
 if TYPE_CHECKING:
     from tenure.io import Location
     from tenure.io import root as rootfs
+    from tenure.io.root import StepNameFormat
     from tenure.manager import Checkpointer, CheckpointMetadata
     from tenure.retention import PreservationPolicy
 
@@ -116,15 +117,16 @@ def _damage_notes() -> Iterator[None]:
         sys.stderr.write(f"tenure: warning: {warning.message}\n")
 
 
-def open_reader(root: Location) -> Checkpointer:
-    """A read-only Checkpointer on `root`, or a `UsageError` saying what is wrong."""
+def open_reader(root: Location, step_names: StepNameFormat | None = None) -> Checkpointer:
+    """A read-only Checkpointer on `root` (steps named as `step_names` says, by default
+    `<step>`), or a `UsageError` saying what is wrong."""
     _require_root(root)
     from tenure.io import StorageError, TenureIOError
     from tenure.manager import Checkpointer
 
     try:
         with _damage_notes():
-            return Checkpointer(root, read_only=True)
+            return Checkpointer(root, read_only=True, step_name_format=step_names)
     except StorageError:
         raise  # the store failed, not the root's files; main reports it
     except TenureIOError as error:

@@ -18,7 +18,7 @@ from tenure.cli._terminal import (
     format_size,
     table,
 )
-from tenure.cli.errors import OK, DamagedError
+from tenure.cli.errors import OK
 from tenure.retention import PreservationContext, plan_retention
 
 if TYPE_CHECKING:
@@ -60,15 +60,8 @@ def _open_reader(root: Location, found: Sequence[str]) -> Checkpointer:
     if not found or found[0] == "orbax":
         return _root.open_reader(root)
     from tenure.compat.kauldron import LAYOUTS
-    from tenure.io import StorageError, TenureIOError
-    from tenure.manager import Checkpointer
 
-    try:
-        return Checkpointer(root, read_only=True, step_name_format=LAYOUTS[found[0]])
-    except StorageError:
-        raise  # the store failed, not the root's files; main reports it
-    except TenureIOError as error:
-        raise DamagedError(f"cannot list {root}: {error}; run tenure verify on it") from None
+    return _root.open_reader(root, LAYOUTS[found[0]])
 
 
 def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, Any]:

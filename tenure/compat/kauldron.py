@@ -25,8 +25,8 @@ from tenure.compat.checkpoint_manager import CheckpointManager
 from tenure.compat.errors import ArgsError, InvalidOptionsError, NoCheckpointError
 from tenure.compat.handlers import abstract_of
 from tenure.compat.orbax_options import CheckpointManagerOptions
-from tenure.io.storage import Location, as_location, list_dir
-from tenure.manager import StepNameFormat
+from tenure.io.root import StepNameFormat, list_steps
+from tenure.io.storage import Location, as_location
 from tenure.retention._metrics import lookup_metric
 
 __all__ = ["LAYOUTS", "Checkpointer", "StandardCheckpointItem", "layouts_in"]
@@ -52,19 +52,19 @@ def layouts_in(directory: Location) -> list[str]:
 
     Examples:
         >>> import pathlib, tempfile
+        >>> from tenure.io import save_pytree
         >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> (root / "ckpt_100").mkdir()
+        >>> save_pytree(root / "ckpt_100", {"w": 1})
         >>> (root / "ckpt_200.orbax-checkpoint-tmp-7").mkdir()  # an unfinished save
+        >>> (root / "300").mkdir()  # somebody's folder, not a step
         >>> layouts_in(root), layouts_in(root / "missing")
         (['kauldron'], [])
     """
-    if not directory.is_dir():
-        return []
-    names = [entry.name for entry in list_dir(directory)]
+    # Only marked steps count: a folder named like a step is not a layout (tenure.io.root).
     return [
         layout
         for layout, steps in LAYOUTS.items()
-        if any(steps.parse(name) is not None for name in names)
+        if list_steps(directory, steps, read_metadata=False).steps
     ]
 
 

@@ -26,7 +26,6 @@ from tenure.io.storage import (
     Location,
     ObjectPath,
     as_location,
-    is_object_store,
     remove_tree,
 )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import orbax.checkpoint as ocp
 
+import tenure
 from tenure.compat.kauldron import Checkpointer
 from tests.cli.conftest import run_json, run_tenure, write_orbax_v0_root
 
@@ -37,7 +38,8 @@ def test_ls_names_orbax_layout_and_a_second_layout_it_does_not_list(tmp_path: Pa
     assert "Step directories named <step> (Orbax's layout)." in text.stdout
     with Checkpointer(workdir=tmp_path / "w", save_interval_steps=1) as ckpt:
         ckpt.save({"w": np.zeros(2)}, step=3)
-    (tmp_path / "w" / "checkpoints" / "7").mkdir()  # a stray step in the other layout
+    # A stray step in the other layout (a bare folder named 7 would be no step at all).
+    tenure.io.save_pytree(tmp_path / "w" / "checkpoints" / "7", {"w": np.zeros(2)})
     text = run_tenure("ls", tmp_path / "w" / "checkpoints")
     assert text.returncode == 0, text.stderr
     assert "1 checkpoints" in text.stdout

@@ -11,6 +11,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+import tenure
 import tenure.args as args
 from tenure.compat import CheckpointManager, CheckpointManagerOptions, InvalidOptionsError
 from tenure.compat.kauldron import Checkpointer, layouts_in
@@ -121,8 +122,9 @@ def test_a_workdir_of_earlier_tenure_versions_keeps_its_layout(tmp_path: Path) -
 
 
 def test_a_workdir_with_both_layouts_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "checkpoints" / "5").mkdir(parents=True)
-    (tmp_path / "checkpoints" / "ckpt_10").mkdir()
+    tenure.io.save_pytree(tmp_path / "checkpoints" / "5", state(5))
+    tenure.io.save_pytree(tmp_path / "checkpoints" / "ckpt_10", state(10))
+    (tmp_path / "checkpoints" / "ckpt_20").mkdir()  # a folder, not a step: no layout
     ckpt = Checkpointer(workdir=tmp_path, save_interval_steps=1)
     assert layouts_in(ckpt.directory) == ["kauldron", "orbax"]
     with pytest.raises(InvalidOptionsError, match="both"):

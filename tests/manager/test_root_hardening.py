@@ -83,7 +83,9 @@ def test_a_damaged_step_is_quarantined_not_fatal(tmp_path: Path, how: str) -> No
     assert [c.step for c in reader.checkpoints] == [20]
     assert [d.step for d in reader.damaged] == [10]
     assert reader.load()["step"] == 20
-    with pytest.warns(DamagedCheckpointWarning), writer(tmp_path) as resumed:
+    with pytest.warns(DamagedCheckpointWarning):
+        resumed = writer(tmp_path)
+    with resumed:
         assert resumed.load()["step"] == 20  # the run resumes from its intact step
 
 
@@ -91,10 +93,9 @@ def test_retention_neither_loads_nor_deletes_a_damaged_step(tmp_path: Path) -> N
     with writer(tmp_path) as ckptr:
         ckptr.save(10, state(10))
     damage_metadata(tmp_path / "10", "truncated")
-    with (
-        pytest.warns(DamagedCheckpointWarning),
-        writer(tmp_path, preservation_policy=LatestN(1)) as ckptr,
-    ):
+    with pytest.warns(DamagedCheckpointWarning):
+        ckptr = writer(tmp_path, preservation_policy=LatestN(1))
+    with ckptr:
         ckptr.save(20, state(20))
         ckptr.save(30, state(30))
         assert [c.step for c in ckptr.checkpoints] == [30]
@@ -111,7 +112,9 @@ def test_overwrite_replaces_a_damaged_step(tmp_path: Path) -> None:
     with writer(tmp_path) as ckptr:
         ckptr.save(10, state(10))
     damage_metadata(tmp_path / "10", "truncated")
-    with pytest.warns(DamagedCheckpointWarning), writer(tmp_path) as ckptr:
+    with pytest.warns(DamagedCheckpointWarning):
+        ckptr = writer(tmp_path)
+    with ckptr:
         assert ckptr.save(10, state(11), force=True, overwrite=True)
         assert ckptr.damaged == []
         assert ckptr.load(10)["step"] == 11
@@ -167,9 +170,9 @@ def test_a_step_deleted_under_a_reader_is_not_found_not_corrupt(tmp_path: Path) 
         reader = writer(tmp_path, read_only=True)
         assert reader.latest is not None
         ckptr.save(20, state(20))  # retention deletes step 10
-        with pytest.raises(StepNotFoundError, match="deleted .* while it was read"):
+        with pytest.raises(StepNotFoundError, match=r"deleted .* while it was read"):
             reader.load(10)
-        with pytest.raises(StepNotFoundError, match="deleted .* while it was read"):
+        with pytest.raises(StepNotFoundError, match=r"deleted .* while it was read"):
             reader.metadata(10)
 
 
