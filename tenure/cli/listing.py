@@ -69,6 +69,7 @@ def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, An
     now = _args.now_or(args.now)
     with _open_reader(args.root, found) as reader:
         checkpoints = reader.checkpoints
+        damaged = reader.damaged
     decisions: dict[int, Any] = {}
     if args.keep is not None:
         plan = plan_retention(
@@ -96,7 +97,9 @@ def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, An
         "root": str(args.root),
         "now": now.isoformat(),
         "policy": None if args.keep is None else repr(args.keep),
+        "layout": found[0] if found else None,
         "checkpoints": rows,
+        "damaged": [{"step": d.step, "path": str(d.path), "problem": d.problem} for d in damaged],
         "incomplete": [_root.leftover_json(found) for found in _root.leftovers(args.root)],
         "total_bytes": _root.sum_bytes(row["bytes"] for row in rows),
     }
@@ -151,6 +154,13 @@ def render(doc: dict[str, Any], paint: Painter, found: Sequence[str] = ()) -> st
         paint.paint(f"Also steps named {LAYOUT_NAMES[other]}: not listed.", "yellow")
         for other in found[1:]
     ]
+    if doc["damaged"]:
+        lines += ["", paint.paint("Damaged (never loaded or pruned by a policy):", "bold")]
+        lines += [
+            f"  {paint.paint('damaged', 'red')}  step {item['step']:,}: {item['problem']}"
+            for item in doc["damaged"]
+        ]
+        lines.append("  Run `tenure verify`; `tenure prune --damaged` removes them.")
     if doc["incomplete"]:
         lines += ["", paint.paint("Not committed (never listed, loaded or pruned):", "bold")]
         lines += [

@@ -7,7 +7,16 @@ from pathlib import Path
 from tests.cli.conftest import LOSSES, NOW, STEPS, run_json, run_tenure
 
 KEEP = "BestN(metric='loss', mode='min', n=1) | LatestN(1)"
-LS_KEYS = {"root", "now", "policy", "checkpoints", "incomplete", "total_bytes"}
+LS_KEYS = {
+    "root",
+    "now",
+    "policy",
+    "layout",
+    "checkpoints",
+    "damaged",
+    "incomplete",
+    "total_bytes",
+}
 LS_ROW_KEYS = {
     "step",
     "path",

@@ -27,9 +27,16 @@ def test_a_damaged_step_is_listed_apart_reported_by_verify_and_pruned_on_request
 
     listed = run_tenure("ls", tenure_root, "--json")
     assert listed.returncode == 0, listed.stderr
-    assert [c["step"] for c in json.loads(listed.stdout)["checkpoints"]] == [0, 200, 300, 400]
+    doc = json.loads(listed.stdout)
+    assert [c["step"] for c in doc["checkpoints"]] == [0, 200, 300, 400]
+    assert [d["step"] for d in doc["damaged"]] == [100]
+    assert doc["layout"] == "orbax"
     assert "warning: damaged checkpoint" in listed.stderr
     assert "step 100" in listed.stderr
+
+    text = run_tenure("ls", tenure_root)
+    assert "step 100: " in text.stdout
+    assert "tenure prune --damaged" in text.stdout
 
     verified = run_tenure("verify", tenure_root, "--json")
     assert verified.returncode == 1
