@@ -22,7 +22,8 @@ from tenure.compat.args import CheckpointArgs, Composite, get_registered_handler
 from tenure.compat.errors import ArgsError, NoCheckpointError
 from tenure.compat.handlers import CheckpointHandler
 from tenure.compat.orbax_options import CheckpointManagerOptions, to_policies
-from tenure.io.storage import Location, ObjectPath, as_location, list_dir
+from tenure.io.root import list_steps
+from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import Checkpointer
 
 DEFAULT_ITEM_NAME = "default"
@@ -306,8 +307,7 @@ class CheckpointManager:
                 self.wait_until_finished()  # reads only committed steps
             where = self.directory
         else:
-            parsed = (names.parse(p.name) for p in list_dir(root) if io.is_committed(p))
-            steps = sorted(s for s in parsed if s is not None)
+            steps = [found.step for found in list_steps(root, names, read_metadata=False).steps]
             where = root
         if step is None and steps:
             step = steps[-1]
