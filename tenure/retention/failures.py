@@ -417,6 +417,12 @@ class _RunState:
         info = self.in_flight
         assert info is not None
         self.in_flight = None
+        if self.r.jumps is not None:
+            # A step-only policy never looks at the checkpoints, and retention never
+            # deletes the newest, the one a restart resumes from: skip the retention pass.
+            self.alive = [info]
+            self.previous = (info,)
+            return
         self.alive.append(info)
         protected = () if self.resumed is None else (self.resumed,)
         plan = plan_retention(
@@ -565,7 +571,8 @@ def simulate_failures(
 
 @attrs.frozen
 class IntervalScan:
-    """Expected wall time for each fixed save interval tried, and the best of them.
+    """Expected wall time for each fixed save interval tried, and the best interval:
+    `best_steps` from a fit to all of them, `lowest_steps` the lowest simulated point.
 
     `young_steps` and `daly_steps` are the formulas' intervals in steps, for a save cost
     of `save_cost` seconds.
@@ -575,13 +582,14 @@ class IntervalScan:
         ...     return FailureReport((FailureRun(wall, 1, 5, 9.0, (0,), (0,)),), 99.0)
         >>> slow, fast = report(130.0), report(120.0)
         >>> scan = IntervalScan(points=((100, slow), (200, fast)), best_steps=200,
-        ...                     young_steps=190.0, daly_steps=185.0)
+        ...                     lowest_steps=200, young_steps=190.0, daly_steps=185.0)
         >>> scan.intervals, scan.report(200).expected_wall_seconds
         ([100, 200], 120.0)
     """
 
     points: tuple[tuple[int, FailureReport], ...]
     best_steps: int
+    lowest_steps: int
     young_steps: float
     daly_steps: float
 
@@ -595,6 +603,7 @@ class IntervalScan:
     def to_json(self) -> dict[str, Any]:
         return {
             "best_interval_steps": self.best_steps,
+            "lowest_interval_steps": self.lowest_steps,
             "young_interval_steps": self.young_steps,
             "daly_interval_steps": self.daly_steps,
             "intervals": [
@@ -608,6 +617,49 @@ def _grid(low: float, high: float, count: int) -> list[int]:
     """About `count` integers spaced evenly on a log scale from `low` to `high`."""
     ratio = (high / low) ** (1 / max(count - 1, 1))
     return sorted({max(1, round(low * ratio**i)) for i in range(count)})
+
+
+def _solve3(matrix: list[list[float]], vector: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting; None when singular."""
+    rows = [[*row, value] for row, value in zip(matrix, vector, strict=True)]
+    for col in range(3):
+        pivot = max(range(col, 3), key=lambda r: abs(rows[r][col]))
+        if abs(rows[pivot][col]) < 1e-300:
+            return None
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        for r in range(3):
+            if r != col:
+                factor = rows[r][col] / rows[col][col]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col], strict=True)]
+    return [rows[i][3] / rows[i][i] for i in range(3)]
+
+
+def fitted_optimum(points: Sequence[tuple[float, float]]) -> float | None:
+    """Fits `wall = a + b / k + d * k` to `(interval k, expected wall)` points by least
+    squares and returns the `k` that minimises it, `sqrt(b / d)`; None if the fit has no
+    minimum (fewer than 3 points, or `b` or `d` not positive).
+
+    The form is the one every model of periodic checkpointing shares to first order: a
+    save's cost spread over `k` steps, plus lost work growing with `k`. Fitting it to all
+    simulated points averages out the noise of each, where the single lowest point is at
+    the mercy of it.
+
+    Examples:
+        >>> points = [(k, 1000 + 2000 / k + 5 * k) for k in (5, 10, 20, 40)]
+        >>> round(fitted_optimum(points), 6)  # sqrt(2000 / 5)
+        20.0
+    """
+    if len(points) < 3:
+        return None
+    basis = [(1.0, 1.0 / k, float(k)) for k, _ in points]
+    normal = [[sum(f[i] * f[j] for f in basis) for j in range(3)] for i in range(3)]
+    target = [
+        sum(f[i] * wall for f, (_, wall) in zip(basis, points, strict=True)) for i in range(3)
+    ]
+    solution = _solve3(normal, target)
+    if solution is None or solution[1] <= 0 or solution[2] <= 0:
+        return None
+    return math.sqrt(solution[1] / solution[2])
 
 
 def scan_intervals(
@@ -626,57 +678,50 @@ def scan_intervals(
     """Simulates `FixedIntervalPolicy(k)` for each interval `k` and finds the one with the
     least expected wall time; every interval sees the same failures (run `i` of `seed`).
 
-    Without `intervals`, it tries 15 intervals from a quarter to four times Young's, then
-    15 more around the best of those.
+    Without `intervals`, it tries 15 intervals from a third to three times Young's. The
+    best interval is the minimum of `fitted_optimum` over them (the lowest simulated
+    point where the fit has no minimum); `lowest_steps` is the lowest point itself.
 
     Examples:
         >>> from tenure.retention import LatestN
         >>> scan = scan_intervals(
         ...     LatestN(1), steps=20_000, step_duration=timedelta(seconds=1),
         ...     failures=Failures(mtbf=timedelta(minutes=30)), blocked_seconds=5, runs=10)
-        >>> round(scan.young_steps), 100 < scan.best_steps < 250
+        >>> round(scan.young_steps), 100 < scan.best_steps < 180
         (134, True)
     """
     if failures.mtbf is None and intervals is None:
         raise PolicyArgumentError("scanning intervals needs failures with an mtbf, or intervals")
     dt = step_duration.total_seconds()
-    mtbf = failures.mtbf.total_seconds() if failures.mtbf is not None else math.inf
+    mtbf = failures.mtbf.total_seconds() if failures.mtbf is not None else math.nan
     young = young_interval(blocked_seconds, mtbf) / dt if failures.mtbf else math.nan
     daly = daly_interval(blocked_seconds, mtbf) / dt if failures.mtbf else math.nan
-    results: dict[int, FailureReport] = {}
-
-    def measure(candidates: Iterable[int]) -> None:
-        for interval in candidates:
-            if interval not in results:
-                results[interval] = simulate_failures(
-                    FixedIntervalPolicy(interval),
-                    preservation_policy,
-                    steps=steps,
-                    step_duration=step_duration,
-                    failures=failures,
-                    runs=runs,
-                    seed=seed,
-                    blocked_seconds=blocked_seconds,
-                    save_duration=save_duration,
-                    restart_duration=restart_duration,
-                )
-
-    def best() -> int:
-        return min(results, key=lambda i: results[i].expected_wall_seconds)
-
-    if intervals is not None:
-        measure(intervals)
-    else:
-        centre = max(young, 1.0)
-        measure(_grid(centre / 4, centre * 4, 15))
-        coarse = sorted(results)
-        index = coarse.index(best())
-        low = coarse[max(index - 1, 0)]
-        high = coarse[min(index + 1, len(coarse) - 1)]
-        measure(_grid(low, max(high, low + 1), 15))
+    if intervals is None:
+        intervals = _grid(max(young, 1.0) / 3, max(young, 1.0) * 3, 15)
+    points = tuple(
+        (
+            interval,
+            simulate_failures(
+                FixedIntervalPolicy(interval),
+                preservation_policy,
+                steps=steps,
+                step_duration=step_duration,
+                failures=failures,
+                runs=runs,
+                seed=seed,
+                blocked_seconds=blocked_seconds,
+                save_duration=save_duration,
+                restart_duration=restart_duration,
+            ),
+        )
+        for interval in sorted(set(intervals))
+    )
+    lowest = min(points, key=lambda p: p[1].expected_wall_seconds)[0]
+    fitted = fitted_optimum([(k, r.expected_wall_seconds) for k, r in points])
     return IntervalScan(
-        points=tuple((i, results[i]) for i in sorted(results)),
-        best_steps=best(),
+        points=points,
+        best_steps=lowest if fitted is None else max(1, round(fitted)),
+        lowest_steps=lowest,
         young_steps=young,
         daly_steps=daly,
     )
