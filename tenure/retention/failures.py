@@ -46,7 +46,7 @@ BytesSource = int | Callable[[int], int] | None
 MetricsSource = Callable[[int], Mapping[str, Any] | None] | None
 # A run that has not finished after this many times its failure-free duration makes no
 # progress: failures come faster than it can save.
-_GIVE_UP_FACTOR = 1000
+_GIVE_UP_FACTOR = 100
 
 
 def _shape(_: object, attribute: attrs.Attribute[float], value: float) -> None:
