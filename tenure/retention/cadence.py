@@ -74,19 +74,16 @@ class SaveCostMeter:
         20.0
     """
 
-    __slots__ = ("_recent",)
+    __slots__ = ("_recent", "mean")
 
     def __init__(self) -> None:
         self._recent: deque[tuple[int, float]] = deque(maxlen=SAVE_COST_WINDOW)
+        #: The mean over the last `SAVE_COST_WINDOW` saves; None before the first. Kept
+        #: up to date here, since policies read it at every step and saves are rare.
+        self.mean: float | None = None
 
     def record(self, step: int, seconds: float) -> None:
         if self._recent and self._recent[-1][0] == step:
             self._recent.pop()
         self._recent.append((step, seconds))
-
-    @property
-    def mean(self) -> float | None:
-        """The mean over the last `SAVE_COST_WINDOW` saves; None before the first."""
-        if not self._recent:
-            return None
-        return sum(seconds for _, seconds in self._recent) / len(self._recent)
+        self.mean = sum(s for _, s in self._recent) / len(self._recent)

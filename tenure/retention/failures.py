@@ -326,6 +326,7 @@ class _RunState:
         self.previous: tuple[CheckpointInfo, ...] = ()
         self.resumed: int | None = None
         self.meter = SaveCostMeter()
+        self.contexts: dict[tuple[bool, float | None], DecisionContext] = {}
         self.failures = 0
         self.lost = 0
         self.blocked = timedelta(0)
@@ -383,9 +384,12 @@ class _RunState:
             self.commit()
         step = self.step
         info = CheckpointInfo(step, self.now, self.r.metrics(step))
-        context = DecisionContext(
-            is_saving_in_progress=self.in_flight is not None, save_cost=self.meter.mean
-        )
+        key = (self.in_flight is not None, self.meter.mean)
+        context = self.contexts.get(key)
+        if context is None:  # built once per cost: this runs for every step
+            context = self.contexts[key] = DecisionContext(
+                is_saving_in_progress=key[0], save_cost=key[1]
+            )
         if not self.r.save_policy.should_save(info, self.previous, context=context):
             return
         self.saved.append(step)

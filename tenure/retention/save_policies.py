@@ -8,6 +8,7 @@ with `|` (any), `&` (all) and `~` (not); the result is again a policy.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -287,6 +288,13 @@ class NewBestPolicy(SavePolicyBase):
         return True
 
 
+@functools.lru_cache(maxsize=256)
+def _save_period(formula: str, mtbf: timedelta, save_cost: float) -> timedelta:
+    """Cached: the policy asks at every step, and the measured cost changes only per save."""
+    formula_of = daly_interval if formula == "daly" else young_interval
+    return timedelta(seconds=formula_of(save_cost, mtbf.total_seconds()) + save_cost)
+
+
 def _validate_formula(_: object, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in ("daly", "young"):
         raise PolicyArgumentError(f"{attribute.name}={value!r} must be 'daly' or 'young'")
@@ -323,9 +331,7 @@ class YoungDalyPolicy(SavePolicyBase):
 
     def interval(self, save_cost: float) -> timedelta:
         """Wall time from the start of one save to the start of the next."""
-        mtbf = self.mtbf.total_seconds()
-        compute = (daly_interval if self.formula == "daly" else young_interval)(save_cost, mtbf)
-        return timedelta(seconds=compute + save_cost)
+        return _save_period(self.formula, self.mtbf, save_cost)
 
     def should_save(
         self,
