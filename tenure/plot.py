@@ -149,7 +149,7 @@ def plot_interval_scan(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    figure = Figure(figsize=(10, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     intervals = scan.intervals
@@ -163,14 +163,13 @@ def plot_interval_scan(
         scan.best_steps, color="C3", label=f"best interval: {scan.best_steps:,} steps (fitted)"
     )
     axes.axvline(
-        scan.young_steps, color="0.4", linestyle=":", label=f"Young: {scan.young_steps:,.0f}"
+        scan.young_steps, color="0.4", linestyle=":", label=f"Young: {scan.young_steps:,.1f}"
     )
-    axes.axvline(scan.daly_steps, color="C2", linestyle="-.", label=f"Daly: {scan.daly_steps:,.0f}")
-    axes.set_xscale("log")
+    axes.axvline(scan.daly_steps, color="C2", linestyle="-.", label=f"Daly: {scan.daly_steps:,.1f}")
     axes.set_xlabel(f"save interval (steps of {step_seconds:g} s)")
     axes.set_ylabel("wall time to the last step (h)")
     axes.xaxis.set_major_formatter("{x:,.0f}")
-    axes.legend(loc="upper center", fontsize="small", frameon=False)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
     figure.suptitle(title or "Expected wall time against the save interval")
     figure.savefig(path)
 
