@@ -1,14 +1,18 @@
 """How fast is `tenure.retention.simulate`? (issue 2: 1,000,000 steps in under 5 s)
 
     .venv/bin/python benchmarks/simulate.py
+    .venv/bin/python benchmarks/simulate.py --failures   # only the failure runs (issue 16)
 
 Prints, for the issue's policies, the median wall time of 3 runs, and a scaling check:
 the cost of one retention pass must follow the number of checkpoints alive, not the
-length of the history (LatestN(5) alone keeps the alive set constant).
+length of the history (LatestN(5) alone keeps the alive set constant). Then one run of
+1,000,000 steps under failures (issue 16: under 10 s a run), with a policy asked at every
+step (YoungDalyPolicy) and with one the replay jumps through (FixedIntervalPolicy).
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +22,15 @@ from tenure.retention import (
     BestN,
     CheckpointInfo,
     EveryNSteps,
+    Failures,
     FixedIntervalPolicy,
     LatestN,
     PreemptionCheckpointingPolicy,
     PreservationContext,
+    YoungDalyPolicy,
     plan_retention,
     simulate,
+    simulate_failure_run,
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,7 +63,37 @@ def plan_seconds(alive: int) -> float:
     return median_seconds(lambda: [plan_retention(infos, KEEP, context) for _ in range(100)]) / 100
 
 
+def failure_run(save: Any) -> None:
+    run = simulate_failure_run(
+        save,
+        KEEP,
+        steps=1_000_000,
+        step_duration=timedelta(seconds=1),
+        failures=Failures(mtbf=timedelta(hours=6)),
+        blocked_seconds=20,
+        restart_duration=timedelta(minutes=2),
+        metrics=loss,
+        start_time=START,
+    )
+    assert run.failures > 10, run  # about 46 expected: the case exercises restarts
+
+
+def failures_section() -> None:
+    print("\n1,000,000 steps of 1 s under failures (MTBF 6 h, saves block 20 s, restarts 2 min)")
+    print(f"keep: {KEEP!r}\n")
+    print(f"{'save policy (one run)':<82} {'median s':>9} {'target s':>9} {'ratio':>6}")
+    for save in (
+        YoungDalyPolicy(mtbf=timedelta(hours=6)) | PreemptionCheckpointingPolicy(),
+        FixedIntervalPolicy(929) | PreemptionCheckpointingPolicy(),
+    ):
+        seconds = median_seconds(lambda save=save: failure_run(save))
+        print(f"{save!r:<82} {seconds:9.2f} {10.0:9.1f} {seconds / 10.0:6.2f}")
+
+
 def main() -> None:
+    if "--failures" in sys.argv[1:]:
+        failures_section()
+        return
     print(f"save: {SAVE!r}\nkeep: {KEEP!r}\n")
     print(f"{'case':<44} {'median s':>9} {'target s':>9} {'ratio':>6}")
     seconds = median_seconds(lambda: simulate_steps(1_000_000, KEEP))
@@ -73,6 +110,7 @@ def main() -> None:
     print(f"\n{'checkpoints alive':<20} {'one retention pass (ms)':>24}")
     for alive in (10, 100, 1000):
         print(f"{alive:<20} {plan_seconds(alive) * 1e3:24.3f}")
+    failures_section()
 
 
 if __name__ == "__main__":

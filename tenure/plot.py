@@ -16,6 +16,7 @@ from tenure.retention.report import format_bytes, rule_of
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from tenure.retention.failures import IntervalScan
     from tenure.retention.simulator import SimulationResult
 
 PLOT_SUFFIXES = (".png", ".svg")
@@ -115,6 +116,61 @@ def plot_simulation(
     figure.suptitle(
         title or f"{result.saves:,} saves, {result.deletions:,} deletions, {len(result.kept)} kept"
     )
+    figure.savefig(path)
+
+
+def plot_interval_scan(
+    scan: IntervalScan,
+    path: str | os.PathLike[str],
+    *,
+    step_seconds: float = 1.0,
+    title: str | None = None,
+) -> None:
+    """Draws the expected wall time (and its 95th percentile) against the save interval
+    of an `IntervalScan` to a .png or .svg file, with the best interval and Young's and
+    Daly's marked.
+
+    Examples:
+        >>> import tempfile
+        >>> from datetime import timedelta
+        >>> from tenure.retention import Failures, LatestN, scan_intervals
+        >>> scan = scan_intervals(LatestN(1), steps=5000, step_duration=timedelta(seconds=1),
+        ...                       failures=Failures(mtbf=timedelta(minutes=20)),
+        ...                       blocked_seconds=5, runs=5)
+        >>> path = Path(tempfile.mkdtemp()) / "scan.svg"
+        >>> plot_interval_scan(scan, path)
+        >>> path.read_text().startswith("<?xml")
+        True
+    """
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ValueError(f"{str(path)!r}: a plot is written as one of {', '.join(PLOT_SUFFIXES)}")
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    intervals = scan.intervals
+    mean = [report.expected_wall_seconds / 3600 for _, report in scan.points]
+    p95 = [report.p95_wall_seconds / 3600 for _, report in scan.points]
+    axes.plot(intervals, mean, marker="o", color="C0", label="expected (mean) wall time")
+    axes.plot(intervals, p95, linestyle="--", color="C0", alpha=0.5, label="95th percentile")
+    lowest = dict(scan.points)[scan.lowest_steps].expected_wall_seconds / 3600
+    axes.plot([scan.lowest_steps], [lowest], marker="o", markersize=10, color="C3", zorder=3)
+    axes.axvline(
+        scan.best_steps, color="C3", label=f"best interval: {scan.best_steps:,} steps (fitted)"
+    )
+    axes.axvline(
+        scan.young_steps, color="0.4", linestyle=":", label=f"Young: {scan.young_steps:,.1f}"
+    )
+    axes.axvline(scan.daly_steps, color="C2", linestyle="-.", label=f"Daly: {scan.daly_steps:,.1f}")
+    axes.set_xlabel(f"save interval (steps of {step_seconds:g} s)")
+    axes.set_ylabel("wall time to the last step (h)")
+    axes.xaxis.set_major_formatter("{x:,.0f}")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
+    figure.suptitle(title or "Expected wall time against the save interval")
     figure.savefig(path)
 
 

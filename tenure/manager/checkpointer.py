@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import threading
 import time
@@ -51,12 +52,14 @@ from tenure.retention import (
     PreservationContext,
     PreservationPolicy,
     PreserveAll,
+    SaveCostMeter,
     SaveDecisionPolicy,
     plan_retention,
 )
 
 Clock = Callable[[], datetime]
 METRICS_NAME = "metrics"
+_log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -175,6 +178,7 @@ class Checkpointer:
         self._todelete_subdir = todelete_subdir
         self._lock = threading.RLock()
         self._pending: _Pending | None = None
+        self._save_costs = SaveCostMeter()
         self._background_error: BaseException | None = None
         self._deleters: list[threading.Thread] = []
         self._resumed_from: int | None = None
@@ -335,12 +339,27 @@ class Checkpointer:
             previous = self._previous_steps()
             busy = self._pending is not None and not self._pending.done.done()
         context = DecisionContext(
-            is_saving_in_progress=busy, reached_preemption=self.reached_preemption(info.step)
+            is_saving_in_progress=busy,
+            reached_preemption=self.reached_preemption(info.step),
+            save_cost=self._save_costs.mean,
         )
         decision = self._save_policy.should_save(info, previous, context=context)
         if self._coordination is not None:
             decision = self._coordination.decide(decision)
         return decision
+
+    @property
+    def save_cost(self) -> float | None:
+        """Mean seconds the caller was blocked by its recent saves (by `clock`), from the
+        decision to the return of `save` (or `save_async`); None before the first save."""
+        with self._lock:
+            return self._save_costs.mean
+
+    def _record_save_cost(self, step: int, since: datetime) -> None:
+        seconds = max(0.0, (self._clock() - since).total_seconds())
+        with self._lock:
+            self._save_costs.record(step, seconds)
+        _log.info("saving step %d blocked the caller for %.3f s", step, seconds)
 
     def _previous_steps(self) -> tuple[CheckpointInfo, ...]:
         """What the save policy sees: the committed checkpoints, then a save in flight.
@@ -379,6 +398,7 @@ class Checkpointer:
         custom_metadata: Mapping[str, Any] | None = None,
     ) -> bool:
         """Saves several named items in one step; see `save`."""
+        started = self._clock()  # the caller is blocked from here until the commit
         response = self.save_checkpointables_async(
             step,
             checkpointables,
@@ -395,6 +415,7 @@ class Checkpointer:
             with self._lock:
                 self._background_error = None  # delivered here, not again on the next call
             raise
+        self._record_save_cost(_step_of(step), started)
         return True
 
     def save_checkpointables_async(
@@ -439,6 +460,7 @@ class Checkpointer:
         threading.Thread(
             target=self._finish, args=(handle, self._pending), daemon=True, name="tenure-save"
         ).start()
+        self._record_save_cost(step, info.time)
         return SaveResponse(staged, done)
 
     def _check_replace(self, step: int, overwrite: bool) -> bool:

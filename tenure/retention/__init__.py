@@ -19,6 +19,7 @@ from tenure.retention.bucket_policies import (
     Weekly,
     Yearly,
 )
+from tenure.retention.cadence import SaveCostMeter, daly_interval, young_interval
 from tenure.retention.callable_policies import ShouldKeepFnPolicy, ShouldSaveFnPolicy
 from tenure.retention.errors import (
     MissingNowError,
@@ -27,6 +28,15 @@ from tenure.retention.errors import (
     PolicyTextError,
     RetentionError,
     UnsortedCheckpointsError,
+)
+from tenure.retention.failures import (
+    FailureReport,
+    FailureRun,
+    Failures,
+    IntervalScan,
+    scan_intervals,
+    simulate_failure_run,
+    simulate_failures,
 )
 from tenure.retention.info import CheckpointInfo, DecisionContext, PreservationContext
 from tenure.retention.planner import Decision, RetentionPlan, explain, plan_retention
@@ -57,6 +67,7 @@ from tenure.retention.save_policies import (
     SaveDecisionPolicy,
     SpecificStepsPolicy,
     StepRangePolicy,
+    YoungDalyPolicy,
 )
 from tenure.retention.simulator import (
     CheckpointLifetime,
@@ -82,9 +93,13 @@ __all__ = [
     "EveryNSeconds",
     "EveryNSteps",
     "EveryNStepsClosest",
+    "FailureReport",
+    "FailureRun",
+    "Failures",
     "FixedIntervalPolicy",
     "Hourly",
     "InitialSavePolicy",
+    "IntervalScan",
     "LatestDuration",
     "LatestN",
     "MinimumStepGapPolicy",
@@ -104,6 +119,7 @@ __all__ = [
     "PreserveAll",
     "RetentionError",
     "RetentionPlan",
+    "SaveCostMeter",
     "SaveDecisionPolicy",
     "ShouldKeepFnPolicy",
     "ShouldSaveFnPolicy",
@@ -114,8 +130,14 @@ __all__ = [
     "UnsortedCheckpointsError",
     "Weekly",
     "Yearly",
+    "YoungDalyPolicy",
+    "daly_interval",
     "explain",
     "parse_policy",
     "plan_retention",
+    "scan_intervals",
     "simulate",
+    "simulate_failure_run",
+    "simulate_failures",
+    "young_interval",
 ]

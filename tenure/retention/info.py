@@ -62,13 +62,19 @@ class CheckpointInfo:
 class DecisionContext:
     """What a save-decision policy may know beyond the steps themselves.
 
+    `save_cost` is the mean number of seconds the training loop was blocked by its recent
+    saves, as the Checkpointer measures it (None before its first save).
+
     Examples:
         >>> DecisionContext(reached_preemption=True).reached_preemption
         True
+        >>> DecisionContext(save_cost=20.0).save_cost
+        20.0
     """
 
     is_saving_in_progress: bool = False
     reached_preemption: bool = False
+    save_cost: float | None = None
 
 
 @attrs.frozen(slots=True)

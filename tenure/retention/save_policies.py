@@ -8,6 +8,7 @@ with `|` (any), `&` (all) and `~` (not); the result is again a policy.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -24,7 +25,14 @@ from tenure.retention._metrics import (
     validate_mode,
 )
 from tenure.retention._text_repr import policy_repr
-from tenure.retention._validators import optional_step, positive, positive_int, steps_set
+from tenure.retention._validators import (
+    optional_step,
+    positive,
+    positive_duration,
+    positive_int,
+    steps_set,
+)
+from tenure.retention.cadence import daly_interval, young_interval
 from tenure.retention.errors import PolicyArgumentError
 from tenure.retention.info import CheckpointInfo, DecisionContext
 
@@ -278,6 +286,63 @@ class NewBestPolicy(SavePolicyBase):
             if incumbent is not None and not is_better(value, incumbent, self.mode):
                 return False
         return True
+
+
+@functools.lru_cache(maxsize=256)
+def _save_period(formula: str, mtbf: timedelta, save_cost: float) -> timedelta:
+    """Cached: the policy asks at every step, and the measured cost changes only per save."""
+    formula_of = daly_interval if formula == "daly" else young_interval
+    return timedelta(seconds=formula_of(save_cost, mtbf.total_seconds()) + save_cost)
+
+
+def _validate_formula(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("daly", "young"):
+        raise PolicyArgumentError(f"{attribute.name}={value!r} must be 'daly' or 'young'")
+
+
+@attrs.frozen(repr=False)
+class YoungDalyPolicy(SavePolicyBase):
+    """Saves when the time since the newest checkpoint reaches the interval that minimises
+    the expected wall time, for the measured save cost and the given mean time between
+    failures (see docs/cadence.md).
+
+    The interval is Daly's higher-order formula of `context.save_cost` and `mtbf`
+    (`formula="young"` for Young's `sqrt(2 C M)`), plus the save cost itself, since the
+    checkpoint's time is when its save started. It follows the cost as it changes. With
+    no measured cost yet (before the first save, and after a restart), it saves, which
+    measures one.
+
+    Examples:
+        >>> from datetime import datetime, timedelta, timezone
+        >>> policy = YoungDalyPolicy(mtbf=timedelta(hours=6))
+        >>> policy
+        YoungDalyPolicy(mtbf=timedelta(seconds=21600))
+        >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> last = [CheckpointInfo(0, t)]
+        >>> def saves(seconds_later):
+        ...     now = CheckpointInfo(1, t + timedelta(seconds=seconds_later))
+        ...     return policy.should_save(now, last, context=DecisionContext(save_cost=20.0))
+        >>> saves(935), saves(937)  # 916.2 s of compute plus the 20 s save
+        (False, True)
+    """
+
+    mtbf: timedelta = attrs.field(validator=positive_duration)
+    formula: str = attrs.field(default="daly", validator=_validate_formula)
+
+    def interval(self, save_cost: float) -> timedelta:
+        """Wall time from the start of one save to the start of the next."""
+        return _save_period(self.formula, self.mtbf, save_cost)
+
+    def should_save(
+        self,
+        step: CheckpointInfo,
+        previous_steps: Sequence[CheckpointInfo],
+        *,
+        context: DecisionContext,
+    ) -> bool:
+        if context.save_cost is None or not previous_steps:
+            return True
+        return step.time - previous_steps[-1].time >= self.interval(context.save_cost)
 
 
 def _flatten_any(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPolicy, ...]:

@@ -26,6 +26,7 @@ _POLICY_CLASSES: dict[str, type] = {
         save_policies.StepRangePolicy,
         save_policies.MinimumStepGapPolicy,
         save_policies.NewBestPolicy,
+        save_policies.YoungDalyPolicy,
         save_policies.AnySavePolicy,
         save_policies.AllSavePolicy,
         save_policies.NotSavePolicy,
