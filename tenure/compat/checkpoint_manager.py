@@ -25,6 +25,7 @@ from tenure.compat.orbax_options import CheckpointManagerOptions, to_policies
 from tenure.io.root import list_steps
 from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import Checkpointer
+from tenure.retention import best
 
 DEFAULT_ITEM_NAME = "default"
 
@@ -170,13 +171,10 @@ class CheckpointManager:
         best_fn = self._options.best_fn
         if best_fn is None:
             return self.latest_step()
-        sign = 1.0 if self._options.best_mode == "max" else -1.0
-        rated = []
-        for step in self.all_steps():
-            metrics = self.metrics(step)
-            if metrics is not None:
-                rated.append((sign * float(best_fn(metrics)), step))
-        return max(rated)[1] if rated else None
+        # The retention layer's ranking: NaN ranks worst, missing is not ranked.
+        minimize = self._options.best_mode == "min"
+        top = best(self._ckptr.checkpoints, best_fn, "min" if minimize else "max")
+        return None if top is None else top.step
 
     def reload(self) -> None:
         """Rescans the root, e.g. after another process wrote to it."""

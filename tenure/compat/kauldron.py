@@ -27,7 +27,7 @@ from tenure.compat.handlers import abstract_of
 from tenure.compat.orbax_options import CheckpointManagerOptions
 from tenure.io.root import StepNameFormat, list_steps
 from tenure.io.storage import Location, as_location
-from tenure.retention._metrics import lookup_metric
+from tenure.retention import lookup_metric
 
 __all__ = ["LAYOUTS", "Checkpointer", "StandardCheckpointItem", "layouts_in"]
 

@@ -39,6 +39,7 @@ from tenure.retention.failures import (
     simulate_failures,
 )
 from tenure.retention.info import CheckpointInfo, DecisionContext, PreservationContext
+from tenure.retention.metrics import best, lookup_metric
 from tenure.retention.planner import Decision, RetentionPlan, explain, plan_retention
 from tenure.retention.preservation_policies import (
     AllPreservationPolicy,
@@ -131,8 +132,10 @@ __all__ = [
     "Weekly",
     "Yearly",
     "YoungDalyPolicy",
+    "best",
     "daly_interval",
     "explain",
+    "lookup_metric",
     "parse_policy",
     "plan_retention",
     "scan_intervals",

@@ -18,7 +18,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import attrs
 
 from tenure.retention._combinators import flatten, join_repr
-from tenure.retention._metrics import Mode, lookup_metric, validate_metric_path, validate_mode
 from tenure.retention._text_repr import policy_label, policy_repr
 from tenure.retention._validators import (
     optional_cap,
@@ -30,6 +29,13 @@ from tenure.retention._validators import (
 )
 from tenure.retention.errors import MissingNowError, PolicyArgumentError
 from tenure.retention.info import CheckpointInfo, PreservationContext
+from tenure.retention.metrics import (
+    Mode,
+    metric_value,
+    rank_order,
+    validate_metric_path,
+    validate_mode,
+)
 
 Reasons = tuple[str, ...]
 
@@ -354,33 +360,14 @@ class BestN(ReasonedPolicyBase):
     def __attrs_post_init__(self) -> None:
         _validate_best_n(self)
 
-    def _value(self, info: CheckpointInfo) -> float | None:
-        if info.metrics is None:
-            return None
-        if self.metric is not None:
-            return lookup_metric(info.metrics, self.metric)
-        assert self.get_metric_fn is not None  # checked at construction
-        return float(self.get_metric_fn(info.metrics))
-
     def _ranks(self, checkpoints: Sequence[CheckpointInfo]) -> list[int | None]:
         """Rank (1 = best) of each checkpoint that has the metric, else None."""
-        # Sorting (sign * value, -index) puts the best first and, among equal values,
-        # the newer checkpoint first.
-        sign = 1.0 if self.mode == "min" or (self.mode is None and self.reverse) else -1.0
-        numbers: list[tuple[float, int]] = []
-        nans: list[int] = []
-        for index, info in enumerate(checkpoints):
-            value = self._value(info)
-            if value is None:
-                continue
-            if value != value:  # NaN
-                nans.append(index)
-            else:
-                numbers.append((sign * value, -index))
-        numbers.sort()
-        order = [-negated for _, negated in numbers] + nans[::-1]
+        metric = self.metric if self.metric is not None else self.get_metric_fn
+        assert metric is not None  # checked at construction
+        mode: Mode = self.mode or ("min" if self.reverse else "max")
+        values = [metric_value(info.metrics, metric) for info in checkpoints]
         ranks: list[int | None] = [None] * len(checkpoints)
-        for rank, index in enumerate(order, start=1):
+        for rank, index in enumerate(rank_order(values, mode), start=1):
             ranks[index] = rank
         return ranks
 

@@ -17,13 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from tenure.retention._combinators import flatten, join_repr
-from tenure.retention._metrics import (
-    Mode,
-    is_better,
-    lookup_metric,
-    validate_metric_path,
-    validate_mode,
-)
 from tenure.retention._text_repr import policy_repr
 from tenure.retention._validators import (
     optional_step,
@@ -35,6 +28,13 @@ from tenure.retention._validators import (
 from tenure.retention.cadence import daly_interval, young_interval
 from tenure.retention.errors import PolicyArgumentError
 from tenure.retention.info import CheckpointInfo, DecisionContext
+from tenure.retention.metrics import (
+    Mode,
+    is_better,
+    lookup_metric,
+    validate_metric_path,
+    validate_mode,
+)
 
 
 @runtime_checkable
