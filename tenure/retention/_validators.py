@@ -9,12 +9,20 @@ import attrs
 
 from tenure.retention.errors import PolicyArgumentError
 
+#: The longest interval in seconds that a `timedelta` holds (whole days: exact as a float).
+MAX_SECONDS = timedelta.max.days * 86_400
 
-def positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+
+def positive_seconds(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise PolicyArgumentError(
-            f"{attribute.name}={value!r} must be a positive number; a zero or negative "
-            "interval would keep or save nothing sensible"
+            f"{attribute.name}={value!r} must be a positive number of seconds; a zero or "
+            "negative interval would keep or save nothing sensible"
+        )
+    if not value <= MAX_SECONDS:  # also refuses inf
+        raise PolicyArgumentError(
+            f"{attribute.name}={value!r} is longer than a timedelta can hold "
+            f"({MAX_SECONDS} s); give a finite interval"
         )
 
 
@@ -70,3 +78,17 @@ def steps_set(value: Any) -> frozenset[int]:
     if bad:
         raise PolicyArgumentError(f"steps must be integers; got {sorted(map(repr, bad))}")
     return steps
+
+
+def policy_kinds(save_policy: object, preservation_policy: object) -> None:
+    """Refuses a preservation policy given as the save policy, or the other way round."""
+    if not callable(getattr(save_policy, "should_save", None)):
+        raise PolicyArgumentError(
+            f"{save_policy!r} is not a save-decision policy (it has no should_save); "
+            "give one such as FixedIntervalPolicy(1000) as the save policy"
+        )
+    if not callable(getattr(preservation_policy, "should_preserve", None)):
+        raise PolicyArgumentError(
+            f"{preservation_policy!r} is not a preservation policy (it has no "
+            "should_preserve); give one such as LatestN(3) as the preservation policy"
+        )

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from tenure.retention._validators import optional_positive_duration
+from tenure.retention._validators import optional_positive_duration, policy_kinds
 from tenure.retention.cadence import SaveCostMeter, daly_interval, young_interval
 from tenure.retention.errors import PolicyArgumentError
 from tenure.retention.info import CheckpointInfo, DecisionContext, PreservationContext
@@ -257,6 +257,7 @@ class _Replay:
         metrics: MetricsSource,
         start_time: datetime,
     ) -> None:
+        policy_kinds(save_policy, preservation_policy)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise PolicyArgumentError(f"steps={steps!r} must be a positive number of steps")
         if step_duration <= timedelta(0):

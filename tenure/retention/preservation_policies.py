@@ -22,9 +22,9 @@ from tenure.retention._text_repr import policy_label, policy_repr
 from tenure.retention._validators import (
     optional_cap,
     optional_count,
-    positive,
     positive_duration,
     positive_int,
+    positive_seconds,
     steps_set,
 )
 from tenure.retention.errors import MissingNowError, PolicyArgumentError
@@ -196,7 +196,7 @@ class EveryNSeconds(PreservationPolicyBase):
         EveryNSeconds(interval_secs=3600)
     """
 
-    interval_secs: float = attrs.field(validator=positive)
+    interval_secs: float = attrs.field(validator=positive_seconds)
 
     def should_preserve(
         self,

@@ -20,9 +20,9 @@ from tenure.retention._combinators import flatten, join_repr
 from tenure.retention._text_repr import policy_repr
 from tenure.retention._validators import (
     optional_step,
-    positive,
     positive_duration,
     positive_int,
+    positive_seconds,
     steps_set,
 )
 from tenure.retention.cadence import daly_interval, young_interval
@@ -129,7 +129,7 @@ class SpecificStepsPolicy(SavePolicyBase):
 
 def _optional_positive_secs(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
-        positive(_, attribute, value)
+        positive_seconds(_, attribute, value)
 
 
 @attrs.frozen(repr=False)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import attrs
 
+from tenure.retention._validators import policy_kinds
 from tenure.retention.errors import PolicyArgumentError
 from tenure.retention.info import (
     CheckpointInfo,
@@ -261,6 +262,7 @@ def simulate(
         >>> [d.step for d in result.kept]
         [0, 1000, 2000, 3000, 4000, 4800, 4900, 5000]
     """
+    policy_kinds(save_policy, preservation_policy)
     require_aware("start_time", start_time)
     if step_duration < timedelta(0) or save_duration < timedelta(0):
         raise PolicyArgumentError("step_duration and save_duration must not be negative")

@@ -3,12 +3,19 @@
 The text is parsed with `ast` and evaluated by walking a whitelist: policy names,
 literals, lists, `timedelta(...)`, and the operators `|`, `&`, `~`. Nothing is ever
 passed to `eval`, so policy text from a command line or a config file runs no code.
+
+Text nests at most `MAX_NESTING` levels deep, counting each bracket and each `|`, `&`
+and `~` inside the same brackets as one level; deeper text is refused with a
+`PolicyTextError` before `ast` sees it (Python's parser would otherwise stop with a
+`RecursionError`). Larger policies are built in Python, where `|` and `&` stay flat.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import io
+import tokenize
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +56,11 @@ _POLICY_CLASSES: dict[str, type] = {
         bucket_policies.PerStepBucket,
     )
 }
+#: The deepest policy text `parse_policy` reads (see the module docstring).
+MAX_NESTING = 200
+
+_MAX_INT = 2**63 - 1
+
 _TIMEDELTA_UNITS = frozenset(
     {"weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds"}
 )
@@ -67,12 +79,45 @@ def parse_policy(text: str) -> Any:
         LatestN(n=3) | BestN(metric='loss', mode='min', n=2)
     """
     source = text.strip()
+    _check_nesting(source)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
         offset = (error.offset or 1) - 1
         raise PolicyTextError(f"not valid policy text: {error.msg}", source, offset) from None
     return _Evaluator(source).policy(tree.body)
+
+
+def _check_nesting(source: str) -> None:
+    """Refuses text nested deeper than `MAX_NESTING`, reading tokens without recursion."""
+    operators: list[int] = [0]  # per open bracket: the operators met inside it so far
+    depth = 0  # brackets open plus operators inside them: bounds the depth of the tree
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type != tokenize.OP:
+                continue
+            if token.string in "([{":
+                operators.append(0)
+                depth += 1
+            elif token.string in ")]}" and len(operators) > 1:
+                depth -= 1 + operators.pop()
+            elif token.string in "|&~":
+                operators[-1] += 1
+                depth += 1
+            if depth > MAX_NESTING:
+                raise PolicyTextError(
+                    f"policy text nests more than {MAX_NESTING} levels deep (each bracket, "
+                    "|, & and ~ counts one); build a policy this large in Python instead",
+                    source,
+                    _offset(source, token.start),
+                )
+    except tokenize.TokenError:
+        pass  # unbalanced brackets: ast.parse reports them with their position
+
+
+def _offset(source: str, position: tuple[int, int]) -> int:
+    row, column = position
+    return sum(len(line) for line in source.splitlines(keepends=True)[: row - 1]) + column
 
 
 class _Evaluator:
@@ -95,10 +140,11 @@ class _Evaluator:
             name = node.func.id
             if name not in _POLICY_CLASSES:
                 raise self.fail(self._unknown(name), node)
-            args = [self.value(a) for a in node.args]
-            kwargs = {kw.arg: self.value(kw.value) for kw in node.keywords if kw.arg}
             if any(kw.arg is None for kw in node.keywords):
                 raise self.fail("**arguments are not allowed in policy text", node)
+            self._check_unique(name, node)
+            args = [self.value(a) for a in node.args]
+            kwargs = {kw.arg: self.value(kw.value) for kw in node.keywords if kw.arg}
             try:
                 return _POLICY_CLASSES[name](*args, **kwargs)
             except (RetentionError, TypeError) as error:
@@ -108,6 +154,9 @@ class _Evaluator:
         )
 
     def value(self, node: ast.expr) -> Any:
+        number = node.operand if isinstance(node, ast.UnaryOp) else node
+        if isinstance(number, ast.Constant) and type(number.value) is int:
+            self._check_int(number.value, node)
         if isinstance(node, ast.Constant) and (
             node.value is None or isinstance(node.value, bool | int | float | str)
         ):
@@ -134,9 +183,32 @@ class _Evaluator:
             node,
         )
 
+    def _check_int(self, value: int, node: ast.expr) -> None:
+        # A huge literal (0xfff... is not limited by the parser) would make the policy's
+        # repr, and every message naming it, fail with Python's digit limit.
+        if abs(value) > _MAX_INT:
+            raise self.fail(
+                f"an integer of {value.bit_length()} bits is out of range; steps, counts and "
+                "intervals must fit in 64 bits",
+                node,
+            )
+
+    def _check_unique(self, name: str, node: ast.Call) -> None:
+        # Python refuses a repeated keyword when compiling, but ast.parse lets it through.
+        seen: set[str] = set()
+        for keyword in node.keywords:
+            if keyword.arg in seen:
+                raise self.fail(
+                    f"{name}: {keyword.arg}= is given twice; give each argument once",
+                    keyword.value,
+                )
+            if keyword.arg is not None:
+                seen.add(keyword.arg)
+
     def timedelta(self, node: ast.Call) -> timedelta:
         if node.args:
             raise self.fail("write timedelta with keywords, e.g. timedelta(days=7)", node)
+        self._check_unique("timedelta", node)
         kwargs: dict[str, float] = {}
         for keyword in node.keywords:
             if keyword.arg not in _TIMEDELTA_UNITS:
@@ -147,7 +219,14 @@ class _Evaluator:
             if isinstance(amount, bool) or not isinstance(amount, int | float):
                 raise self.fail("timedelta amounts must be numbers", keyword.value)
             kwargs[keyword.arg] = amount
-        return timedelta(**kwargs)
+        try:
+            return timedelta(**kwargs)
+        except (OverflowError, ValueError) as error:  # inf, nan, or beyond timedelta.max
+            raise self.fail(
+                f"timedelta({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) is out of "
+                f"range ({error}); a duration is at most {timedelta.max.days:,} days",
+                node,
+            ) from None
 
     @staticmethod
     def _unknown(name: str) -> str:
