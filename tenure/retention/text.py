@@ -154,9 +154,9 @@ class _Evaluator:
         )
 
     def value(self, node: ast.expr) -> Any:
-        number = node.operand if isinstance(node, ast.UnaryOp) else node
-        if isinstance(number, ast.Constant) and type(number.value) is int:
-            self._check_int(number.value, node)
+        literal = node.operand if isinstance(node, ast.UnaryOp) else node
+        if isinstance(literal, ast.Constant) and type(literal.value) is int:
+            self._check_int(literal.value, node)
         if isinstance(node, ast.Constant) and (
             node.value is None or isinstance(node.value, bool | int | float | str)
         ):
