@@ -23,7 +23,7 @@ from tenure.retention._validators import (
     positive_int,
 )
 from tenure.retention.errors import PolicyArgumentError
-from tenure.retention.info import CheckpointInfo, PreservationContext
+from tenure.retention.info import CheckpointInfo, PreservationContext, steady_times
 from tenure.retention.preservation_policies import ReasonedPolicyBase, Reasons
 
 BucketKey = Callable[[CheckpointInfo], Hashable]
@@ -79,8 +79,15 @@ class _BucketPolicyBase(ReasonedPolicyBase):
         *,
         context: PreservationContext,
     ) -> list[Reasons]:
+        # Buckets and `within` read the steady times (see `steady_times`): after the clock
+        # stepped back, earlier checkpoints move back with it rather than share buckets.
+        times = steady_times(checkpoints)
+        steady = [
+            info if info.time == time else attrs.evolve(info, time=time)
+            for info, time in zip(checkpoints, times, strict=True)
+        ]
         return keep_per_bucket(
-            checkpoints,
+            steady,
             self._key,
             n=self.n,
             within=self.within,

@@ -5,8 +5,9 @@ Time is data here. No policy reads the clock; the caller passes times in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timezone
+import itertools
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -88,3 +89,37 @@ class PreservationContext:
     """
 
     now: datetime | None = attrs.field(default=None, validator=_validate_optional_time)
+
+
+def steady_times(
+    checkpoints: Sequence[CheckpointInfo], now: datetime | None = None
+) -> list[datetime]:
+    """The checkpoints' times with every backward step of the clock taken out.
+
+    Checkpoints come in step order, so each was written after the one before. A time
+    earlier than the one before means the clock stepped back (an NTP correction, a VM
+    migration). The newest clock is taken as right: every earlier time moves back by the
+    step, and the time across the step counts as zero. `now`, when given, is the newest
+    clock of all. Without a backward step the times come back unchanged.
+
+    Examples:
+        >>> t = datetime(2026, 1, 2, tzinfo=timezone.utc)
+        >>> hour = timedelta(hours=1)
+        >>> stamps = [t, t + hour, t - 24 * hour, t - 23 * hour]  # back one day, then on
+        >>> steady = steady_times([CheckpointInfo(i, s) for i, s in enumerate(stamps)])
+        >>> [(s - t) / hour for s in steady]  # the first two move back by the 25 h step
+        [-25.0, -24.0, -24.0, -23.0]
+    """
+    times = [info.time for info in checkpoints]
+    if now is not None:
+        times.append(now)
+    if all(a <= b for a, b in itertools.pairwise(times)):  # the usual case
+        return times[: len(checkpoints)]
+    steady = times[:]
+    for i in range(len(times) - 2, -1, -1):
+        forward = max(times[i + 1] - times[i], _ZERO)
+        steady[i] = steady[i + 1] - forward
+    return steady[: len(checkpoints)]
+
+
+_ZERO = timedelta(0)

@@ -28,7 +28,7 @@ from tenure.retention._validators import (
     steps_set,
 )
 from tenure.retention.errors import MissingNowError, PolicyArgumentError
-from tenure.retention.info import CheckpointInfo, PreservationContext
+from tenure.retention.info import CheckpointInfo, PreservationContext, steady_times
 from tenure.retention.metrics import (
     Mode,
     metric_value,
@@ -207,12 +207,13 @@ class EveryNSeconds(PreservationPolicyBase):
         if not checkpoints:
             return []
         interval = timedelta(seconds=self.interval_secs)
-        last_kept = checkpoints[0].time
+        times = steady_times(checkpoints)
+        last_kept = times[0]
         result = [True]
-        for info in checkpoints[1:]:
-            keep = info.time - last_kept >= interval
+        for time in times[1:]:
+            keep = time - last_kept >= interval
             if keep:
-                last_kept = info.time
+                last_kept = time
             result.append(keep)
         return result
 
@@ -425,15 +426,19 @@ class LatestDuration(PreservationPolicyBase):
         if not checkpoints:
             return []
         if self.relative_to == "newest":
-            reference = max(info.time for info in checkpoints)
+            times = steady_times(checkpoints)
+            reference = times[-1]
         elif context.now is None:
             raise MissingNowError(
                 f"{self!r} measures age from now, but PreservationContext.now is None; "
                 "pass PreservationContext(now=...) or use relative_to='newest'"
             )
         else:
+            # Measured on the steady times, no checkpoint is newer than now: a clock that
+            # stepped back neither makes old checkpoints young nor ages new ones.
+            times = steady_times(checkpoints, context.now)
             reference = context.now
-        return [reference - info.time <= self.duration for info in checkpoints]
+        return [reference - time <= self.duration for time in times]
 
 
 def _fold_flags(

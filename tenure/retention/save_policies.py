@@ -36,6 +36,8 @@ from tenure.retention.metrics import (
     validate_mode,
 )
 
+_ZERO = timedelta(0)
+
 
 @runtime_checkable
 class SaveDecisionPolicy(Protocol):
@@ -161,7 +163,9 @@ class ContinuousCheckpointingPolicy(SavePolicyBase):
         if not previous_steps or self.minimum_interval_secs is None:
             return True
         elapsed = step.time - previous_steps[-1].time
-        return elapsed >= timedelta(seconds=self.minimum_interval_secs)
+        # A newest checkpoint stamped after this step means the clock stepped back: the
+        # time since it is unknown, so save now, and the interval restarts from this save.
+        return elapsed < _ZERO or elapsed >= timedelta(seconds=self.minimum_interval_secs)
 
 
 @attrs.frozen(repr=False)
@@ -342,7 +346,9 @@ class YoungDalyPolicy(SavePolicyBase):
     ) -> bool:
         if context.save_cost is None or not previous_steps:
             return True
-        return step.time - previous_steps[-1].time >= self.interval(context.save_cost)
+        elapsed = step.time - previous_steps[-1].time
+        # As ContinuousCheckpointingPolicy: after the clock stepped back, save and restart.
+        return elapsed < _ZERO or elapsed >= self.interval(context.save_cost)
 
 
 def _flatten_any(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPolicy, ...]:
