@@ -17,8 +17,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from tenure.retention._combinators import flatten, join_repr
-from tenure.retention._text_repr import policy_label, policy_repr
+from tenure.retention._combinators import AllOf, AnyOf, CombinablePolicy, Kind, NotOf
+from tenure.retention._text_repr import policy_label
 from tenure.retention._validators import (
     optional_cap,
     optional_count,
@@ -79,7 +79,7 @@ def _check_length(policy: object, flags: Sequence[bool], checkpoints: Sequence[A
         )
 
 
-class PreservationPolicyBase:
+class PreservationPolicyBase(CombinablePolicy[PreservationPolicy]):
     """Operators, reasons and text `repr` shared by the built-in preservation policies."""
 
     __slots__ = ()
@@ -103,24 +103,6 @@ class PreservationPolicyBase:
         flags = self.should_preserve(checkpoints, context=context)
         return [(label,) if keep else () for keep in flags]
 
-    def __or__(self, other: PreservationPolicy) -> AnyPreservationPolicy:
-        return AnyPreservationPolicy([_require(self), _require(other)])
-
-    def __ror__(self, other: PreservationPolicy) -> AnyPreservationPolicy:
-        return AnyPreservationPolicy([_require(other), _require(self)])
-
-    def __and__(self, other: PreservationPolicy) -> AllPreservationPolicy:
-        return AllPreservationPolicy([_require(self), _require(other)])
-
-    def __rand__(self, other: PreservationPolicy) -> AllPreservationPolicy:
-        return AllPreservationPolicy([_require(other), _require(self)])
-
-    def __invert__(self) -> PreservationPolicy:
-        return NotPreservationPolicy(_require(self))
-
-    def __repr__(self) -> str:
-        return policy_repr(self)
-
 
 class ReasonedPolicyBase(PreservationPolicyBase):
     """For policies that work out their reasons first: what they keep follows from them."""
@@ -136,13 +118,12 @@ class ReasonedPolicyBase(PreservationPolicyBase):
         return [bool(r) for r in self.reasons(checkpoints, context=context)]
 
 
+PRESERVATION: Kind[PreservationPolicy] = Kind("preservation", PreservationPolicy, "should_preserve")
+PreservationPolicyBase.kind = PRESERVATION
+
+
 def _require(policy: object) -> PreservationPolicy:
-    if not isinstance(policy, PreservationPolicy):
-        raise TypeError(
-            f"{policy!r} is not a preservation policy (it has no should_preserve method); "
-            "save and preservation policies cannot be combined with each other"
-        )
-    return policy
+    return PRESERVATION.require(policy)
 
 
 @attrs.frozen(repr=False)
@@ -457,15 +438,15 @@ def _fold_flags(
 
 
 def _flatten_any(policies: Iterable[PreservationPolicy]) -> tuple[PreservationPolicy, ...]:
-    return flatten(AnyPreservationPolicy, policies, _require)
+    return PRESERVATION.flatten(AnyPreservationPolicy, policies)
 
 
 def _flatten_all(policies: Iterable[PreservationPolicy]) -> tuple[PreservationPolicy, ...]:
-    return flatten(AllPreservationPolicy, policies, _require)
+    return PRESERVATION.flatten(AllPreservationPolicy, policies)
 
 
 @attrs.frozen(repr=False)
-class AnyPreservationPolicy(PreservationPolicyBase):
+class AnyPreservationPolicy(AnyOf, PreservationPolicyBase):
     """Keeps what any of `policies` keeps, each counting on its own; `a | b` builds one.
 
     Examples:
@@ -495,14 +476,9 @@ class AnyPreservationPolicy(PreservationPolicyBase):
             result = [a + b for a, b in zip(result, child, strict=True)]
         return result
 
-    def __repr__(self) -> str:
-        if len(self.policies) < 2:
-            return policy_repr(self)
-        return join_repr(self.policies, "|", ())
-
 
 @attrs.frozen(repr=False)
-class AllPreservationPolicy(PreservationPolicyBase):
+class AllPreservationPolicy(AllOf, PreservationPolicyBase):
     """Keeps what every one of `policies` keeps; `a & b` builds one.
 
     Examples:
@@ -531,14 +507,9 @@ class AllPreservationPolicy(PreservationPolicyBase):
         children = [reasons_of(p, checkpoints, context) for p in self.policies]
         return [sum(column, ()) if all(column) else () for column in zip(*children, strict=True)]
 
-    def __repr__(self) -> str:
-        if len(self.policies) < 2:
-            return policy_repr(self)
-        return join_repr(self.policies, "&", (AnyPreservationPolicy,))
-
 
 @attrs.frozen(repr=False)
-class NotPreservationPolicy(PreservationPolicyBase):
+class NotPreservationPolicy(NotOf, PreservationPolicyBase):
     """Keeps what `policy` does not keep; `~a` builds one.
 
     Examples:
@@ -558,11 +529,7 @@ class NotPreservationPolicy(PreservationPolicyBase):
         _check_length(self.policy, flags, checkpoints)
         return [not keep for keep in flags]
 
-    def __invert__(self) -> PreservationPolicy:
-        return self.policy
 
-    def __repr__(self) -> str:
-        inner = repr(self.policy)
-        if isinstance(self.policy, AnyPreservationPolicy | AllPreservationPolicy):
-            inner = f"({inner})"
-        return f"~{inner}"
+PRESERVATION.any_of = AnyPreservationPolicy
+PRESERVATION.all_of = AllPreservationPolicy
+PRESERVATION.not_of = NotPreservationPolicy

@@ -16,8 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from tenure.retention._combinators import flatten, join_repr
-from tenure.retention._text_repr import policy_repr
+from tenure.retention._combinators import AllOf, AnyOf, CombinablePolicy, Kind, NotOf
 from tenure.retention._validators import (
     optional_step,
     positive_duration,
@@ -54,37 +53,14 @@ class SaveDecisionPolicy(Protocol):
         ...
 
 
-class SavePolicyBase:
+class SavePolicyBase(CombinablePolicy[SaveDecisionPolicy]):
     """Operators and text `repr` shared by the built-in save-decision policies."""
 
     __slots__ = ()
 
-    def __or__(self, other: SaveDecisionPolicy) -> AnySavePolicy:
-        return AnySavePolicy([_require_save_policy(self), _require_save_policy(other)])
 
-    def __ror__(self, other: SaveDecisionPolicy) -> AnySavePolicy:
-        return AnySavePolicy([_require_save_policy(other), _require_save_policy(self)])
-
-    def __and__(self, other: SaveDecisionPolicy) -> AllSavePolicy:
-        return AllSavePolicy([_require_save_policy(self), _require_save_policy(other)])
-
-    def __rand__(self, other: SaveDecisionPolicy) -> AllSavePolicy:
-        return AllSavePolicy([_require_save_policy(other), _require_save_policy(self)])
-
-    def __invert__(self) -> SaveDecisionPolicy:
-        return NotSavePolicy(_require_save_policy(self))
-
-    def __repr__(self) -> str:
-        return policy_repr(self)
-
-
-def _require_save_policy(policy: object) -> SaveDecisionPolicy:
-    if not isinstance(policy, SaveDecisionPolicy):
-        raise TypeError(
-            f"{policy!r} is not a save-decision policy (it has no should_save method); "
-            "save and preservation policies cannot be combined with each other"
-        )
-    return policy
+SAVE: Kind[SaveDecisionPolicy] = Kind("save-decision", SaveDecisionPolicy, "should_save")
+SavePolicyBase.kind = SAVE
 
 
 @attrs.frozen(repr=False)
@@ -352,15 +328,15 @@ class YoungDalyPolicy(SavePolicyBase):
 
 
 def _flatten_any(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPolicy, ...]:
-    return flatten(AnySavePolicy, policies, _require_save_policy)
+    return SAVE.flatten(AnySavePolicy, policies)
 
 
 def _flatten_all(policies: Iterable[SaveDecisionPolicy]) -> tuple[SaveDecisionPolicy, ...]:
-    return flatten(AllSavePolicy, policies, _require_save_policy)
+    return SAVE.flatten(AllSavePolicy, policies)
 
 
 @attrs.frozen(repr=False)
-class AnySavePolicy(SavePolicyBase):
+class AnySavePolicy(AnyOf, SavePolicyBase):
     """Saves when any of `policies` says so; `a | b` builds one.
 
     Examples:
@@ -382,14 +358,9 @@ class AnySavePolicy(SavePolicyBase):
                 return True
         return False
 
-    def __repr__(self) -> str:
-        if len(self.policies) < 2:
-            return policy_repr(self)
-        return join_repr(self.policies, "|", ())
-
 
 @attrs.frozen(repr=False)
-class AllSavePolicy(SavePolicyBase):
+class AllSavePolicy(AllOf, SavePolicyBase):
     """Saves when every one of `policies` says so; `a & b` builds one.
 
     Examples:
@@ -411,14 +382,9 @@ class AllSavePolicy(SavePolicyBase):
                 return False
         return True
 
-    def __repr__(self) -> str:
-        if len(self.policies) < 2:
-            return policy_repr(self)
-        return join_repr(self.policies, "&", (AnySavePolicy,))
-
 
 @attrs.frozen(repr=False)
-class NotSavePolicy(SavePolicyBase):
+class NotSavePolicy(NotOf, SavePolicyBase):
     """Saves when `policy` would not; `~a` builds one.
 
     Examples:
@@ -437,11 +403,5 @@ class NotSavePolicy(SavePolicyBase):
     ) -> bool:
         return not self.policy.should_save(step, previous_steps, context=context)
 
-    def __invert__(self) -> SaveDecisionPolicy:
-        return self.policy
 
-    def __repr__(self) -> str:
-        inner = repr(self.policy)
-        if isinstance(self.policy, AnySavePolicy | AllSavePolicy):
-            inner = f"({inner})"
-        return f"~{inner}"
+SAVE.any_of, SAVE.all_of, SAVE.not_of = AnySavePolicy, AllSavePolicy, NotSavePolicy
