@@ -32,6 +32,7 @@ from tenure.io.errors import (
     InvalidKeyError,
     InvalidNameError,
     KeyCollisionError,
+    NestingTooDeepError,
     NotACheckpointError,
     StepAlreadyCommittedError,
     StorageError,
@@ -39,8 +40,8 @@ from tenure.io.errors import (
     TenureIOError,
     UnsupportedLeafError,
 )
-from tenure.io.root import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
 from tenure.io.metadata import StepMetadata, read_step_metadata
+from tenure.io.root import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
 from tenure.io.storage import Location, ObjectPath, as_location, is_object_store
 from tenure.io.verify import verify
 
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidNameError",
     "KeyCollisionError",
     "Location",
+    "NestingTooDeepError",
     "NotACheckpointError",
     "ObjectPath",
     "Processes",

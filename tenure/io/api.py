@@ -16,8 +16,8 @@ from tenure.io.checkpointables import (
     require_step,
 )
 from tenure.io.commit import Processes
-from tenure.io.root import DEFAULT_ITEM, PathLike
 from tenure.io.metadata import JsonValue
+from tenure.io.root import DEFAULT_ITEM, PathLike
 
 
 def save_checkpointables(

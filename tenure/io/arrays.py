@@ -24,6 +24,7 @@ from tenure.io.errors import (
     TenureIOError,
 )
 from tenure.io.metadata import TreeMetadata
+from tenure.io.root import ZARR_CHUNK_DIR, ZARR_METADATA_FILE
 from tenure.io.storage import (
     Location,
     context,
@@ -69,7 +70,8 @@ def _kvstore(item_dir: Location, name: str, ocdbt: bool, db: str = "") -> dict[s
     }
 
 
-def _zarr3_dtype(dtype: np.dtype[Any]) -> str:
+def zarr3_dtype(dtype: np.dtype[Any]) -> str:
+    """The zarr3 name of a numpy dtype (byte order aside: data is stored little-endian)."""
     return "bool" if dtype == np.bool_ else dtype.name
 
 
@@ -107,7 +109,7 @@ def write_spec(
         "kvstore": kvstore,
         "metadata": {
             "shape": list(shape),
-            "data_type": _zarr3_dtype(dtype),
+            "data_type": zarr3_dtype(dtype),
             "chunk_grid": {
                 "name": "regular",
                 "configuration": {"chunk_shape": [max(1, c) for c in chunk_shape]},
@@ -150,9 +152,43 @@ def space_error(where: Location, error: BaseException) -> InsufficientSpaceError
 
 
 def checksum(data: np.ndarray) -> int:
-    """crc32 of an array's C-order bytes."""
+    """crc32 of an array's C-order bytes in native byte order (the order a load returns).
+
+    Examples:
+        >>> checksum(np.arange(3, dtype=">i4")) == checksum(np.arange(3, dtype="<i4"))
+        True
+    """
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
     flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     return zlib.crc32(flat.data)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def check_read_size(item_dir: Location, name: str, shape: Sequence[int], dtype: Any) -> None:
+    """Refuse, before anything is allocated, a read larger than this machine's memory.
+
+    Such a shape comes from damaged or hostile metadata (or a checkpoint that cannot be
+    loaded here at all); allocating it would abort the process instead of raising.
+    """
+    nbytes = np.dtype(dtype).itemsize
+    for n in shape:
+        nbytes *= int(n)
+    limit = memory_bytes()
+    if limit and nbytes > limit:
+        raise _corrupt(
+            name,
+            item_dir,
+            f"its metadata declares shape {tuple(shape)} of {np.dtype(dtype).name}, "
+            f"{nbytes} bytes, more than this machine's {limit} bytes of memory",
+        )
 
 
 @attrs.frozen
@@ -179,12 +215,13 @@ def write_arrays(
     written: Callable[[Location], None] | None = None,
     db: str = "",
     primary: bool = True,
-) -> dict[str, list[dict[str, Any]]]:
-    """Create every array and write this process's pieces; return their checksums by name.
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
+    """Create every array and write this process's pieces; return their checksums by name,
+    and (primary, without OCDBT) the bytes of each array's `zarr.json` by its item path.
 
-    All opens and writes are in flight together; crc32s are computed on a thread pool while
-    tensorstore writes. Without OCDBT, `written` gets each array's directory once its data is
-    written (not yet fsynced).
+    All opens and writes are in flight together; crc32s are computed, and metadata files read
+    back, on a thread pool while tensorstore writes. Without OCDBT, `written` gets each
+    array's directory once its data is written (not yet fsynced).
     """
     ctx = context()
     opened = [
@@ -199,11 +236,16 @@ def write_arrays(
     txn = ts.Transaction() if layout.ocdbt else None
     with ThreadPoolExecutor(max_workers=2) as pool:
         sums: list[list[tuple[Index, Future[int]]]] = []
+        metadata: dict[str, Future[bytes]] = {}
         pending = []
         for w, future in zip(writes, opened, strict=True):
             store = _wait(future, item_dir, w.name)
             if txn is not None:
                 store = store.with_transaction(txn)
+            elif primary:
+                # The primary's open wrote the array's metadata; its checksum is recorded.
+                path = f"{w.name}/{ZARR_METADATA_FILE}"
+                metadata[path] = pool.submit((item_dir / path).read_bytes)
             sums.append([(index, pool.submit(checksum, data)) for index, data in w.pieces])
             pending.append(
                 [
@@ -218,12 +260,13 @@ def write_arrays(
                 written(item_dir / w.name)
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
-        return {
+        checksums = {
             w.name: [
                 {"index": index_to_json(index, w.shape), "crc32": s.result()} for index, s in pieces
             ]
             for w, pieces in zip(writes, sums, strict=True)
         }
+        return checksums, {path: f.result() for path, f in metadata.items()}
 
 
 def _wait(future: Any, item_dir: Location, name: str) -> Any:
@@ -296,13 +339,13 @@ class RawArray:
     crcs: dict[Region, int]
 
     @classmethod
-    def open(cls, array_dir: Path, crcs: dict[Region, int]) -> RawArray | None:
-        """The raw view of the array in `array_dir`, or None when its codecs need tensorstore."""
+    def open(cls, array_dir: Path, crcs: dict[Region, int], metadata: bytes) -> RawArray | None:
+        """The raw view of the array in `array_dir` whose checked `zarr.json` holds `metadata`,
+        or None when its codecs need tensorstore."""
         if not crcs or sys.byteorder != "little":
             return None
         try:
-            with open(array_dir / "zarr.json", encoding="utf-8") as f:
-                doc = json.load(f)
+            doc = json.loads(metadata)
             shape = tuple(int(n) for n in doc["shape"])
             grid = doc["chunk_grid"]
             chunk_shape = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
@@ -335,16 +378,19 @@ class RawArray:
             if start % size or stop - start != size:
                 return None
             coords.append(str(start // size))
-        return self.array_dir.joinpath("c", *coords), crc
+        return self.array_dir.joinpath(ZARR_CHUNK_DIR, *coords), crc
 
     def read(self, name: str, path: Path, crc: int) -> np.ndarray:
         """Read one chunk into a fresh aligned buffer, checking its size and crc32."""
-        out = aligned_empty(self.chunk_shape, self.dtype)
-        view = out.reshape(-1).view(np.uint8).data
+        nbytes = int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
         try:
             with open(path, "rb", buffering=0) as f:
-                if os.fstat(f.fileno()).st_size != out.nbytes + self.trailer:
+                # The size is checked before the buffer is allocated: a damaged shape must
+                # not allocate more than the file holds.
+                if os.fstat(f.fileno()).st_size != nbytes + self.trailer:
                     raise ValueError(f"{path.name} has the wrong size")
+                out = aligned_empty(self.chunk_shape, self.dtype)
+                view = out.reshape(-1).view(np.uint8).data
                 done = 0
                 while done < out.nbytes:
                     count = f.readinto(view[done:])

@@ -3,10 +3,16 @@ the helpers that interpret them."""
 
 from __future__ import annotations
 
+import json
 import os
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
-from tenure.io.errors import InvalidNameError
+import attrs
+
+from tenure.io.errors import CorruptCheckpointError, InvalidNameError
+from tenure.io.jsondoc import parse
 from tenure.io.storage import (
     Location,
     ObjectPath,
@@ -30,6 +36,43 @@ V0_JSON_FILE = "metadata"
 METRICS_ITEM = "metrics"
 METRICS_FILE = "metrics"
 DEFAULT_ITEM = "state"
+ITEM_FILE = "item.json"
+ZARR_METADATA_FILE = "zarr.json"
+ZARR_CHUNK_DIR = "c"
+OCDBT_MANIFEST_FILE = "manifest.ocdbt"
+STEP_CHECKSUMS_FILE = "_tenure_checksums.json"
+CHECKSUMS_PATTERN = "checksums.process_*.json"
+FILE_CHECKSUMS_PATTERN = "files.process_*.json"
+# Item-level names a parameter (an array directory) must not take, compared case-folded so
+# that case-insensitive file systems are safe too.
+RESERVED_ITEM_NAMES = frozenset(
+    name.casefold()
+    for name in (
+        TREE_METADATA_FILE,
+        SHARDING_FILE,
+        STRINGS_FILE,
+        ARRAY_METADATAS_DIR,
+        TENURE_DIR,
+        OCDBT_MANIFEST_FILE,
+        ZARR_METADATA_FILE,
+    )
+)
+
+
+def checksums_file(process_index: int) -> str:
+    """Name of a process's array-checksum record inside `_tenure/`."""
+    return f"checksums.process_{process_index}.json"
+
+
+def file_checksums_file(process_index: int) -> str:
+    """Name of a process's file-checksum record inside `_tenure/`."""
+    return f"files.process_{process_index}.json"
+
+
+def array_metadatas_file(process_index: int) -> str:
+    """Path, inside an item, of the array metadata Orbax reads for one process."""
+    return f"{ARRAY_METADATAS_DIR}/process_{process_index}"
+
 
 PathLike = str | os.PathLike[str] | ObjectPath
 
@@ -119,3 +162,181 @@ def validate_item_name(name: str) -> str:
             f"without '/', '\\', a leading '_', '..' or {TMP_MARKER!r}"
         )
     return name
+
+
+# -- checksum records --
+#
+# Every file a load reads has its crc32 and size recorded by the process that wrote it, in
+# files Orbax ignores: `<item>/_tenure/files.process_<i>.json` for an item's files (paths
+# relative to the item) and `<step>/_tenure_checksums.json` for `_CHECKPOINT_METADATA`. A
+# record carries the crc32 of its own entries, so damage to the record itself is detected.
+# Steps written by Orbax have no records: their files are checked as far as their formats
+# allow.
+
+_RECORD_VERSION = 1
+
+
+@attrs.frozen
+class FileChecksum:
+    """The crc32 and size of one recorded file.
+
+    Examples:
+        >>> FileChecksum.of(b"abc")
+        FileChecksum(crc32=891568578, size=3)
+    """
+
+    crc32: int
+    size: int
+
+    @classmethod
+    def of(cls, data: bytes) -> FileChecksum:
+        """The checksum of `data`."""
+        return cls(zlib.crc32(data), len(data))
+
+
+@attrs.frozen
+class ChecksumRecord:
+    """The checksums of the files one process wrote into a directory.
+
+    `processes` is how many processes wrote records there, so a missing one is noticed.
+
+    Examples:
+        >>> record = ChecksumRecord({"_METADATA": FileChecksum.of(b"{}")}, processes=1)
+        >>> ChecksumRecord.from_bytes(record.to_bytes(), "x") == record
+        True
+    """
+
+    files: Mapping[str, FileChecksum]
+    processes: int = 1
+
+    def _body(self) -> dict[str, list[int]]:
+        return {name: [c.crc32, c.size] for name, c in sorted(self.files.items())}
+
+    def to_bytes(self) -> bytes:
+        """The record as stored."""
+        body = self._body()
+        seal = zlib.crc32(json.dumps([body, self.processes]).encode())
+        doc = {
+            "format_version": _RECORD_VERSION,
+            "processes": self.processes,
+            "files": body,
+            "crc32": seal,
+        }
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: object) -> ChecksumRecord:
+        """Parse a stored record; a damaged one is `CorruptCheckpointError`."""
+        doc = parse(data, where)
+        try:
+            body = doc["files"]
+            processes = doc["processes"]
+            sealed = doc["crc32"] == zlib.crc32(json.dumps([body, processes]).encode())
+            files = {
+                str(name): FileChecksum(int(crc), int(size)) for name, (crc, size) in body.items()
+            }
+            valid = sealed and type(processes) is int and processes >= 1
+        except (KeyError, TypeError, ValueError, AttributeError):
+            valid = False
+        if not valid or not all(is_relative_name(name) for name in files):
+            raise CorruptCheckpointError(
+                f"checksum record {where} is damaged (its own checksum or layout is wrong): "
+                "the files it covers cannot be trusted; restore the step from another copy"
+            )
+        return cls(files, processes)
+
+
+def is_relative_name(name: str) -> bool:
+    """True when `name` is a relative path that stays inside its directory.
+
+    Examples:
+        >>> is_relative_name("w/zarr.json"), is_relative_name("../x"), is_relative_name("/x")
+        (True, False, False)
+    """
+    parts = name.split("/")
+    return not any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts)
+
+
+def write_checksum_record(path: Location, record: ChecksumRecord) -> None:
+    """Store `record` at `path` (inside a save's temporary directory; the commit fsyncs it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(record.to_bytes())
+
+
+def write_step_checksums(step_dir: Location, step_metadata: bytes) -> None:
+    """Record the checksum of a step's `_CHECKPOINT_METADATA`, whose bytes are given."""
+    files = {STEP_METADATA_FILE: FileChecksum.of(step_metadata)}
+    write_checksum_record(step_dir / STEP_CHECKSUMS_FILE, ChecksumRecord(files))
+
+
+def step_checksums(step_dir: Location) -> dict[str, FileChecksum] | None:
+    """The recorded checksums of a step's own files, or None for a step without a record."""
+    path = step_dir / STEP_CHECKSUMS_FILE
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return dict(ChecksumRecord.from_bytes(data, path).files)
+
+
+def item_checksums(item_dir: Location) -> dict[str, FileChecksum] | None:
+    """The recorded checksums of an item's files (paths relative to the item), merged over
+    every process; None for an item without records (written by Orbax).
+
+    Raises `CorruptCheckpointError` when a record is damaged or one process's is missing.
+    """
+    paths = list_dir(item_dir / TENURE_DIR, FILE_CHECKSUMS_PATTERN)
+    if not paths:
+        return None
+    files: dict[str, FileChecksum] = {}
+    expected = set()
+    for path in paths:
+        record = ChecksumRecord.from_bytes(path.read_bytes(), path)
+        files.update(record.files)
+        expected.add(record.processes)
+    names = {p.name for p in paths}
+    if len(expected) != 1 or names != {file_checksums_file(i) for i in range(expected.pop())}:
+        raise CorruptCheckpointError(
+            f"{item_dir / TENURE_DIR}: the checksum records of some processes are missing or "
+            "disagree on how many processes saved; restore the step from another copy"
+        )
+    return files
+
+
+def check_file(
+    path: Location, data: bytes, recorded: Mapping[str, FileChecksum] | None, name: str
+) -> bytes:
+    """Return `data`, the bytes read from `path`, if they match the checksum recorded under
+    `name`; raise `CorruptCheckpointError` otherwise. Nothing recorded: nothing to check."""
+    if recorded is None:
+        return data
+    expected = recorded.get(name)
+    if expected is None:
+        raise CorruptCheckpointError(
+            f"{path} has no recorded checksum although its directory has a checksum record: "
+            "the record is damaged; restore the step from another copy"
+        )
+    if FileChecksum.of(data) != expected:
+        raise CorruptCheckpointError(
+            f"{path} does not match the checksum recorded at save time (crc32 "
+            f"{FileChecksum.of(data).crc32} of {len(data)} bytes, recorded {expected.crc32} of "
+            f"{expected.size} bytes): the file is damaged; restore the step from another copy"
+        )
+    return data
+
+
+def check_recorded(
+    directory: Location, recorded: Mapping[str, FileChecksum], done: set[str]
+) -> None:
+    """Read every file in `recorded` (paths relative to `directory`) that is not in `done`
+    and check it; a missing or altered file is `CorruptCheckpointError`."""
+    for name in sorted(set(recorded) - done):
+        path = directory / name
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise CorruptCheckpointError(
+                f"{path} is missing although its checksum was recorded at save time: the "
+                "checkpoint is damaged; restore it from another copy"
+            ) from None
+        check_file(path, data, recorded, name)
