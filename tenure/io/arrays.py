@@ -37,6 +37,7 @@ Index = tuple[slice, ...]
 _OBJECT_DATA_FILE_BYTES = 64 * 2**20
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SPACE_TEXT = ("No space left", "File too large", "Disk quota exceeded")
+_TRAILER_BYTES = 4
 
 
 @attrs.frozen
@@ -215,13 +216,12 @@ def write_arrays(
     written: Callable[[Location], None] | None = None,
     db: str = "",
     primary: bool = True,
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bytes]]:
-    """Create every array and write this process's pieces; return their checksums by name,
-    and (primary, without OCDBT) the bytes of each array's `zarr.json` by its item path.
+) -> WrittenArrays:
+    """Create every array and write this process's pieces; return what to record of them.
 
-    All opens and writes are in flight together; crc32s are computed, and metadata files read
-    back, on a thread pool while tensorstore writes. Without OCDBT, `written` gets each
-    array's directory once its data is written (not yet fsynced).
+    All opens and writes are in flight together; crc32s are computed, and metadata files and
+    chunk trailers read back, on a thread pool while tensorstore writes. Without OCDBT,
+    `written` gets each array's directory once its data is written (not yet fsynced).
     """
     ctx = context()
     opened = [
@@ -253,11 +253,20 @@ def write_arrays(
                     for index, data in w.pieces
                 ]
             )
+        # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the
+        # chunks they can read (plain, local) the trailer is recorded and compared instead.
+        plain = not layout.ocdbt and not layout.compression
+        local = item_dir if isinstance(item_dir, Path) and plain else None
+        trailers: dict[str, Future[int | None]] = {}
         for w, array_writes in zip(writes, pending, strict=True):
             for write in array_writes:
                 _wait(write.commit, item_dir, w.name)
             if written is not None and txn is None:
                 written(item_dir / w.name)
+            for index, _ in w.pieces:
+                chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
+                if local is not None and chunk is not None:
+                    trailers[chunk] = pool.submit(_read_trailer, local / chunk)
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
         checksums = {
@@ -266,7 +275,47 @@ def write_arrays(
             ]
             for w, pieces in zip(writes, sums, strict=True)
         }
-        return checksums, {path: f.result() for path, f in metadata.items()}
+        return WrittenArrays(
+            checksums,
+            {path: f.result() for path, f in metadata.items()},
+            {path: t for path, f in trailers.items() if (t := f.result()) is not None},
+        )
+
+
+@attrs.frozen
+class WrittenArrays:
+    """What `write_arrays` wrote: crc32s of pieces by array name, the bytes of each
+    `zarr.json` the primary wrote (by path in the item), and chunk trailers by path."""
+
+    checksums: dict[str, list[dict[str, Any]]]
+    metadata: dict[str, bytes]
+    trailers: dict[str, int]
+
+
+def _read_trailer(path: Path) -> int | None:
+    """The crc32c that ends a chunk file, or None when there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-_TRAILER_BYTES, os.SEEK_END)
+            return int.from_bytes(f.read(_TRAILER_BYTES), "little")
+    except OSError:
+        return None
+
+
+def chunk_path(name: str, bounds: Region, chunk_shape: Sequence[int]) -> str | None:
+    """The path, inside the item, of the chunk file holding exactly `bounds` of array `name`
+    (zarr3's default chunk keys), or None when `bounds` is not exactly one chunk.
+
+    Examples:
+        >>> chunk_path("w", ((4, 8), (0, 2)), (4, 2))
+        'w/c/1/0'
+    """
+    coords = []
+    for (start, stop), size in zip(bounds, chunk_shape, strict=True):
+        if size <= 0 or start % size or stop - start != size:
+            return None
+        coords.append(str(start // size))
+    return "/".join([name, ZARR_CHUNK_DIR, *coords])
 
 
 def _wait(future: Any, item_dir: Location, name: str) -> Any:
@@ -335,13 +384,16 @@ class RawArray:
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
     chunk_shape: tuple[int, ...]
-    trailer: int
     crcs: dict[Region, int]
+    trailers: dict[str, int]
 
     @classmethod
-    def open(cls, array_dir: Path, crcs: dict[Region, int], metadata: bytes) -> RawArray | None:
-        """The raw view of the array in `array_dir` whose checked `zarr.json` holds `metadata`,
-        or None when its codecs need tensorstore."""
+    def open(
+        cls, array_dir: Path, crcs: dict[Region, int], trailers: dict[str, int], metadata: bytes
+    ) -> RawArray | None:
+        """The raw view of the array in `array_dir` whose checked `zarr.json` holds `metadata`
+        (`trailers`: recorded chunk trailers by path in the item), or None when its codecs
+        need tensorstore."""
         if not crcs or sys.byteorder != "little":
             return None
         try:
@@ -357,7 +409,7 @@ class RawArray:
             return None  # tensorstore reads it, or reports the damage
         plain = (
             grid["name"] == "regular"
-            and codecs in (["bytes"], ["bytes", "crc32c"])
+            and codecs == ["bytes", "crc32c"]
             and endian == "little"
             and encoding == {"name": "default"}
             and len(chunk_shape) == len(shape)
@@ -365,29 +417,27 @@ class RawArray:
         )
         if not plain:
             return None
-        return cls(array_dir, shape, dtype, chunk_shape, 4 * (len(codecs) - 1), crcs)
+        return cls(array_dir, shape, dtype, chunk_shape, crcs, trailers)
 
-    def chunk(self, index: Index) -> tuple[Path, int] | None:
-        """The chunk file that holds exactly `index`, and its recorded crc32; None otherwise."""
+    def chunk(self, index: Index) -> tuple[Path, int, int] | None:
+        """The chunk file that holds exactly `index`, its recorded crc32 and trailer; None
+        when not exactly one chunk, or nothing is recorded for it."""
         bounds = region(index, self.shape)
         crc = self.crcs.get(bounds)
-        if crc is None:
+        relative = chunk_path(self.array_dir.name, bounds, self.chunk_shape)
+        trailer = None if relative is None else self.trailers.get(relative)
+        if crc is None or relative is None or trailer is None:
             return None
-        coords = []
-        for (start, stop), size in zip(bounds, self.chunk_shape, strict=True):
-            if start % size or stop - start != size:
-                return None
-            coords.append(str(start // size))
-        return self.array_dir.joinpath(ZARR_CHUNK_DIR, *coords), crc
+        return self.array_dir.parent / relative, crc, trailer
 
-    def read(self, name: str, path: Path, crc: int) -> np.ndarray:
-        """Read one chunk into a fresh aligned buffer, checking its size and crc32."""
+    def read(self, name: str, path: Path, crc: int, trailer: int) -> np.ndarray:
+        """Read one chunk into a fresh aligned buffer, checking its size, crc32 and trailer."""
         nbytes = int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
         try:
             with open(path, "rb", buffering=0) as f:
                 # The size is checked before the buffer is allocated: a damaged shape must
                 # not allocate more than the file holds.
-                if os.fstat(f.fileno()).st_size != nbytes + self.trailer:
+                if os.fstat(f.fileno()).st_size != nbytes + _TRAILER_BYTES:
                     raise ValueError(f"{path.name} has the wrong size")
                 out = aligned_empty(self.chunk_shape, self.dtype)
                 view = out.reshape(-1).view(np.uint8).data
@@ -397,6 +447,8 @@ class RawArray:
                     if not count:
                         raise ValueError(f"{path.name} ended early")
                     done += count
+                if int.from_bytes(f.read(_TRAILER_BYTES), "little") != trailer:
+                    raise ValueError("its crc32c trailer differs from the recorded one")
         except (OSError, ValueError) as e:
             raise _corrupt(name, self.array_dir.parent, e) from e
         if zlib.crc32(view) != crc:

@@ -57,7 +57,7 @@ from tenure.io.root import (
     check_recorded,
     checksums_file,
     file_checksums_file,
-    item_checksums,
+    item_record,
     write_checksum_record,
 )
 from tenure.io.storage import Location, list_dir
@@ -168,10 +168,10 @@ def write_item(
             "a merge); save with ArrayLayout(ocdbt=False) when running several processes"
         )
     item_dir.mkdir(parents=True, exist_ok=True)
-    sums, metadata = write_arrays(
+    arrays = write_arrays(
         item_dir, staged.writes, layout, written=written, primary=processes.primary
     )
-    files = {path: FileChecksum.of(data) for path, data in metadata.items()}
+    files = {path: FileChecksum.of(data) for path, data in arrays.metadata.items()}
 
     def put(name: str, doc: JsonValue) -> None:
         text = json.dumps(doc)
@@ -200,12 +200,12 @@ def write_item(
             ]
         },
     )
-    put(f"{TENURE_DIR}/{checksums_file(processes.index)}", sums)
+    put(f"{TENURE_DIR}/{checksums_file(processes.index)}", arrays.checksums)
     if processes.primary:
         _write_shared(item_dir, staged, layout, kind, put)
     write_checksum_record(
         item_dir / TENURE_DIR / file_checksums_file(processes.index),
-        ChecksumRecord(files, processes.count),
+        ChecksumRecord(files, processes.count, arrays.trailers),
     )
 
 
@@ -268,11 +268,13 @@ class SavedItem:
     crcs: dict[str, dict[Region, int]]
     recorded: dict[str, FileChecksum] | None
     arrays: dict[str, tuple[str, tuple[int, ...]]]
+    trailers: dict[str, int]
 
     @classmethod
     def open(cls, item_dir: Location) -> SavedItem:
         """Read and check the item's metadata files (tenure's, if present, and Orbax's)."""
-        recorded = item_checksums(item_dir)
+        record = item_record(item_dir)
+        recorded = None if record is None else dict(record.files)
         if recorded is None and (item_dir.parent / STEP_CHECKSUMS_FILE).is_file():
             raise CorruptCheckpointError(
                 f"{item_dir / TENURE_DIR} has no checksum record although tenure saved the "
@@ -318,6 +320,7 @@ class SavedItem:
             crcs,
             recorded,
             arrays,
+            {} if record is None else dict(record.trailers),
         )
 
     def entry(self, path: KeyPath) -> TreeEntry | None:
@@ -488,7 +491,8 @@ class Reader:
             plain = bool(crcs) and not self.item.meta.use_ocdbt and self.item.meta.use_zarr3
             # Raw reads open chunk files directly: local disks only.
             if plain and metadata is not None and isinstance(item_dir, Path):
-                self.raws[name] = RawArray.open(item_dir / name, crcs, metadata)
+                trailers = self.item.trailers
+                self.raws[name] = RawArray.open(item_dir / name, crcs, trailers, metadata)
         return self.raws[name]
 
     def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:

@@ -199,6 +199,8 @@ class ChecksumRecord:
     """The checksums of the files one process wrote into a directory.
 
     `processes` is how many processes wrote records there, so a missing one is noticed.
+    `trailers` holds the crc32c that ends each plain chunk file (by its path), so that reads
+    which bypass tensorstore still notice a damaged trailer, as tensorstore would.
 
     Examples:
         >>> record = ChecksumRecord({"_METADATA": FileChecksum.of(b"{}")}, processes=1)
@@ -208,18 +210,18 @@ class ChecksumRecord:
 
     files: Mapping[str, FileChecksum]
     processes: int = 1
-
-    def _body(self) -> dict[str, list[int]]:
-        return {name: [c.crc32, c.size] for name, c in sorted(self.files.items())}
+    trailers: Mapping[str, int] = attrs.field(factory=dict)
 
     def to_bytes(self) -> bytes:
         """The record as stored."""
-        body = self._body()
-        seal = zlib.crc32(json.dumps([body, self.processes]).encode())
+        body = {name: [c.crc32, c.size] for name, c in sorted(self.files.items())}
+        trailers = dict(sorted(self.trailers.items()))
+        seal = zlib.crc32(json.dumps([body, self.processes, trailers]).encode())
         doc = {
             "format_version": _RECORD_VERSION,
             "processes": self.processes,
             "files": body,
+            "trailers": trailers,
             "crc32": seal,
         }
         return json.dumps(doc).encode()
@@ -229,21 +231,21 @@ class ChecksumRecord:
         """Parse a stored record; a damaged one is `CorruptCheckpointError`."""
         doc = parse(data, where)
         try:
-            body = doc["files"]
-            processes = doc["processes"]
-            sealed = doc["crc32"] == zlib.crc32(json.dumps([body, processes]).encode())
+            body, processes, trailers = doc["files"], doc["processes"], doc["trailers"]
+            seal = zlib.crc32(json.dumps([body, processes, trailers]).encode())
             files = {
                 str(name): FileChecksum(int(crc), int(size)) for name, (crc, size) in body.items()
             }
-            valid = sealed and type(processes) is int and processes >= 1
+            valid = doc["crc32"] == seal and type(processes) is int and processes >= 1
+            trailers = {str(name): int(value) for name, value in trailers.items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             valid = False
-        if not valid or not all(is_relative_name(name) for name in files):
+        if not valid or not all(is_relative_name(name) for name in [*files, *trailers]):
             raise CorruptCheckpointError(
                 f"checksum record {where} is damaged (its own checksum or layout is wrong): "
                 "the files it covers cannot be trusted; restore the step from another copy"
             )
-        return cls(files, processes)
+        return cls(files, processes, trailers)
 
 
 def is_relative_name(name: str) -> bool:
@@ -285,14 +287,23 @@ def item_checksums(item_dir: Location) -> dict[str, FileChecksum] | None:
 
     Raises `CorruptCheckpointError` when a record is damaged or one process's is missing.
     """
+    record = item_record(item_dir)
+    return None if record is None else dict(record.files)
+
+
+def item_record(item_dir: Location) -> ChecksumRecord | None:
+    """The checksum records of every process of an item merged into one (see
+    `item_checksums`); None for an item without records."""
     paths = list_dir(item_dir / TENURE_DIR, FILE_CHECKSUMS_PATTERN)
     if not paths:
         return None
     files: dict[str, FileChecksum] = {}
+    trailers: dict[str, int] = {}
     expected = set()
     for path in paths:
         record = ChecksumRecord.from_bytes(path.read_bytes(), path)
         files.update(record.files)
+        trailers.update(record.trailers)
         expected.add(record.processes)
     names = {p.name for p in paths}
     if len(expected) != 1 or names != {file_checksums_file(i) for i in range(expected.pop())}:
@@ -300,7 +311,7 @@ def item_checksums(item_dir: Location) -> dict[str, FileChecksum] | None:
             f"{item_dir / TENURE_DIR}: the checksum records of some processes are missing or "
             "disagree on how many processes saved; restore the step from another copy"
         )
-    return files
+    return ChecksumRecord(files, len(paths), trailers)
 
 
 def check_file(
