@@ -14,6 +14,7 @@ from tenure.io.commit import Processes, StepTransaction, write_text
 from tenure.io.errors import (
     CheckpointExistsError,
     CorruptCheckpointError,
+    InvalidKeyError,
     NotACheckpointError,
     TenureIOError,
 )
@@ -214,15 +215,33 @@ def prepare_save(
         if name == METRICS_ITEM:
             raise TenureIOError("'metrics' is reserved: pass metrics with metrics=...")
         items[name] = _stage(name, value, procs, copy, None)
+    layout = layout or _default_layout(step_dir, procs)
+    if not layout.ocdbt:
+        _require_file_names(items)
     return PreparedSave(
         step_dir,
         items,
         metrics,
         dict(custom_metadata or {}),
-        layout or _default_layout(step_dir, procs),
+        layout,
         procs,
         now_nsecs() if init_timestamp_nsecs is None else init_timestamp_nsecs,
     )
+
+
+_MAX_NAME_BYTES = 255  # a file name's limit on common file systems
+
+
+def _require_file_names(items: Mapping[str, _Staged]) -> None:
+    """Refuse, before anything is written, an array name too long to be a directory."""
+    for staged in items.values():
+        for write in staged.pytree.writes if staged.pytree is not None else ():
+            if len(write.name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+                raise InvalidKeyError(
+                    f"{write.name[:60]!r}... is longer than the {_MAX_NAME_BYTES} bytes a "
+                    "directory name may have: shorten its keys, or save with "
+                    "ArrayLayout(ocdbt=True), which stores names inside its database"
+                )
 
 
 def _default_layout(step_dir: Location, processes: Processes) -> ArrayLayout:

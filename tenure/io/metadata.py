@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from tenure.io.errors import CorruptCheckpointError, NotACheckpointError
-from tenure.io.jsondoc import parse
+from tenure.io.jsondoc import MAX_TREE_DEPTH, parse
 from tenure.io.root import (
     METRICS_FILE,
     METRICS_ITEM,
@@ -199,6 +199,11 @@ class TreeMetadata:
 
 
 def _require_inside(path: Location, entry: TreeEntry) -> None:
+    if len(entry.path) > MAX_TREE_DEPTH:
+        raise CorruptCheckpointError(
+            f"{path} records a key path {len(entry.path)} keys long, deeper than the "
+            f"{MAX_TREE_DEPTH} levels a saved tree may have: the metadata is damaged or hostile"
+        )
     problems = [p for p in map(key_problem, (k.key for k in entry.path)) if p]
     name = param_name(entry.path)
     if entry.is_array and name.casefold() in RESERVED_ITEM_NAMES:

@@ -184,9 +184,6 @@ def flatten(tree: Any) -> FlatTree:
     return FlatTree(tuple(leaves), tuple(empties), structure)
 
 
-_MAX_NAME_BYTES = 255  # a file name's limit on common file systems
-
-
 def _check_name(leaf: Leaf) -> None:
     """Refuse a leaf whose name could not be its own directory inside the item."""
     for entry in leaf.path:
@@ -201,11 +198,6 @@ def _check_name(leaf: Leaf) -> None:
         raise InvalidKeyError(
             f"{display_path(leaf.path)} would be stored as {name!r}, a name reserved for the "
             "checkpoint's own files; rename the key"
-        )
-    if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        raise InvalidKeyError(
-            f"{display_path(leaf.path)} would be stored as a name of more than "
-            f"{_MAX_NAME_BYTES} bytes, longer than a file name may be; shorten its keys"
         )
 
 

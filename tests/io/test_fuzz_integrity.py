@@ -6,9 +6,10 @@ either `load_checkpointables` raises a `TenureIOError` and `verify` raises a
 values, equal dtypes, equal strings and JSON) and `verify` passes. Never a silent wrong
 value, a raw exception, or a crash.
 
-The normal run tries about 200 cases from a fixed seed; `TENURE_FUZZ_CASES` sets the count
-(the soak profile, `TENURE_HYPOTHESIS_PROFILE=soak`, defaults to 3,000) and
-`TENURE_FUZZ_SEED` the seed.
+Each array layout (per-array zarr3 directories, OCDBT) gets its own step. The normal run tries
+100 cases per layout from a fixed seed; `TENURE_FUZZ_CASES` sets the count per layout (the
+soak profile, `TENURE_HYPOTHESIS_PROFILE=soak`, defaults to 3,000) and `TENURE_FUZZ_SEED` the
+seed.
 """
 
 import os
@@ -27,7 +28,7 @@ import pytest
 from tenure import io
 
 _SOAK = os.environ.get("TENURE_HYPOTHESIS_PROFILE") == "soak"
-CASES = int(os.environ.get("TENURE_FUZZ_CASES", 3_000 if _SOAK else 200))
+CASES = int(os.environ.get("TENURE_FUZZ_CASES", 3_000 if _SOAK else 100))
 SEED = int(os.environ.get("TENURE_FUZZ_SEED", 20_260_101))
 
 Damage = Callable[[bytes, random.Random], bytes]
@@ -81,12 +82,15 @@ def _assert_exact(loaded: Any, saved: Any, path: str = "") -> None:
         assert loaded == saved, path
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+@pytest.fixture(scope="module", params=[False, True], ids=["per-array", "ocdbt"])
+def template(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     mesh = jax.make_mesh((4, 2), ("x", "y"))
     saved = _saved(mesh)
     step = tmp_path_factory.mktemp("template") / "1"
-    io.save_checkpointables(step, saved, metrics={"loss": 0.25})
+    layout = io.ArrayLayout(ocdbt=request.param)
+    io.save_checkpointables(step, saved, metrics={"loss": 0.25}, layout=layout)
     return step, saved
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from tenure import io
 from tenure.io.errors import NestingTooDeepError
+from tenure.io.jsondoc import MAX_JSON_DEPTH, MAX_TREE_DEPTH
 
 PER_ARRAY = io.ArrayLayout(ocdbt=False)
 
@@ -48,6 +49,18 @@ def test_keys_that_name_internal_files_are_refused_before_anything_is_written(
         with pytest.raises(io.InvalidKeyError, match="reserved"):
             io.save_pytree(tmp_path / "1", tree)
         assert not list(tmp_path.iterdir())
+
+
+def test_a_name_too_long_for_a_directory_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """Defect 4: a name the file system refuses must not fail halfway through a save."""
+    tree = {"k" * 200: {"k" * 100: np.ones(2)}}
+    with pytest.raises(io.InvalidKeyError, match="longer than"):
+        io.save_pytree(tmp_path / "1", tree, layout=PER_ARRAY)
+    assert not list(tmp_path.iterdir())
+    io.save_pytree(tmp_path / "1", tree, layout=io.ArrayLayout(ocdbt=True))
+    assert io.verify(tmp_path / "1") == 1
 
 
 @pytest.mark.parametrize("key", ["/etc/passwd", "..", "a\x00b"])
@@ -158,8 +171,35 @@ def test_deep_metrics_custom_metadata_json_items_and_trees_are_refused_at_save(
         with pytest.raises(NestingTooDeepError, match="deep"):
             attempt()
         assert not list(tmp_path.iterdir())
-    io.save_pytree(tmp_path / "2", {"w": _nested(100)}, metrics=_nested(100))
-    assert io.load_pytree(tmp_path / "2")["w"] == _nested(100)
+    # The documented limits themselves are fine: a tree MAX_TREE_DEPTH deep round-trips
+    # (in OCDBT, where a long name needs no directory of its own).
+    deepest = _nested(MAX_TREE_DEPTH - 1)
+    io.save_pytree(
+        tmp_path / "2",
+        {"w": deepest},
+        metrics=_nested(MAX_JSON_DEPTH - 1),
+        layout=io.ArrayLayout(ocdbt=True),
+    )
+    assert io.load_pytree(tmp_path / "2")["w"] == deepest
+    assert io.read_step_metadata(tmp_path / "2", check=True).metrics == _nested(MAX_JSON_DEPTH - 1)
+    assert io.verify(tmp_path / "2") == 1
+
+
+def test_a_key_path_deeper_than_any_saved_tree_is_corrupt(tmp_path: Path) -> None:
+    """Defect 9: rebuilding a tree from hostile metadata must not exhaust the stack."""
+    step = tmp_path / "1"
+    io.save_pytree(step, {"w": np.ones(2)})
+    shutil.rmtree(step / "state" / "_tenure")  # as if Orbax had written the step
+    (step / "_tenure_checksums.json").unlink()
+    path = step / "state" / "_METADATA"
+    doc = json.loads(path.read_text())
+    (record,) = doc["tree_metadata"].values()
+    record["key_metadata"] = [{"key": "a", "key_type": 2}] * 5_000
+    path.write_text(json.dumps(doc))
+    with pytest.raises(io.CorruptCheckpointError, match="deeper"):
+        io.load_pytree(step)
+    with pytest.raises(io.CorruptCheckpointError, match="deeper"):
+        io.verify(step)
 
 
 def _step_with_every_kind_of_file(step: Path) -> None:
@@ -217,4 +257,18 @@ def test_a_step_deleted_while_verifying_is_not_a_checkpoint_not_corruption(
 
     monkeypatch.setitem(io.verify.__globals__, "checksum", delete_after_the_first_array)
     with pytest.raises(io.NotACheckpointError, match="while it was being verified"):
+        io.verify(step)
+
+
+def test_a_damaged_chunk_trailer_is_caught_by_the_fast_read_path_too(tmp_path: Path) -> None:
+    """Defect 10: the raw chunk read skipped the crc32c trailer tensorstore (and Orbax) check."""
+    step = tmp_path / "1"
+    io.save_pytree(step, {"w": np.arange(256, dtype=np.float32)}, layout=PER_ARRAY)
+    chunk = step / "state" / "w" / "c" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 1
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(io.CorruptCheckpointError, match=r"trailer|digest"):
+        io.load_pytree(step)
+    with pytest.raises(io.CorruptCheckpointError, match=str(step)):
         io.verify(step)
