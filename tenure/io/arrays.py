@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import mmap
 import os
@@ -165,6 +166,7 @@ def checksum(data: np.ndarray) -> int:
     return zlib.crc32(flat.data)
 
 
+@functools.cache
 def memory_bytes() -> int:
     """This machine's physical memory in bytes (0 when unknown)."""
     try:

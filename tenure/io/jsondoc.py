@@ -8,7 +8,10 @@ walks that rebuild a tree recurse once per level).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import numpy as np
 
 from tenure.io.errors import CorruptCheckpointError, NestingTooDeepError
 
@@ -42,6 +45,19 @@ def json_depth(value: JsonValue, limit: int = MAX_JSON_DEPTH) -> int:
             return deepest
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_DEPTH_STEP = np.zeros(256, np.int8)
+_DEPTH_STEP[list(b"[{")] = 1
+_DEPTH_STEP[list(b"]}")] = -1
+
+
+def _bracket_depth(data: bytes) -> int:
+    """How deeply a valid JSON document nests, from its bytes (strings removed first), at C
+    speed: walking the parsed document would cost more than parsing it."""
+    steps = _DEPTH_STEP[np.frombuffer(_STRING.sub(b"", data), np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def require_shallow(value: JsonValue, what: str) -> None:
@@ -80,7 +96,7 @@ def parse(data: bytes, where: object) -> JsonValue:
     else:
         # Cheap test first: a document with few brackets cannot be deep.
         deep = data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and (
-            json_depth(doc) > MAX_JSON_DEPTH
+            _bracket_depth(data) > MAX_JSON_DEPTH
         )
     if deep:
         raise CorruptCheckpointError(
