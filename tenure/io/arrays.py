@@ -297,11 +297,15 @@ class WrittenArrays:
 def _read_trailer(path: Path) -> int | None:
     """The crc32c that ends a chunk file, or None when there is no such file."""
     try:
-        with open(path, "rb") as f:
-            f.seek(-_TRAILER_BYTES, os.SEEK_END)
-            return int.from_bytes(f.read(_TRAILER_BYTES), "little")
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        size = os.fstat(fd).st_size
+        tail = os.pread(fd, _TRAILER_BYTES, size - _TRAILER_BYTES) if size >= 4 else b""
+    finally:
+        os.close(fd)
+    return int.from_bytes(tail, "little") if len(tail) == _TRAILER_BYTES else None
 
 
 def chunk_path(name: str, bounds: Region, chunk_shape: Sequence[int]) -> str | None:
