@@ -166,12 +166,15 @@ def step_entry(reader: Checkpointer, step: int | None) -> CheckpointMetadata:
 
 
 def _json(path: Location) -> Any:
+    from tenure.io import CorruptCheckpointError
+    from tenure.io.jsondoc import parse
+
     try:
-        return json.loads(path.read_bytes())
+        return parse(path.read_bytes(), path)
     except FileNotFoundError:
         return None
-    except ValueError as error:
-        raise DamagedError(f"{path} is not valid JSON ({error}); run tenure verify") from None
+    except CorruptCheckpointError as error:
+        raise DamagedError(f"{error}; run tenure verify") from None
 
 
 def item_kind(item_dir: Location) -> str:

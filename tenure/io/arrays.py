@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import mmap
 import os
@@ -24,6 +25,7 @@ from tenure.io.errors import (
     TenureIOError,
 )
 from tenure.io.metadata import TreeMetadata
+from tenure.io.root import ZARR_CHUNK_DIR, ZARR_METADATA_FILE
 from tenure.io.storage import (
     Location,
     context,
@@ -36,6 +38,7 @@ Index = tuple[slice, ...]
 _OBJECT_DATA_FILE_BYTES = 64 * 2**20
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SPACE_TEXT = ("No space left", "File too large", "Disk quota exceeded")
+_TRAILER_BYTES = 4
 
 
 @attrs.frozen
@@ -69,7 +72,8 @@ def _kvstore(item_dir: Location, name: str, ocdbt: bool, db: str = "") -> dict[s
     }
 
 
-def _zarr3_dtype(dtype: np.dtype[Any]) -> str:
+def zarr3_dtype(dtype: np.dtype[Any]) -> str:
+    """The zarr3 name of a numpy dtype (byte order aside: data is stored little-endian)."""
     return "bool" if dtype == np.bool_ else dtype.name
 
 
@@ -107,7 +111,7 @@ def write_spec(
         "kvstore": kvstore,
         "metadata": {
             "shape": list(shape),
-            "data_type": _zarr3_dtype(dtype),
+            "data_type": zarr3_dtype(dtype),
             "chunk_grid": {
                 "name": "regular",
                 "configuration": {"chunk_shape": [max(1, c) for c in chunk_shape]},
@@ -150,9 +154,44 @@ def space_error(where: Location, error: BaseException) -> InsufficientSpaceError
 
 
 def checksum(data: np.ndarray) -> int:
-    """crc32 of an array's C-order bytes."""
+    """crc32 of an array's C-order bytes in native byte order (the order a load returns).
+
+    Examples:
+        >>> checksum(np.arange(3, dtype=">i4")) == checksum(np.arange(3, dtype="<i4"))
+        True
+    """
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
     flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     return zlib.crc32(flat.data)
+
+
+@functools.cache
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def check_read_size(item_dir: Location, name: str, shape: Sequence[int], dtype: Any) -> None:
+    """Refuse, before anything is allocated, a read larger than this machine's memory.
+
+    Such a shape comes from damaged or hostile metadata (or a checkpoint that cannot be
+    loaded here at all); allocating it would abort the process instead of raising.
+    """
+    nbytes = np.dtype(dtype).itemsize
+    for n in shape:
+        nbytes *= int(n)
+    limit = memory_bytes()
+    if limit and nbytes > limit:
+        raise _corrupt(
+            name,
+            item_dir,
+            f"its metadata declares shape {tuple(shape)} of {np.dtype(dtype).name}, "
+            f"{nbytes} bytes, more than this machine's {limit} bytes of memory",
+        )
 
 
 @attrs.frozen
@@ -179,12 +218,12 @@ def write_arrays(
     written: Callable[[Location], None] | None = None,
     db: str = "",
     primary: bool = True,
-) -> dict[str, list[dict[str, Any]]]:
-    """Create every array and write this process's pieces; return their checksums by name.
+) -> WrittenArrays:
+    """Create every array and write this process's pieces; return what to record of them.
 
-    All opens and writes are in flight together; crc32s are computed on a thread pool while
-    tensorstore writes. Without OCDBT, `written` gets each array's directory once its data is
-    written (not yet fsynced).
+    All opens and writes are in flight together; crc32s are computed, and metadata files and
+    chunk trailers read back, on a thread pool while tensorstore writes. Without OCDBT,
+    `written` gets each array's directory once its data is written (not yet fsynced).
     """
     ctx = context()
     opened = [
@@ -199,11 +238,16 @@ def write_arrays(
     txn = ts.Transaction() if layout.ocdbt else None
     with ThreadPoolExecutor(max_workers=2) as pool:
         sums: list[list[tuple[Index, Future[int]]]] = []
+        metadata: dict[str, Future[bytes]] = {}
         pending = []
         for w, future in zip(writes, opened, strict=True):
             store = _wait(future, item_dir, w.name)
             if txn is not None:
                 store = store.with_transaction(txn)
+            elif primary:
+                # The primary's open wrote the array's metadata; its checksum is recorded.
+                path = f"{w.name}/{ZARR_METADATA_FILE}"
+                metadata[path] = pool.submit((item_dir / path).read_bytes)
             sums.append([(index, pool.submit(checksum, data)) for index, data in w.pieces])
             pending.append(
                 [
@@ -211,19 +255,73 @@ def write_arrays(
                     for index, data in w.pieces
                 ]
             )
+        # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the
+        # chunks they can read (plain, local) the trailer is recorded and compared instead.
+        plain = not layout.ocdbt and not layout.compression
+        local = item_dir if isinstance(item_dir, Path) and plain else None
+        trailers: dict[str, Future[int | None]] = {}
         for w, array_writes in zip(writes, pending, strict=True):
             for write in array_writes:
                 _wait(write.commit, item_dir, w.name)
             if written is not None and txn is None:
                 written(item_dir / w.name)
+            for index, _ in w.pieces:
+                chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
+                if local is not None and chunk is not None:
+                    trailers[chunk] = pool.submit(_read_trailer, local / chunk)
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
-        return {
+        checksums = {
             w.name: [
                 {"index": index_to_json(index, w.shape), "crc32": s.result()} for index, s in pieces
             ]
             for w, pieces in zip(writes, sums, strict=True)
         }
+        return WrittenArrays(
+            checksums,
+            {path: f.result() for path, f in metadata.items()},
+            {path: t for path, f in trailers.items() if (t := f.result()) is not None},
+        )
+
+
+@attrs.frozen
+class WrittenArrays:
+    """What `write_arrays` wrote: crc32s of pieces by array name, the bytes of each
+    `zarr.json` the primary wrote (by path in the item), and chunk trailers by path."""
+
+    checksums: dict[str, list[dict[str, Any]]]
+    metadata: dict[str, bytes]
+    trailers: dict[str, int]
+
+
+def _read_trailer(path: Path) -> int | None:
+    """The crc32c that ends a chunk file, or None when there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        tail = os.pread(fd, _TRAILER_BYTES, size - _TRAILER_BYTES) if size >= 4 else b""
+    finally:
+        os.close(fd)
+    return int.from_bytes(tail, "little") if len(tail) == _TRAILER_BYTES else None
+
+
+def chunk_path(name: str, bounds: Region, chunk_shape: Sequence[int]) -> str | None:
+    """The path, inside the item, of the chunk file holding exactly `bounds` of array `name`
+    (zarr3's default chunk keys), or None when `bounds` is not exactly one chunk.
+
+    Examples:
+        >>> chunk_path("w", ((4, 8), (0, 2)), (4, 2))
+        'w/c/1/0'
+    """
+    coords = []
+    for (start, stop), size in zip(bounds, chunk_shape, strict=True):
+        if size <= 0 or start % size or stop - start != size:
+            return None
+        coords.append(str(start // size))
+    return "/".join([name, ZARR_CHUNK_DIR, *coords])
 
 
 def _wait(future: Any, item_dir: Location, name: str) -> Any:
@@ -292,17 +390,20 @@ class RawArray:
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
     chunk_shape: tuple[int, ...]
-    trailer: int
     crcs: dict[Region, int]
+    trailers: dict[str, int]
 
     @classmethod
-    def open(cls, array_dir: Path, crcs: dict[Region, int]) -> RawArray | None:
-        """The raw view of the array in `array_dir`, or None when its codecs need tensorstore."""
+    def open(
+        cls, array_dir: Path, crcs: dict[Region, int], trailers: dict[str, int], metadata: bytes
+    ) -> RawArray | None:
+        """The raw view of the array in `array_dir` whose checked `zarr.json` holds `metadata`
+        (`trailers`: recorded chunk trailers by path in the item), or None when its codecs
+        need tensorstore."""
         if not crcs or sys.byteorder != "little":
             return None
         try:
-            with open(array_dir / "zarr.json", encoding="utf-8") as f:
-                doc = json.load(f)
+            doc = json.loads(metadata)
             shape = tuple(int(n) for n in doc["shape"])
             grid = doc["chunk_grid"]
             chunk_shape = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
@@ -314,7 +415,7 @@ class RawArray:
             return None  # tensorstore reads it, or reports the damage
         plain = (
             grid["name"] == "regular"
-            and codecs in (["bytes"], ["bytes", "crc32c"])
+            and codecs == ["bytes", "crc32c"]
             and endian == "little"
             and encoding == {"name": "default"}
             and len(chunk_shape) == len(shape)
@@ -322,35 +423,38 @@ class RawArray:
         )
         if not plain:
             return None
-        return cls(array_dir, shape, dtype, chunk_shape, 4 * (len(codecs) - 1), crcs)
+        return cls(array_dir, shape, dtype, chunk_shape, crcs, trailers)
 
-    def chunk(self, index: Index) -> tuple[Path, int] | None:
-        """The chunk file that holds exactly `index`, and its recorded crc32; None otherwise."""
+    def chunk(self, index: Index) -> tuple[Path, int, int] | None:
+        """The chunk file that holds exactly `index`, its recorded crc32 and trailer; None
+        when not exactly one chunk, or nothing is recorded for it."""
         bounds = region(index, self.shape)
         crc = self.crcs.get(bounds)
-        if crc is None:
+        relative = chunk_path(self.array_dir.name, bounds, self.chunk_shape)
+        trailer = None if relative is None else self.trailers.get(relative)
+        if crc is None or relative is None or trailer is None:
             return None
-        coords = []
-        for (start, stop), size in zip(bounds, self.chunk_shape, strict=True):
-            if start % size or stop - start != size:
-                return None
-            coords.append(str(start // size))
-        return self.array_dir.joinpath("c", *coords), crc
+        return self.array_dir.parent / relative, crc, trailer
 
-    def read(self, name: str, path: Path, crc: int) -> np.ndarray:
-        """Read one chunk into a fresh aligned buffer, checking its size and crc32."""
-        out = aligned_empty(self.chunk_shape, self.dtype)
-        view = out.reshape(-1).view(np.uint8).data
+    def read(self, name: str, path: Path, crc: int, trailer: int) -> np.ndarray:
+        """Read one chunk into a fresh aligned buffer, checking its size, crc32 and trailer."""
+        nbytes = int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
         try:
             with open(path, "rb", buffering=0) as f:
-                if os.fstat(f.fileno()).st_size != out.nbytes + self.trailer:
+                # The size is checked before the buffer is allocated: a damaged shape must
+                # not allocate more than the file holds.
+                if os.fstat(f.fileno()).st_size != nbytes + _TRAILER_BYTES:
                     raise ValueError(f"{path.name} has the wrong size")
+                out = aligned_empty(self.chunk_shape, self.dtype)
+                view = out.reshape(-1).view(np.uint8).data
                 done = 0
                 while done < out.nbytes:
                     count = f.readinto(view[done:])
                     if not count:
                         raise ValueError(f"{path.name} ended early")
                     done += count
+                if int.from_bytes(f.read(_TRAILER_BYTES), "little") != trailer:
+                    raise ValueError("its crc32c trailer differs from the recorded one")
         except (OSError, ValueError) as e:
             raise _corrupt(name, self.array_dir.parent, e) from e
         if zlib.crc32(view) != crc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,13 +10,15 @@ import attrs
 import numpy as np
 
 from tenure.io.arrays import ArrayLayout, is_space_error, space_error
-from tenure.io.commit import Processes, StepTransaction, write_json
+from tenure.io.commit import Processes, StepTransaction, write_text
 from tenure.io.errors import (
     CheckpointExistsError,
     CorruptCheckpointError,
+    InvalidKeyError,
     NotACheckpointError,
     TenureIOError,
 )
+from tenure.io.jsondoc import require_shallow
 from tenure.io.metadata import (
     JSON_HANDLER,
     METRICS_HANDLER,
@@ -26,18 +29,25 @@ from tenure.io.metadata import (
     read_json,
     read_step_metadata,
 )
-from tenure.io.pytree import ITEM_FILE, StagedPytree, item_metadata, load_item, stage, write_item
+from tenure.io.pytree import StagedPytree, item_metadata, load_item, stage, write_item
 from tenure.io.root import (
     DEFAULT_ITEM,
+    ITEM_FILE,
     JSON_DATA_FILE,
     METRICS_FILE,
     METRICS_ITEM,
     TENURE_DIR,
     TREE_METADATA_FILE,
     V0_JSON_FILE,
+    ChecksumRecord,
+    FileChecksum,
     PathLike,
+    check_recorded,
+    file_checksums_file,
     is_committed,
+    item_checksums,
     validate_item_name,
+    write_checksum_record,
 )
 from tenure.io.storage import Location, as_location, is_object_store
 from tenure.io.tree import leaf_kind
@@ -54,13 +64,19 @@ _BARE_LEAF = "value"
 
 
 def _is_json(value: Any) -> bool:
-    if value is None or type(value) in (str, int, float, bool):
-        return True
-    if type(value) is list:
-        return all(_is_json(v) for v in value)
-    if type(value) is dict:
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
-    return False
+    """True when `value` is plain JSON; iterative, so any depth is safe to ask about."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            stack.extend(node)
+        elif type(node) is dict:
+            if not all(isinstance(k, str) for k in node):
+                return False
+            stack.extend(node.values())
+        elif not (node is None or type(node) in (str, int, float, bool)):
+            return False
+    return True
 
 
 def _jsonable(value: Any) -> Any:
@@ -98,6 +114,7 @@ def _stage(name: str, value: Any, processes: Processes, copy: bool, custom: Json
             )
         return _Staged("numpy_generator", document=_jsonable(state))
     if _is_json(value) and name != DEFAULT_ITEM:
+        require_shallow(value, f"checkpointable {name!r}")
         return _Staged("json", document=value)
     if leaf_kind(value) is not None:
         tree = {_BARE_LEAF: value}
@@ -132,18 +149,27 @@ class PreparedSave:
                 item_dir = txn.tmp / name
                 if staged.pytree is not None:
                     write_item(
-                        item_dir, staged.pytree, self.layout, self.processes, txn.syncer.submit
+                        item_dir,
+                        staged.pytree,
+                        self.layout,
+                        self.processes,
+                        txn.syncer.submit,
+                        kind=staged.kind,
                     )
                     handlers[name] = PYTREE_HANDLER
                 elif self.processes.primary:
-                    write_json(item_dir / JSON_DATA_FILE, staged.document)
                     # Orbax v1 reads data.json, v0's JsonCheckpointHandler reads `metadata`.
-                    write_json(item_dir / V0_JSON_FILE, staged.document)
+                    _write_json_item(
+                        item_dir,
+                        {
+                            JSON_DATA_FILE: staged.document,
+                            V0_JSON_FILE: staged.document,
+                            f"{TENURE_DIR}/{ITEM_FILE}": {"format_version": 1, "kind": staged.kind},
+                        },
+                    )
                     handlers[name] = JSON_HANDLER
-                if self.processes.primary:
-                    write_json(item_dir / TENURE_DIR / ITEM_FILE, _item_record(staged, item_dir))
             if self.metrics is not None and self.processes.primary:
-                write_json(txn.tmp / METRICS_ITEM / METRICS_FILE, self.metrics)
+                _write_json_item(txn.tmp / METRICS_ITEM, {METRICS_FILE: self.metrics})
                 handlers[METRICS_ITEM] = METRICS_HANDLER
             txn.commit(StepMetadata(item_handlers=handlers, custom_metadata=self.custom_metadata))
         except BaseException as e:
@@ -153,12 +179,14 @@ class PreparedSave:
             raise
 
 
-def _item_record(staged: _Staged, item_dir: Location) -> JsonValue:
-    if staged.pytree is None:
-        return {"format_version": 1, "kind": staged.kind}
-    record = read_json(item_dir / TENURE_DIR / ITEM_FILE)
-    record["kind"] = staged.kind
-    return record
+def _write_json_item(item_dir: Location, documents: Mapping[str, JsonValue]) -> None:
+    """Write JSON files into an item, then the record of their checksums."""
+    files = {}
+    for name, doc in documents.items():
+        text = json.dumps(doc)
+        write_text(item_dir / name, text)
+        files[name] = FileChecksum.of(text.encode())
+    write_checksum_record(item_dir / TENURE_DIR / file_checksums_file(0), ChecksumRecord(files))
 
 
 def prepare_save(
@@ -183,22 +211,43 @@ def prepare_save(
         )
     if not checkpointables:
         raise TenureIOError("nothing to save: pass at least one checkpointable")
+    # Checked before anything is written: JSON nested this deep could not be read back.
+    require_shallow(metrics, "metrics")
+    require_shallow(custom_metadata, "custom_metadata")
     items = {}
     for name, value in checkpointables.items():
         validate_item_name(name)
         if name == METRICS_ITEM:
             raise TenureIOError("'metrics' is reserved: pass metrics with metrics=...")
         items[name] = _stage(name, value, procs, copy, None)
+    layout = layout or _default_layout(step_dir, procs)
+    if not layout.ocdbt:
+        _require_file_names(items)
     return PreparedSave(
         step_dir,
         items,
         metrics,
         dict(custom_metadata or {}),
-        layout or _default_layout(step_dir, procs),
+        layout,
         procs,
         now_nsecs() if init_timestamp_nsecs is None else init_timestamp_nsecs,
         replace,
     )
+
+
+_MAX_NAME_BYTES = 255  # a file name's limit on common file systems
+
+
+def _require_file_names(items: Mapping[str, _Staged]) -> None:
+    """Refuse, before anything is written, an array name too long to be a directory."""
+    for staged in items.values():
+        for write in staged.pytree.writes if staged.pytree is not None else ():
+            if len(write.name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+                raise InvalidKeyError(
+                    f"{write.name[:60]!r}... is longer than the {_MAX_NAME_BYTES} bytes a "
+                    "directory name may have: shorten its keys, or save with "
+                    "ArrayLayout(ocdbt=True), which stores names inside its database"
+                )
 
 
 def _default_layout(step_dir: Location, processes: Processes) -> ArrayLayout:
@@ -221,13 +270,42 @@ def require_step(directory: PathLike) -> Location:
     return step_dir
 
 
-def _item_kind(item_dir: Location) -> str:
-    record_path = item_dir / TENURE_DIR / ITEM_FILE
-    if record_path.is_file():
-        return str(read_json(record_path).get("kind", "pytree"))
+def item_kind(item_dir: Location) -> str:
+    """What checkpointable `item_dir` holds: "pytree", "bare_leaf", "json" or
+    "numpy_generator" (tenure's record, checked against its checksum, says when present)."""
+    recorded = item_checksums(item_dir)
+    name = f"{TENURE_DIR}/{ITEM_FILE}"
+    try:
+        record = read_json(item_dir / name, recorded, name)
+    except (FileNotFoundError, NotADirectoryError):
+        record = None
+    if isinstance(record, dict) and record.get("kind") in _KINDS:
+        return str(record["kind"])
+    if record is not None:
+        raise CorruptCheckpointError(
+            f"{item_dir / name} names no known kind of checkpointable: it is damaged; "
+            "restore the step from another copy"
+        )
     if (item_dir / TREE_METADATA_FILE).is_file():
         return "pytree"
     return "json"
+
+
+_KINDS = ("pytree", "bare_leaf", "json", "numpy_generator")
+
+
+def _json_document(item_dir: Location) -> JsonValue:
+    """The document of a JSON item; with a checksum record, every recorded file is checked."""
+    recorded = item_checksums(item_dir)
+    for file_name in (JSON_DATA_FILE, V0_JSON_FILE, METRICS_FILE):
+        try:
+            document = read_json(item_dir / file_name, recorded, file_name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if recorded is not None:
+            check_recorded(item_dir, recorded, {file_name})
+        return document
+    raise NotACheckpointError(f"{item_dir} holds neither a pytree nor a JSON document")
 
 
 def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
@@ -238,30 +316,31 @@ def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
             f"{step_dir} has no checkpointable {name!r}; it has "
             f"{sorted(read_step_metadata(step_dir).item_names)}"
         )
-    kind = _item_kind(item_dir)
+    kind = item_kind(item_dir)
     if kind == "pytree":
         return load_item(item_dir, abstract)
     if kind == "bare_leaf":
         target = None if abstract is None else {_BARE_LEAF: abstract}
         return load_item(item_dir, target)[_BARE_LEAF]
-    for file_name in (JSON_DATA_FILE, V0_JSON_FILE, METRICS_FILE):
-        if (item_dir / file_name).is_file():
-            document = read_json(item_dir / file_name)
-            break
-    else:
-        raise NotACheckpointError(f"{item_dir} holds neither a pytree nor a JSON document")
+    document = _json_document(item_dir)
     if kind != "numpy_generator":
         return document
-    state = _from_jsonable(document)
-    bit_generator = _BIT_GENERATORS.get(str(state.get("bit_generator")))
-    if bit_generator is None:
+    try:
+        state = _from_jsonable(document)
+        bit_generator = _BIT_GENERATORS.get(str(state.get("bit_generator")))
+        if bit_generator is not None:
+            generator = bit_generator()
+            generator.state = state
+            return np.random.Generator(generator)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise CorruptCheckpointError(
-            f"{item_dir}: unknown bit generator {state.get('bit_generator')!r}; expected one "
-            f"of {sorted(_BIT_GENERATORS)}"
-        )
-    generator = bit_generator()
-    generator.state = state
-    return np.random.Generator(generator)
+            f"{item_dir}: the saved generator state cannot be restored ({e}); the checkpoint "
+            "is damaged; restore it from another copy"
+        ) from e
+    raise CorruptCheckpointError(
+        f"{item_dir}: unknown bit generator {state.get('bit_generator')!r}; expected one "
+        f"of {sorted(_BIT_GENERATORS)}"
+    )
 
 
 def pytree_item_metadata(directory: PathLike, name: str) -> Any:
@@ -273,6 +352,6 @@ def load_many(directory: PathLike, abstract: Mapping[str, Any] | None) -> dict[s
     """Read the named checkpointables (all of them when `abstract` is None)."""
     step_dir = require_step(directory)
     if abstract is None:
-        names = read_step_metadata(step_dir).item_names
+        names = read_step_metadata(step_dir, check=True).item_names
         return {name: load_one(step_dir, name) for name in names}
     return {name: load_one(step_dir, name, target) for name, target in abstract.items()}

@@ -21,6 +21,7 @@ from tenure.io.errors import CheckpointExistsError
 from tenure.io.metadata import JsonValue, StepMetadata, now_nsecs
 from tenure.io.root import (
     COMMIT_SUCCESS_FILE,
+    STEP_CHECKSUMS_FILE,
     STEP_METADATA_FILE,
     V1_INDICATOR_FILE,
     has_step_mark,
@@ -29,6 +30,7 @@ from tenure.io.root import (
     remove_path,
     replaced_path,
     temporary_path,
+    write_step_checksums,
 )
 from tenure.io.storage import Location, is_object_store
 
@@ -220,7 +222,9 @@ class StepTransaction:
                 init_timestamp_nsecs=self.init_timestamp_nsecs,
                 commit_timestamp_nsecs=now_nsecs(),
             )
-            write_json(self.tmp / STEP_METADATA_FILE, stamped.to_json())
+            document = json.dumps(stamped.to_json())
+            write_text(self.tmp / STEP_METADATA_FILE, document)
+            write_step_checksums(self.tmp, document.encode())
             write_text(self.tmp / V1_INDICATOR_FILE, "")
             # On object stores this marker, written last, is the commit itself.
             write_text(
@@ -228,7 +232,12 @@ class StepTransaction:
             )
             tmp, final = self.tmp, self.final
             if isinstance(tmp, Path) and isinstance(final, Path):
-                names = (STEP_METADATA_FILE, V1_INDICATOR_FILE, COMMIT_SUCCESS_FILE)
+                names = (
+                    STEP_METADATA_FILE,
+                    STEP_CHECKSUMS_FILE,
+                    V1_INDICATOR_FILE,
+                    COMMIT_SUCCESS_FILE,
+                )
                 fsync_all([tmp / n for n in names])
                 _fsync(tmp)
                 self._publish(tmp, final)

@@ -56,3 +56,8 @@ class StructureMismatchError(TenureIOError, ValueError):
 
 class StorageError(TenureIOError, OSError):
     """The object store refused a request: missing bucket, refused credentials, unreachable."""
+
+
+class NestingTooDeepError(TenureIOError, ValueError):
+    """A tree, or a JSON value to store (metrics, custom metadata, a JSON item), nests deeper
+    than tenure's documented limits (`MAX_TREE_DEPTH`, `MAX_JSON_DEPTH` in `tenure.io.jsondoc`)."""

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from tenure.io.errors import CorruptCheckpointError, NotACheckpointError
+from tenure.io.jsondoc import MAX_TREE_DEPTH, parse
 from tenure.io.root import (
     METRICS_FILE,
     METRICS_ITEM,
+    OCDBT_MANIFEST_FILE,
+    RESERVED_ITEM_NAMES,
     STEP_METADATA_FILE,
     TREE_METADATA_FILE,
+    FileChecksum,
     PathLike,
+    check_file,
+    item_checksums,
+    step_checksums,
 )
-from tenure.io.storage import Location, ObjectPath
+from tenure.io.storage import Location, ObjectPath, as_location
 
 JsonValue = Any
 SEQUENCE_KEY = 1
@@ -30,20 +37,48 @@ JSON_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.Json
 METRICS_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.MetricsHandler"
 
 
-def read_json(path: PathLike) -> JsonValue:
-    """Parse a JSON file, reporting a damaged file as `CorruptCheckpointError`."""
+def read_json(
+    path: PathLike, recorded: Mapping[str, FileChecksum] | None = None, name: str = ""
+) -> JsonValue:
+    """Parse a JSON file, reporting a damaged file as `CorruptCheckpointError`.
+
+    With `recorded` (the checksums of the file's directory), the bytes must also match the
+    checksum recorded under `name`, and a missing file is damage, not absence.
+    """
     try:
         if isinstance(path, ObjectPath):
-            return json.loads(path.read_bytes())
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except FileNotFoundError:
+            data = path.read_bytes()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        if recorded is not None and name in recorded:
+            raise CorruptCheckpointError(
+                f"{path} is missing although its checksum was recorded at save time: the "
+                "checkpoint is damaged; restore it from another copy"
+            ) from None
         raise
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CorruptCheckpointError(
-            f"{path} is not valid JSON ({e}); the checkpoint is damaged: restore it from "
-            "another copy or use an earlier step"
-        ) from e
+    # Parsed before the checksum is compared, so that a file that is not even JSON says so.
+    doc = parse(data, path)
+    if recorded is not None and name:
+        check_file(as_location(path), data, recorded, name)
+    return doc
+
+
+def key_problem(key: str) -> str | None:
+    """Why a recorded key cannot name a file inside its item, or None when it can.
+
+    Examples:
+        >>> key_problem("w"), key_problem("../x")
+        (None, "contains '/'")
+    """
+    if key in ("", ".", ".."):
+        return f"is {key!r}"
+    if "/" in key:
+        return "contains '/'"
+    if "\x00" in key:
+        return "contains a NUL byte"
+    return None
 
 
 @attrs.frozen
@@ -116,15 +151,21 @@ class TreeMetadata:
         }
 
     @classmethod
-    def read(cls, item_dir: Location) -> TreeMetadata:
-        """Read `<item_dir>/_METADATA`, detecting OCDBT when the flag is absent."""
+    def read(
+        cls, item_dir: Location, recorded: Mapping[str, FileChecksum] | None = None
+    ) -> TreeMetadata:
+        """Read `<item_dir>/_METADATA`, detecting OCDBT when the flag is absent.
+
+        Every key must name a file inside the item: metadata naming a path outside it (an
+        absolute path, '..') or one of the item's own files is `CorruptCheckpointError`.
+        """
         path = item_dir / TREE_METADATA_FILE
-        if not path.is_file():
+        if recorded is None and not path.is_file():
             raise NotACheckpointError(
                 f"{item_dir} has no {TREE_METADATA_FILE}: it is not a pytree checkpointable; "
                 "check the step directory and the checkpointable name"
             )
-        doc = read_json(path)
+        doc = read_json(path, recorded, TREE_METADATA_FILE)
         try:
             entries = []
             for record in doc["tree_metadata"].values():
@@ -136,14 +177,16 @@ class TreeMetadata:
                 entries.append(
                     TreeEntry(keys, str(value["value_type"]), tuple(shape) if shape else None)
                 )
-        except (KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise CorruptCheckpointError(
-                f"{path} does not follow the tree-metadata schema (missing {e}); the checkpoint "
-                "is damaged or was written by an unsupported tool"
+                f"{path} does not follow the tree-metadata schema ({type(e).__name__}: {e}); "
+                "the checkpoint is damaged or was written by an unsupported tool"
             ) from e
+        for entry in entries:
+            _require_inside(path, entry)
         ocdbt = doc.get("use_ocdbt")
         if ocdbt is None:
-            ocdbt = (item_dir / "manifest.ocdbt").exists()
+            ocdbt = (item_dir / OCDBT_MANIFEST_FILE).exists()
         return cls(
             entries=tuple(entries),
             use_ocdbt=bool(ocdbt),
@@ -152,6 +195,24 @@ class TreeMetadata:
                 doc.get("store_array_data_equal_to_fill_value", False)
             ),
             custom_metadata=doc.get("custom_metadata"),
+        )
+
+
+def _require_inside(path: Location, entry: TreeEntry) -> None:
+    if len(entry.path) > MAX_TREE_DEPTH:
+        raise CorruptCheckpointError(
+            f"{path} records a key path {len(entry.path)} keys long, deeper than the "
+            f"{MAX_TREE_DEPTH} levels a saved tree may have: the metadata is damaged or hostile"
+        )
+    problems = [p for p in map(key_problem, (k.key for k in entry.path)) if p]
+    name = param_name(entry.path)
+    if entry.is_array and name.casefold() in RESERVED_ITEM_NAMES:
+        problems.append(f"names the item's own file {name!r}")
+    if problems:
+        raise CorruptCheckpointError(
+            f"{path} records key path {display_path(entry.path)} whose key {problems[0]}: it "
+            "would name a file outside its array's directory; the metadata is damaged or "
+            "hostile, so nothing of this checkpointable is read"
         )
 
 
@@ -209,18 +270,20 @@ def now_nsecs() -> int:
     return time.time_ns()
 
 
-def read_step_metadata(step_dir: PathLike) -> StepMetadata:
+def read_step_metadata(step_dir: PathLike, *, check: bool = False) -> StepMetadata:
     """Read a step directory's metadata without touching array data.
 
     Missing `_CHECKPOINT_METADATA` (old Orbax checkpoints) gives handlers inferred from the
-    subdirectories and no timestamps.
+    subdirectories and no timestamps. With `check`, the files must also match the checksums
+    tenure recorded when saving (as `load_checkpointables` and `verify` require); without it,
+    listing many steps costs one read each.
 
     Examples:
         >>> import tempfile, numpy as np
         >>> from tenure.io import save_pytree
         >>> d = tempfile.mkdtemp() + "/7"
         >>> save_pytree(d, {"w": np.zeros(2)}, custom_metadata={"run": "a"})
-        >>> read_step_metadata(d).custom_metadata
+        >>> read_step_metadata(d, check=True).custom_metadata
         {'run': 'a'}
     """
     step: str | ObjectPath = (
@@ -228,11 +291,12 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
     )
     if isinstance(step, str) and "://" in step:
         step = ObjectPath.parse(step)
+    recorded = step_checksums(as_location(step)) if check else None
     # Opening files directly, without exists/is_file checks first: a manager opening a root
     # of many steps calls this once per step.
     path = _join(step, STEP_METADATA_FILE)
     try:
-        doc: JsonValue = read_json(path)
+        doc: JsonValue = read_json(path, recorded, STEP_METADATA_FILE)
     except (FileNotFoundError, NotADirectoryError):
         if not (step.is_dir() if isinstance(step, ObjectPath) else os.path.isdir(step)):
             raise NotACheckpointError(f"{step} does not exist or is not a directory") from None
@@ -242,17 +306,28 @@ def read_step_metadata(step_dir: PathLike) -> StepMetadata:
     handlers = doc.get("item_handlers")
     if not isinstance(handlers, dict):
         handlers = dict.fromkeys(_item_dirs(step), "")
+    metrics_dir = as_location(_join(step, METRICS_ITEM))
+    metrics_recorded = item_checksums(metrics_dir) if check else None
+    if check and metrics_recorded is None and recorded is not None:
+        metrics_recorded = {}  # tenure recorded the step: an unrecorded metrics file is damage
     try:
-        metrics = read_json(_join(step, METRICS_ITEM, METRICS_FILE))
+        metrics = read_json(metrics_dir / METRICS_FILE, metrics_recorded, METRICS_FILE)
     except (FileNotFoundError, NotADirectoryError):
         metrics = None
-    custom = dict(doc.get("custom_metadata") or {})
+    custom = doc.get("custom_metadata") or {}
+    stamps = [doc.get(k) for k in ("init_timestamp_nsecs", "commit_timestamp_nsecs")]
+    if not isinstance(custom, dict) or not all(t is None or type(t) is int for t in stamps):
+        raise CorruptCheckpointError(
+            f"{path} does not follow the step-metadata schema (custom_metadata must be an "
+            "object, timestamps integers): the step is damaged; restore it from another copy"
+        )
+    custom = dict(custom)
     # Orbax folds unknown top-level keys into custom metadata; do the same.
     custom.update({k: v for k, v in doc.items() if k not in _STEP_FIELDS})
     return StepMetadata(
         item_handlers={str(k): str(v) for k, v in handlers.items()},
-        init_timestamp_nsecs=doc.get("init_timestamp_nsecs"),
-        commit_timestamp_nsecs=doc.get("commit_timestamp_nsecs"),
+        init_timestamp_nsecs=stamps[0],
+        commit_timestamp_nsecs=stamps[1],
         custom_metadata=custom,
         metrics=metrics,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,13 +22,15 @@ from tenure.io.arrays import (
     Index,
     RawArray,
     Region,
+    check_read_size,
     open_for_read,
     region,
     resolve_read,
     write_arrays,
+    zarr3_dtype,
 )
-from tenure.io.commit import Processes, write_json
-from tenure.io.errors import StructureMismatchError, TenureIOError
+from tenure.io.commit import Processes, write_text
+from tenure.io.errors import CorruptCheckpointError, StructureMismatchError, TenureIOError
 from tenure.io.metadata import (
     JsonValue,
     KeyPath,
@@ -38,10 +42,23 @@ from tenure.io.metadata import (
 )
 from tenure.io.root import (
     ARRAY_METADATAS_DIR,
+    CHECKSUMS_PATTERN,
+    ITEM_FILE,
     SHARDING_FILE,
+    STEP_CHECKSUMS_FILE,
     STRINGS_FILE,
     TENURE_DIR,
     TREE_METADATA_FILE,
+    ZARR_METADATA_FILE,
+    ChecksumRecord,
+    FileChecksum,
+    array_metadatas_file,
+    check_file,
+    check_recorded,
+    checksums_file,
+    file_checksums_file,
+    item_record,
+    write_checksum_record,
 )
 from tenure.io.storage import Location, list_dir
 from tenure.io.tree import (
@@ -58,14 +75,8 @@ from tenure.io.tree import (
     flatten,
     iter_leaf_specs,
     leaf_kind,
+    validate_structure,
 )
-
-ITEM_FILE = "item.json"
-
-
-def checksums_file(process_index: int) -> str:
-    """Name of the per-process checksum record inside `_tenure/`."""
-    return f"checksums.process_{process_index}.json"
 
 
 @attrs.frozen
@@ -143,10 +154,13 @@ def write_item(
     layout: ArrayLayout,
     processes: Processes,
     written: Callable[[Location], None] | None = None,
+    kind: str = "pytree",
 ) -> None:
-    """Write arrays, then the item's metadata files (shared ones from the primary only).
+    """Write arrays, then the item's metadata files (shared ones from the primary only), then
+    this process's record of every file's checksum.
 
     `written` gets each array directory as soon as its data is written (see `write_arrays`).
+    `kind` is what tenure's own record says the item holds.
     """
     if layout.ocdbt and processes.count > 1:
         raise TenureIOError(
@@ -154,9 +168,18 @@ def write_item(
             "a merge); save with ArrayLayout(ocdbt=False) when running several processes"
         )
     item_dir.mkdir(parents=True, exist_ok=True)
-    sums = write_arrays(item_dir, staged.writes, layout, written=written, primary=processes.primary)
-    write_json(
-        item_dir / ARRAY_METADATAS_DIR / f"process_{processes.index}",
+    arrays = write_arrays(
+        item_dir, staged.writes, layout, written=written, primary=processes.primary
+    )
+    files = {path: FileChecksum.of(data) for path, data in arrays.metadata.items()}
+
+    def put(name: str, doc: JsonValue) -> None:
+        text = json.dumps(doc)
+        write_text(item_dir / name, text)
+        files[name] = FileChecksum.of(text.encode())
+
+    put(
+        array_metadatas_file(processes.index),
         {
             "array_metadatas": [
                 {
@@ -177,9 +200,23 @@ def write_item(
             ]
         },
     )
-    write_json(item_dir / TENURE_DIR / checksums_file(processes.index), sums)
-    if not processes.primary:
-        return
+    put(f"{TENURE_DIR}/{checksums_file(processes.index)}", arrays.checksums)
+    if processes.primary:
+        _write_shared(item_dir, staged, layout, kind, put)
+    write_checksum_record(
+        item_dir / TENURE_DIR / file_checksums_file(processes.index),
+        ChecksumRecord(files, processes.count, arrays.trailers),
+    )
+
+
+def _write_shared(
+    item_dir: Location,
+    staged: StagedPytree,
+    layout: ArrayLayout,
+    kind: str,
+    put: Callable[[str, JsonValue], None],
+) -> None:
+    """The primary's files: strings, shardings, tenure's record, and `_METADATA` last."""
     shapes = {w.name: w.chunk_shape for w in staged.writes}
     entries = [
         TreeEntry(
@@ -194,26 +231,31 @@ def write_item(
         custom_metadata=staged.custom_metadata,
     )
     if staged.strings:
-        write_json(item_dir / STRINGS_FILE, staged.strings)
-    write_json(
-        item_dir / SHARDING_FILE,
-        {shardings.sharding_key(k): v for k, v in staged.shardings.items()},
-    )
-    write_json(
-        item_dir / TENURE_DIR / ITEM_FILE,
+        put(STRINGS_FILE, staged.strings)
+    put(SHARDING_FILE, {shardings.sharding_key(k): v for k, v in staged.shardings.items()})
+    put(
+        f"{TENURE_DIR}/{ITEM_FILE}",
         {
             "format_version": 1,
-            "kind": "pytree",
+            "kind": kind,
             "structure": staged.flat.structure,
             "key_impls": staged.key_impls,
+            # What each array's metadata must say, checked on every load (inside OCDBT no
+            # zarr.json of ours can be checksummed).
+            "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
         },
     )
-    write_json(item_dir / TREE_METADATA_FILE, meta.to_json())
+    put(TREE_METADATA_FILE, meta.to_json())
 
 
 @attrs.frozen
 class SavedItem:
-    """What is known about a stored pytree item before reading any array."""
+    """What is known about a stored pytree item before reading any array.
+
+    Opening an item reads every metadata file (checking each against the checksums tenure
+    recorded, when it did) and rejects anything malformed, so that reading arrays later
+    meets no surprise but damaged array data.
+    """
 
     item_dir: Location
     meta: TreeMetadata
@@ -224,32 +266,61 @@ class SavedItem:
     strings: dict[str, str]
     by_name: dict[str, TreeEntry]
     crcs: dict[str, dict[Region, int]]
+    recorded: dict[str, FileChecksum] | None
+    arrays: dict[str, tuple[str, tuple[int, ...]]]
+    trailers: dict[str, int]
 
     @classmethod
     def open(cls, item_dir: Location) -> SavedItem:
-        """Read the item's metadata files (tenure's, if present, and Orbax's)."""
-        meta = TreeMetadata.read(item_dir)
-        tenure_path = item_dir / TENURE_DIR / ITEM_FILE
-        doc = read_json(tenure_path) if tenure_path.is_file() else {}
-        structure = doc.get("structure")
-        kinds: dict[str, str] = {}
-        if structure is not None:
-            kinds = {param_name(p): k for p, k in iter_leaf_specs(structure)}
-        key_impls = dict(doc.get("key_impls") or {})
-        if not key_impls:
-            key_impls = _orbax_key_impls(item_dir)
-        sharding_path = item_dir / SHARDING_FILE
-        strings_path = item_dir / STRINGS_FILE
+        """Read and check the item's metadata files (tenure's, if present, and Orbax's)."""
+        record = item_record(item_dir)
+        recorded = None if record is None else dict(record.files)
+        if recorded is None and (item_dir.parent / STEP_CHECKSUMS_FILE).is_file():
+            raise CorruptCheckpointError(
+                f"{item_dir / TENURE_DIR} has no checksum record although tenure saved the "
+                "step: the checkpoint is damaged; restore it from another copy"
+            )
+        meta = TreeMetadata.read(item_dir, recorded)
+        files = _Files(item_dir, recorded)
+        try:
+            doc = files.json(f"{TENURE_DIR}/{ITEM_FILE}", {})
+            structure = doc.get("structure")
+            kinds: dict[str, str] = {}
+            if structure is not None:
+                validate_structure(structure)
+                kinds = {param_name(p): k for p, k in iter_leaf_specs(structure)}
+            key_impls = _strings_map(doc.get("key_impls") or {})
+            arrays = {
+                str(name): (str(dtype), tuple(int(n) for n in shape))
+                for name, (dtype, shape) in (doc.get("arrays") or {}).items()
+            }
+            saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
+            strings = _strings_map(files.json(STRINGS_FILE, {}))
+            crcs = _recorded_crcs(files)
+            if not key_impls:
+                key_impls = _orbax_key_impls(files)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CorruptCheckpointError(
+                f"{item_dir}: a metadata file does not follow its schema ({type(e).__name__}: "
+                f"{e}); the checkpoint is damaged; restore it from another copy"
+            ) from e
+        if recorded is not None:
+            # Files this load does not otherwise read (Orbax's array metadata) are checked too,
+            # so a load fails exactly when verify does.
+            check_recorded(item_dir, recorded, files.read | _array_metadata_files(recorded))
         return cls(
             item_dir,
             meta,
             structure,
             kinds,
             key_impls,
-            read_json(sharding_path) if sharding_path.is_file() else {},
-            read_json(strings_path) if strings_path.is_file() else {},
+            saved_shardings,
+            strings,
             {param_name(e.path): e for e in meta.entries},
-            recorded_crcs(item_dir),
+            crcs,
+            recorded,
+            arrays,
+            {} if record is None else dict(record.trailers),
         )
 
     def entry(self, path: KeyPath) -> TreeEntry | None:
@@ -261,29 +332,94 @@ class SavedItem:
         text = self.shardings.get(shardings.sharding_key(name))
         return shardings.from_json(text) if text else None
 
+    def array_metadata(self, name: str) -> bytes | None:
+        """The checked bytes of array `name`'s `zarr.json`, when tenure recorded them."""
+        path = f"{name}/{ZARR_METADATA_FILE}"
+        if self.recorded is None or self.meta.use_ocdbt or path not in self.recorded:
+            return None
+        return check_file(self.item_dir / path, _read(self.item_dir / path), self.recorded, path)
 
-def recorded_crcs(item_dir: Location) -> dict[str, dict[Region, int]]:
+    def check_array(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        """Raise `CorruptCheckpointError` unless the opened array `name` has the shape and
+        dtype tenure recorded, and fits in memory (checked before anything is allocated)."""
+        expected = self.arrays.get(name)
+        if expected is not None:
+            try:
+                matches = expected == (str(ts.dtype(dtype).name), shape)
+            except (TypeError, ValueError):
+                matches = False
+            if not matches:
+                raise CorruptCheckpointError(
+                    f"array {name!r} in {self.item_dir}: its metadata says {np.dtype(dtype).name} "
+                    f"{shape}, but {expected[0]} {expected[1]} was saved; the array metadata is "
+                    "damaged; restore the step from another copy"
+                )
+        check_read_size(self.item_dir, name, shape, dtype)
+
+
+def _read(path: Location) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise CorruptCheckpointError(
+            f"{path} is missing although its checksum was recorded at save time: the "
+            "checkpoint is damaged; restore it from another copy"
+        ) from None
+
+
+def _array_metadata_files(recorded: dict[str, FileChecksum]) -> set[str]:
+    """The recorded `zarr.json` files: each is checked when its array is opened."""
+    return {name for name in recorded if name.endswith(f"/{ZARR_METADATA_FILE}")}
+
+
+def _strings_map(doc: JsonValue) -> dict[str, str]:
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise TypeError("expected an object of strings")
+    return dict(doc)
+
+
+@attrs.define
+class _Files:
+    """An item's metadata files, checked against their recorded checksums when there are any."""
+
+    item_dir: Location
+    recorded: dict[str, FileChecksum] | None
+    read: set[str] = attrs.field(factory=set)
+
+    def names(self, folder: str, pattern: str) -> list[str]:
+        """Paths (relative to the item) of the files in `folder` matching `pattern`."""
+        if self.recorded is not None:
+            return sorted(n for n in self.recorded if fnmatch.fnmatchcase(n, f"{folder}/{pattern}"))
+        return [f"{folder}/{p.name}" for p in list_dir(self.item_dir / folder, pattern)]
+
+    def json(self, name: str, default: JsonValue) -> JsonValue:
+        """The parsed file `name`, or `default` when it does not exist (nor was recorded)."""
+        self.read.add(name)
+        try:
+            return read_json(self.item_dir / name, self.recorded, name)
+        except (FileNotFoundError, NotADirectoryError):
+            return default
+
+
+def _recorded_crcs(files: _Files) -> dict[str, dict[Region, int]]:
     """The crc32 tenure recorded for each written piece, by array name and region."""
     crcs: dict[str, dict[Region, int]] = {}
-    for path in list_dir(item_dir / TENURE_DIR, "checksums.process_*.json"):
-        for name, pieces in read_json(path).items():
+    for path in files.names(TENURE_DIR, CHECKSUMS_PATTERN):
+        for name, pieces in files.json(path, {}).items():
             for piece in pieces:
                 bounds = tuple((int(a), int(b)) for a, b in piece["index"])
-                crcs.setdefault(name, {})[bounds] = int(piece["crc32"])
+                crcs.setdefault(str(name), {})[bounds] = int(piece["crc32"])
     return crcs
 
 
-def _orbax_key_impls(item_dir: Location) -> dict[str, str]:
+def _orbax_key_impls(files: _Files) -> dict[str, str]:
     impls: dict[str, str] = {}
-    folder = item_dir / ARRAY_METADATAS_DIR
-    if not folder.is_dir():
-        return impls
-    for path in folder.iterdir():
-        for record in read_json(path).get("array_metadatas", []):
+    for path in files.names(ARRAY_METADATAS_DIR, "*"):
+        for record in files.json(path, {}).get("array_metadatas", []):
             meta = record.get("array_metadata", {})
             ext = meta.get("ext_metadata") or {}
             if "random_key_impl" in ext:
-                impls[meta["param_name"]] = ext["random_key_impl"]
+                impls[str(meta["param_name"])] = str(ext["random_key_impl"])
     return impls
 
 
@@ -334,24 +470,29 @@ class Reader:
     stores: dict[str, Any] = attrs.field(factory=dict)
     raws: dict[str, RawArray | None] = attrs.field(factory=dict)
 
-    def _store(self, name: str) -> Any:
+    def store(self, name: str) -> Any:
+        """Start opening array `name` with tensorstore (its metadata checked first)."""
         if name not in self.stores:
+            self._raw(name)
             self.stores[name] = open_for_read(self.item.item_dir, name, self.item.meta)
         return self.stores[name]
 
-    def _opened(self, name: str) -> Any:
-        return resolve_read(self._store(name), self.item.item_dir, name)
+    def opened(self, name: str) -> Any:
+        """Array `name` opened with tensorstore."""
+        return resolve_read(self.store(name), self.item.item_dir, name)
 
     def _raw(self, name: str) -> RawArray | None:
         if name not in self.raws:
+            self.raws[name] = None
+            # Reading the metadata checks it against its recorded checksum, for either path.
+            metadata = self.item.array_metadata(name)
             crcs = self.item.crcs.get(name, {})
             item_dir = self.item.item_dir
             plain = bool(crcs) and not self.item.meta.use_ocdbt and self.item.meta.use_zarr3
             # Raw reads open chunk files directly: local disks only.
-            if plain and isinstance(item_dir, Path):
-                self.raws[name] = RawArray.open(item_dir / name, crcs)
-            else:
-                self.raws[name] = None
+            if plain and metadata is not None and isinstance(item_dir, Path):
+                trailers = self.item.trailers
+                self.raws[name] = RawArray.open(item_dir / name, crcs, trailers, metadata)
         return self.raws[name]
 
     def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
@@ -363,7 +504,10 @@ class Reader:
         if entry.value_type == "string":
             value = self.item.strings.get(name)
             if value is None:
-                raise _mismatch(path, "the string value is missing from _strings.json")
+                raise CorruptCheckpointError(
+                    f"{self.item.item_dir}: the string at {display_path(path)} is missing from "
+                    f"{STRINGS_FILE}; the checkpoint is damaged; restore it from another copy"
+                )
             return value
         if not entry.is_array:
             raise _mismatch(path, f"the checkpoint holds an empty {entry.value_type} here")
@@ -373,7 +517,7 @@ class Reader:
             if kind == JAX and name in self.item.key_impls:
                 kind = KEY
         if self._raw(name) is None:
-            self._store(name)
+            self.store(name)
         return _Pending(lambda: self._start(path, name, kind, target, numpy_default))
 
     def _start(
@@ -381,10 +525,11 @@ class Reader:
     ) -> Callable[[], Any]:
         raw, store = self._raw(name), None
         if raw is None:
-            store = self._opened(name)
+            store = self.opened(name)
             saved_shape, saved_dtype = tuple(store.shape), store.dtype.numpy_dtype
         else:
             saved_shape, saved_dtype = raw.shape, raw.dtype
+        self.item.check_array(name, saved_shape, saved_dtype)
         if kind == KEY:
             read_keys = self._issue(name, raw, store, _full(saved_shape))
             impl, sharding = self.item.key_impls[name], getattr(target, "sharding", None)
@@ -401,7 +546,7 @@ class Reader:
             )
         dtype = getattr(target, "dtype", None)
         if dtype is not None and np.dtype(dtype) != saved_dtype:
-            raw, store = None, ts.cast(self._opened(name), np.dtype(dtype))
+            raw, store = None, ts.cast(self.opened(name), np.dtype(dtype))
         if isinstance(target, jax.ShapeDtypeStruct | jax.Array) or (
             target is None and not numpy_default and kind == JAX
         ):
@@ -418,7 +563,7 @@ class Reader:
         if raw is not None and chunk is not None:
             return _read_pool().submit(raw.read, name, *chunk).result
         if store is None:
-            store = self._opened(name)
+            store = self.opened(name)
         future = (store[index] if index else store).read()
         return lambda: resolve_read(future, self.item.item_dir, name)
 
@@ -544,9 +689,10 @@ def item_metadata(item_dir: Location) -> Any:
         entry = reader.item.entry(path)
         if entry is not None and entry.value_type == "string":
             return str
-        store = reader._opened(name)
+        store = reader.opened(name)
         shape = tuple(store.shape)
         dtype = store.dtype.numpy_dtype
+        reader.item.check_array(name, shape, dtype)
         sharding = (
             reader.item.saved_sharding(name) if entry and entry.value_type == "jax.Array" else None
         )
@@ -558,7 +704,7 @@ def item_metadata(item_dir: Location) -> Any:
 
     for entry in reader.item.meta.entries:
         if entry.is_array:
-            reader._store(param_name(entry.path))
+            reader.store(param_name(entry.path))
     if reader.item.structure is not None:
         return build_from_structure(reader.item.structure, describe)
     return build_from_entries(reader.item.meta.entries, describe)

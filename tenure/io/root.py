@@ -15,17 +15,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tenure.io.errors import InvalidNameError, StorageError, TenureIOError
+from tenure.io.errors import CorruptCheckpointError, InvalidNameError, StorageError, TenureIOError
+from tenure.io.jsondoc import parse
 from tenure.io.storage import (
     Location,
     ObjectPath,
     as_location,
+    list_dir,
     remove_tree,
 )
 
@@ -48,6 +51,26 @@ V0_JSON_FILE = "metadata"
 METRICS_ITEM = "metrics"
 METRICS_FILE = "metrics"
 DEFAULT_ITEM = "state"
+ZARR_METADATA_FILE = "zarr.json"
+ZARR_CHUNK_DIR = "c"
+OCDBT_MANIFEST_FILE = "manifest.ocdbt"
+STEP_CHECKSUMS_FILE = "_tenure_checksums.json"
+FILE_CHECKSUMS_PATTERN = "files.process_*.json"
+# Item-level names a parameter (an array directory) must not take, compared case-folded so
+# that case-insensitive file systems are safe too.
+RESERVED_ITEM_NAMES = frozenset(
+    name.casefold()
+    for name in (
+        TREE_METADATA_FILE,
+        SHARDING_FILE,
+        STRINGS_FILE,
+        ARRAY_METADATAS_DIR,
+        TENURE_DIR,
+        OCDBT_MANIFEST_FILE,
+        ZARR_METADATA_FILE,
+    )
+)
+
 # tenure's own names beside the steps, all ignored by Orbax (none parses as a step).
 RETIRED_SUFFIX = ".tenure-deleting"
 REPLACED_SUFFIX = ".tenure-replaced"
@@ -56,7 +79,23 @@ ROOT_METADATA_DIR = "metadata"
 ROOT_METADATA_FILE = "_ROOT_METADATA"
 # Files only a checkpoint holds: an uncommitted object-store prefix holding one of them is a
 # crashed save; one holding none of them is somebody else's.
-_FORMAT_FILES = (TREE_METADATA_FILE, STEP_METADATA_FILE, "zarr.json", "manifest.ocdbt")
+_FORMAT_FILES = (TREE_METADATA_FILE, STEP_METADATA_FILE, ZARR_METADATA_FILE, OCDBT_MANIFEST_FILE)
+
+
+def checksums_file(process_index: int) -> str:
+    """Name of a process's array-checksum record inside `_tenure/`."""
+    return f"checksums.process_{process_index}.json"
+
+
+def file_checksums_file(process_index: int) -> str:
+    """Name of a process's file-checksum record inside `_tenure/`."""
+    return f"files.process_{process_index}.json"
+
+
+def array_metadatas_file(process_index: int) -> str:
+    """Path, inside an item, of the array metadata Orbax reads for one process."""
+    return f"{ARRAY_METADATAS_DIR}/process_{process_index}"
+
 
 PathLike = str | os.PathLike[str] | ObjectPath
 
@@ -541,3 +580,192 @@ def read_root_metadata(root: Location) -> Mapping[str, Any] | None:
         return None
     custom = doc.get("custom_metadata") if isinstance(doc, dict) else None
     return custom if isinstance(custom, dict) else None
+
+
+# -- checksum records --
+#
+# Every file a load reads has its crc32 and size recorded by the process that wrote it, in
+# files Orbax ignores: `<item>/_tenure/files.process_<i>.json` for an item's files (paths
+# relative to the item) and `<step>/_tenure_checksums.json` for `_CHECKPOINT_METADATA`. A
+# record carries the crc32 of its own entries, so damage to the record itself is detected.
+# Steps written by Orbax have no records: their files are checked as far as their formats
+# allow.
+
+_RECORD_VERSION = 1
+
+
+@attrs.frozen
+class FileChecksum:
+    """The crc32 and size of one recorded file.
+
+    Examples:
+        >>> FileChecksum.of(b"abc")
+        FileChecksum(crc32=891568578, size=3)
+    """
+
+    crc32: int
+    size: int
+
+    @classmethod
+    def of(cls, data: bytes) -> FileChecksum:
+        """The checksum of `data`."""
+        return cls(zlib.crc32(data), len(data))
+
+
+@attrs.frozen
+class ChecksumRecord:
+    """The checksums of the files one process wrote into a directory.
+
+    `processes` is how many processes wrote records there, so a missing one is noticed.
+    `trailers` holds the crc32c that ends each plain chunk file (by its path), so that reads
+    which bypass tensorstore still notice a damaged trailer, as tensorstore would.
+
+    Examples:
+        >>> record = ChecksumRecord({"_METADATA": FileChecksum.of(b"{}")}, processes=1)
+        >>> ChecksumRecord.from_bytes(record.to_bytes(), "x") == record
+        True
+    """
+
+    files: Mapping[str, FileChecksum]
+    processes: int = 1
+    trailers: Mapping[str, int] = attrs.field(factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """The record as stored."""
+        body = {name: [c.crc32, c.size] for name, c in sorted(self.files.items())}
+        trailers = dict(sorted(self.trailers.items()))
+        seal = zlib.crc32(json.dumps([body, self.processes, trailers]).encode())
+        doc = {
+            "format_version": _RECORD_VERSION,
+            "processes": self.processes,
+            "files": body,
+            "trailers": trailers,
+            "crc32": seal,
+        }
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: object) -> ChecksumRecord:
+        """Parse a stored record; a damaged one is `CorruptCheckpointError`."""
+        doc = parse(data, where)
+        try:
+            body, processes, trailers = doc["files"], doc["processes"], doc["trailers"]
+            seal = zlib.crc32(json.dumps([body, processes, trailers]).encode())
+            files = {
+                str(name): FileChecksum(int(crc), int(size)) for name, (crc, size) in body.items()
+            }
+            valid = doc["crc32"] == seal and type(processes) is int and processes >= 1
+            trailers = {str(name): int(value) for name, value in trailers.items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            valid = False
+        if not valid or not all(is_relative_name(name) for name in [*files, *trailers]):
+            raise CorruptCheckpointError(
+                f"checksum record {where} is damaged (its own checksum or layout is wrong): "
+                "the files it covers cannot be trusted; restore the step from another copy"
+            )
+        return cls(files, processes, trailers)
+
+
+def is_relative_name(name: str) -> bool:
+    """True when `name` is a relative path that stays inside its directory.
+
+    Examples:
+        >>> is_relative_name("w/zarr.json"), is_relative_name("../x"), is_relative_name("/x")
+        (True, False, False)
+    """
+    parts = name.split("/")
+    return not any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts)
+
+
+def write_checksum_record(path: Location, record: ChecksumRecord) -> None:
+    """Store `record` at `path` (inside a save's temporary directory; the commit fsyncs it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(record.to_bytes())
+
+
+def write_step_checksums(step_dir: Location, step_metadata: bytes) -> None:
+    """Record the checksum of a step's `_CHECKPOINT_METADATA`, whose bytes are given."""
+    files = {STEP_METADATA_FILE: FileChecksum.of(step_metadata)}
+    write_checksum_record(step_dir / STEP_CHECKSUMS_FILE, ChecksumRecord(files))
+
+
+def step_checksums(step_dir: Location) -> dict[str, FileChecksum] | None:
+    """The recorded checksums of a step's own files, or None for a step without a record."""
+    path = step_dir / STEP_CHECKSUMS_FILE
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return dict(ChecksumRecord.from_bytes(data, path).files)
+
+
+def item_checksums(item_dir: Location) -> dict[str, FileChecksum] | None:
+    """The recorded checksums of an item's files (paths relative to the item), merged over
+    every process; None for an item without records (written by Orbax).
+
+    Raises `CorruptCheckpointError` when a record is damaged or one process's is missing.
+    """
+    record = item_record(item_dir)
+    return None if record is None else dict(record.files)
+
+
+def item_record(item_dir: Location) -> ChecksumRecord | None:
+    """The checksum records of every process of an item merged into one (see
+    `item_checksums`); None for an item without records."""
+    paths = list_dir(item_dir / TENURE_DIR, FILE_CHECKSUMS_PATTERN)
+    if not paths:
+        return None
+    files: dict[str, FileChecksum] = {}
+    trailers: dict[str, int] = {}
+    expected = set()
+    for path in paths:
+        record = ChecksumRecord.from_bytes(path.read_bytes(), path)
+        files.update(record.files)
+        trailers.update(record.trailers)
+        expected.add(record.processes)
+    names = {p.name for p in paths}
+    if len(expected) != 1 or names != {file_checksums_file(i) for i in range(expected.pop())}:
+        raise CorruptCheckpointError(
+            f"{item_dir / TENURE_DIR}: the checksum records of some processes are missing or "
+            "disagree on how many processes saved; restore the step from another copy"
+        )
+    return ChecksumRecord(files, len(paths), trailers)
+
+
+def check_file(
+    path: Location, data: bytes, recorded: Mapping[str, FileChecksum] | None, name: str
+) -> bytes:
+    """Return `data`, the bytes read from `path`, if they match the checksum recorded under
+    `name`; raise `CorruptCheckpointError` otherwise. Nothing recorded: nothing to check."""
+    if recorded is None:
+        return data
+    expected = recorded.get(name)
+    if expected is None:
+        raise CorruptCheckpointError(
+            f"{path} has no recorded checksum although its directory has a checksum record: "
+            "the record is damaged; restore the step from another copy"
+        )
+    if FileChecksum.of(data) != expected:
+        raise CorruptCheckpointError(
+            f"{path} does not match the checksum recorded at save time (crc32 "
+            f"{FileChecksum.of(data).crc32} of {len(data)} bytes, recorded {expected.crc32} of "
+            f"{expected.size} bytes): the file is damaged; restore the step from another copy"
+        )
+    return data
+
+
+def check_recorded(
+    directory: Location, recorded: Mapping[str, FileChecksum], done: set[str]
+) -> None:
+    """Read every file in `recorded` (paths relative to `directory`) that is not in `done`
+    and check it; a missing or altered file is `CorruptCheckpointError`."""
+    for name in sorted(set(recorded) - done):
+        path = directory / name
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise CorruptCheckpointError(
+                f"{path} is missing although its checksum was recorded at save time: the "
+                "checkpoint is damaged; restore it from another copy"
+            ) from None
+        check_file(path, data, recorded, name)

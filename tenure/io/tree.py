@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import keyword
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,13 @@ import attrs
 import jax
 import numpy as np
 
-from tenure.io.errors import InvalidKeyError, KeyCollisionError, UnsupportedLeafError
+from tenure.io.errors import (
+    InvalidKeyError,
+    KeyCollisionError,
+    NestingTooDeepError,
+    UnsupportedLeafError,
+)
+from tenure.io.jsondoc import MAX_TREE_DEPTH
 from tenure.io.metadata import (
     DICT_KEY,
     SEQUENCE_KEY,
@@ -19,8 +26,10 @@ from tenure.io.metadata import (
     KeyPath,
     TreeEntry,
     display_path,
+    key_problem,
     param_name,
 )
+from tenure.io.root import RESERVED_ITEM_NAMES
 
 # Leaf kinds tenure records so a load gives back exactly the Python types that were saved.
 JAX, NUMPY, KEY, STRING = "jax", "numpy", "key", "str"
@@ -140,14 +149,16 @@ def flatten(tree: Any) -> FlatTree:
                     f"the root of the tree is a bare {type(node).__name__}: wrap it in a "
                     "container such as {'value': x}"
                 )
-            for entry in path:
-                if "/" in entry.key or entry.key in ("", ".", ".."):
-                    raise InvalidKeyError(
-                        f"key {entry.key!r} in {display_path(path)} cannot be stored: keys "
-                        "must be non-empty, not '.' or '..', and contain no '/'; rename it"
-                    )
-            leaves.append(Leaf(path, kind, node))
+            leaf = Leaf(path, kind, node)
+            _check_name(leaf)
+            leaves.append(leaf)
             return {"t": "leaf", "kind": kind}
+        if len(path) >= MAX_TREE_DEPTH:
+            raise NestingTooDeepError(
+                f"the tree nests deeper than {MAX_TREE_DEPTH} levels at {display_path(path[:3])}"
+                "...; tenure stores trees up to that depth: flatten the nesting (e.g. a dict "
+                "keyed by joined paths)"
+            )
         container, pairs = children(node, path)
         if not pairs:
             empties.append(TreeEntry(path, container))
@@ -171,6 +182,68 @@ def flatten(tree: Any) -> FlatTree:
                 f"{leaf.name!r}; rename one of the keys so the '.'-joined paths differ"
             )
     return FlatTree(tuple(leaves), tuple(empties), structure)
+
+
+def _check_name(leaf: Leaf) -> None:
+    """Refuse a leaf whose name could not be its own directory inside the item."""
+    for entry in leaf.path:
+        problem = key_problem(entry.key)
+        if problem is not None:
+            raise InvalidKeyError(
+                f"key {entry.key!r} in {display_path(leaf.path)} cannot be stored: it {problem}; "
+                "keys must be non-empty, not '.' or '..', and contain no '/' or NUL: rename it"
+            )
+    name = leaf.name
+    if name.casefold() in RESERVED_ITEM_NAMES:
+        raise InvalidKeyError(
+            f"{display_path(leaf.path)} would be stored as {name!r}, a name reserved for the "
+            "checkpoint's own files; rename the key"
+        )
+
+
+def validate_structure(structure: JsonValue) -> None:
+    """Raise `ValueError` unless `structure` is a well-formed record written by `flatten`.
+
+    Iterative, so it is safe on hostile input; the rebuilding walks rely on it.
+    """
+    stack = [(structure, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict) or depth > MAX_TREE_DEPTH:
+            raise ValueError(f"a node is not an object or is deeper than {MAX_TREE_DEPTH}")
+        kind = node.get("t")
+        if kind in ("leaf", "None"):
+            if kind == "leaf" and not isinstance(node.get("kind"), str):
+                raise ValueError("a leaf has no kind")
+            continue
+        kids = node.get("c")
+        if kind not in _CONTAINERS or not isinstance(kids, list):
+            raise ValueError(f"unknown node type {kind!r}")
+        if kind in ("Dict", "NamedTuple", "Unknown"):
+            keys = node.get("k")
+            if not isinstance(keys, list) or len(keys) != len(kids):
+                raise ValueError("keys and children differ in number")
+            if not all(isinstance(k, str) for k in keys):
+                raise ValueError("a key is not a string")
+        if kind == "Unknown":
+            types = node.get("kt")
+            if not isinstance(types, list) or len(types) != len(kids):
+                raise ValueError("key types and children differ in number")
+        if kind == "NamedTuple":
+            fields = [node.get("name"), *node["k"]]
+            plain = all(isinstance(f, str) and f.isidentifier() for f in fields)
+            if (
+                not plain
+                or any(keyword.iskeyword(f) for f in fields)
+                or any(f.startswith("_") for f in node["k"])
+            ):
+                raise ValueError("a namedtuple name or field is not a plain identifier")
+            if len(set(node["k"])) != len(node["k"]):
+                raise ValueError("a namedtuple has a repeated field")
+        stack.extend((child, depth + 1) for child in kids)
+
+
+_CONTAINERS = ("Dict", "NamedTuple", "Unknown", "List", "Tuple")
 
 
 def iter_leaf_specs(structure: JsonValue, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
