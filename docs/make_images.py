@@ -1,8 +1,9 @@
 """Regenerates the pictures in docs/images/ with the tenure command line.
 
-Run from anywhere, on purpose only (the images are committed):
+Run from anywhere, on purpose only (the images are committed; the cadence scan takes about
+a minute); name images to redraw only those:
 
-    .venv/bin/python docs/make_images.py
+    .venv/bin/python docs/make_images.py [simulation.png] [cadence.png]
 """
 
 from __future__ import annotations
@@ -33,12 +34,36 @@ SIMULATION = [
 ]
 
 
+# The run of docs/cadence.md: 1 s steps, a failure every 6 h, saves that block 20 s.
+CADENCE = [
+    "simulate",
+    "--save",
+    "FixedIntervalPolicy(500) | PreemptionCheckpointingPolicy()",
+    "--steps",
+    "1000000",
+    "--step-seconds",
+    "1",
+    "--mtbf",
+    "6h",
+    "--blocked-seconds",
+    "20",
+    "--restart-seconds",
+    "120",
+    "--runs",
+    "200",
+    "--best-interval",
+]
+
+RUNS = {"simulation.png": SIMULATION, "cadence.png": CADENCE}
+
+
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
-    target = IMAGES / "simulation.png"
-    command = [sys.executable, "-m", "tenure", *SIMULATION, "--plot", str(target)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    print(f"wrote {target} ({target.stat().st_size // 1024} KiB)")
+    for name in sys.argv[1:] or RUNS:
+        target = IMAGES / name
+        command = [sys.executable, "-m", "tenure", *RUNS[name], "--plot", str(target)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        print(f"wrote {target} ({target.stat().st_size // 1024} KiB)")
 
 
 if __name__ == "__main__":
