@@ -53,9 +53,10 @@ def layouts_in(directory: Location) -> list[str]:
     Examples:
         >>> import pathlib, tempfile
         >>> from tenure.io import save_pytree
+        >>> from tenure.io.root import temporary_path
         >>> root = pathlib.Path(tempfile.mkdtemp())
         >>> save_pytree(root / "ckpt_100", {"w": 1})
-        >>> (root / "ckpt_200.orbax-checkpoint-tmp-7").mkdir()  # an unfinished save
+        >>> temporary_path(root / "ckpt_200").mkdir()  # an unfinished save
         >>> (root / "300").mkdir()  # somebody's folder, not a step
         >>> layouts_in(root), layouts_in(root / "missing")
         (['kauldron'], [])
