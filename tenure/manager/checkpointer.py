@@ -123,7 +123,8 @@ class Checkpointer:
         self._deleter = Deleter(background=background_delete, todelete_subdir=todelete_subdir)
         # Guards the index and the fields below; never held across I/O.
         self._lock = threading.Lock()
-        self._current: SaveResponse | None = None  # the latest save, until the next one
+        self._current: SaveResponse | None = None  # the save in flight, until its tail ends
+        self._context = DecisionContext()  # the last one built, reused while it holds
         self._previous: tuple[CheckpointInfo, ...] | None = None  # what the save policy sees
         self._save_costs = SaveCostMeter()
         self._background_error: BaseException | None = None
@@ -221,8 +222,7 @@ class Checkpointer:
     @property
     def in_flight(self) -> SaveResponse | None:
         """The save not yet finished (committed, and its retention run), if any."""
-        current = self._current
-        return current if current is not None and not current.done() else None
+        return self._current
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -247,12 +247,18 @@ class Checkpointer:
         previous = self._previous
         if previous is None:
             previous = self._previous_steps()
-        current = self._current
-        context = DecisionContext(
-            is_saving_in_progress=current is not None and not current.done(),
-            reached_preemption=self.reached_preemption(info.step),
-            save_cost=self._save_costs.mean,
-        )
+        busy = self._current is not None
+        preempted = self.reached_preemption(info.step)
+        cost = self._save_costs.mean
+        context = self._context
+        if (
+            context.is_saving_in_progress is not busy
+            or context.reached_preemption is not preempted
+            or context.save_cost != cost
+        ):  # building one costs more than the rest of the decision
+            context = self._context = DecisionContext(
+                is_saving_in_progress=busy, reached_preemption=preempted, save_cost=cost
+            )
         decision = self._save_policy.should_save(info, previous, context=context)
         if self._coordination is not None:
             decision = self._coordination.decide(decision)
@@ -455,8 +461,11 @@ class Checkpointer:
             with self._lock:
                 self._previous = None
                 self._background_error = error
+                self._current = None
             response.fail(error)
             return
+        with self._lock:
+            self._current = None
         response.finish(entry)
 
     def _retire_and_remove(self, paths: list[Location]) -> None:
