@@ -35,14 +35,15 @@ from tenure.io.root import StepNameFormat
 from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import _store, distributed
 from tenure.manager._deletion import Deleter
+from tenure.manager._opening import check_root, open_for_writing
 from tenure.manager._saving import SaveResponse
 from tenure.manager._steps import CheckpointMetadata, StepIndex, describe, just_saved, step_of
+from tenure.manager._watching import new_checkpoints
 from tenure.manager.errors import (
     BackgroundSaveError,
     ClosedError,
     ReadOnlyError,
     ReservedNameError,
-    RootNotUsableError,
     SaveInProgressError,
     StepAlreadyExistsError,
     StepNotFoundError,
@@ -107,12 +108,7 @@ class Checkpointer:
         todelete_subdir: str | None = None,
         multiprocess_timeout_secs: float = 300.0,
     ) -> None:
-        self._directory = as_location(directory)
-        if todelete_subdir is not None and isinstance(self._directory, ObjectPath):
-            raise RootNotUsableError(
-                f"todelete_subdir needs a rename, which {self._directory.scheme}:// roots do not "
-                "have: leave it unset there (deleted steps are removed)"
-            )
+        self._directory = check_root(as_location(directory), todelete_subdir)
         self._save_policy: SaveDecisionPolicy = save_decision_policy or (
             InitialSavePolicy() | ContinuousCheckpointingPolicy() | PreemptionCheckpointingPolicy()
         )
@@ -141,7 +137,15 @@ class Checkpointer:
         )
         self._primary = self._coordination is None or self._coordination.index == 0
         try:
-            self._open_root(custom_metadata, cleanup_tmp_directories)
+            if not read_only:
+                open_for_writing(
+                    self._directory,
+                    self._index.names,
+                    lock=self._root_lock if self._primary else None,
+                    primary=self._primary,
+                    custom_metadata=custom_metadata,
+                    cleanup_tmp_directories=cleanup_tmp_directories,
+                )
             self._index.install(self._index.scan(self._clock(), details=not lightweight_initialize))
         except BaseException:
             if self._root_lock is not None:
@@ -149,40 +153,6 @@ class Checkpointer:
             raise
         if handle_signals:
             self._preemption.install(preemption_signals)
-
-    def _open_root(
-        self, custom_metadata: Mapping[str, Any] | None, cleanup_tmp_directories: bool
-    ) -> None:
-        if isinstance(self._directory, Path) and self._directory.is_file():
-            raise RootNotUsableError(
-                f"{self._directory} is a file, not a directory; pass the directory that holds "
-                "(or will hold) the step directories"
-            )
-        if self._read_only:
-            # A reader may start before the writer (an evaluator job): a missing root is an
-            # empty one, and what is asked of a step then says the root does not exist.
-            return
-        try:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            # Object stores have no exclusive create to build a lock on (see docs/storage.md).
-            if self._primary and self._root_lock is not None:
-                self._root_lock.acquire()
-        except OSError as error:
-            raise RootNotUsableError(
-                f"cannot use {self._directory} as a checkpoint root ({error.strerror}); check "
-                "that the path and its parents are writable directories, or choose another"
-            ) from None
-        if custom_metadata is not None and self._primary:
-            rootfs.write_root_metadata(self._directory, custom_metadata)
-        if not self._primary:
-            return
-        # Leftovers of interrupted deletions and replacements go at every writable open;
-        # unfinished saves only when asked.
-        if isinstance(self._directory, ObjectPath):
-            if cleanup_tmp_directories:
-                rootfs.remove_uncommitted(self._directory, self._index.names)
-        else:
-            rootfs.remove_leftovers(self._directory, every_temporary=cleanup_tmp_directories)
 
     def _ensure_details(self) -> None:
         """Reads what lightweight initialization skipped, before any policy runs."""
@@ -601,28 +571,22 @@ class Checkpointer:
         only the newest of each look, as Orbax's `checkpoints_iterator` (and Kauldron) do.
         """
         latest = self.latest
-        seen = -1 if from_latest or latest is None else latest.step
-        last_yield: float | None = None
-        waiting_since = monotonic()
-        while True:
+
+        def look() -> list[CheckpointMetadata]:
             self.reload()
-            fresh = [c for c in self.checkpoints if c.step > seen]
-            if fresh:
-                if last_yield is not None:
-                    early = min_interval_secs - (monotonic() - last_yield)
-                    if early > 0:
-                        sleep(early)
-                        continue  # a newer step may have arrived meanwhile
-                entry = fresh[-1] if from_latest or min_interval_secs else fresh[0]
-                seen = entry.step
-                waiting_since = last_yield = monotonic()
-                yield entry
-                continue
-            if timeout is not None and monotonic() - waiting_since >= timeout:
-                if timeout_fn is None or timeout_fn():
-                    return
-                waiting_since = monotonic()
-            sleep(poll_secs)
+            return self.checkpoints
+
+        return new_checkpoints(
+            look,
+            -1 if from_latest or latest is None else latest.step,
+            min_interval_secs=min_interval_secs,
+            timeout=timeout,
+            poll_secs=poll_secs,
+            timeout_fn=timeout_fn,
+            newest_only=from_latest,
+            sleep=sleep,
+            monotonic=monotonic,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
