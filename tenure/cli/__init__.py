@@ -3,8 +3,9 @@ and `simulate`.
 
 Exit status: 0 on success, 1 when `verify` (or a listing) finds damaged data, 2 on bad
 arguments or input (an object store that refuses or cannot be reached too), 3 when another
-writer holds the root's lock (`prune`). The commands that read roots load jax on first use,
-so `simulate` starts without it.
+writer holds the root's lock (`prune`), 141 when the reader of the output went away (a
+pipe into `head`), as for programs that SIGPIPE ends. The commands that read roots load jax
+on first use, so `simulate` starts without it.
 
 Examples:
     >>> main(["simulate", "--save", "FixedIntervalPolicy(10)", "--keep", "LatestN(1)",
@@ -16,11 +17,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from tenure.cli import inspection, listing, pruning, simulate, verification
-from tenure.cli.errors import USAGE, CliError
+from tenure.cli.errors import BROKEN_PIPE, USAGE, CliError
 from tenure.cli.simulate import LOSS_CURVES, parse_plot_path, parse_size, parse_steps
 from tenure.retention import RetentionError
 
@@ -53,10 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # Nobody reads the rest: stop quietly, and keep the interpreter's final flush from
+        # failing again on the same pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     except CliError as error:
         print(f"tenure {args.command}: {error}", file=sys.stderr)
         return error.exit_status
-    except (RetentionError, TypeError) as error:
+    except RetentionError as error:
         print(f"tenure {args.command}: {error}", file=sys.stderr)
         return USAGE
     except OSError as error:

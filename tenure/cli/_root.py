@@ -117,16 +117,22 @@ def _damage_notes() -> Iterator[None]:
         sys.stderr.write(f"tenure: warning: {warning.message}\n")
 
 
-def open_reader(root: Location, step_names: StepNameFormat | None = None) -> Checkpointer:
+def open_reader(
+    root: Location,
+    step_names: StepNameFormat | None = None,
+    policy: PreservationPolicy | None = None,
+) -> Checkpointer:
     """A read-only Checkpointer on `root` (steps named as `step_names` says, by default
-    `<step>`), or a `UsageError` saying what is wrong."""
+    `<step>`; planning with `policy`), or a `UsageError` saying what is wrong."""
     _require_root(root)
     from tenure.io import StorageError, TenureIOError
     from tenure.manager import Checkpointer
 
     try:
         with _damage_notes():
-            return Checkpointer(root, read_only=True, step_name_format=step_names)
+            return Checkpointer(
+                root, read_only=True, step_name_format=step_names, preservation_policy=policy
+            )
     except StorageError:
         raise  # the store failed, not the root's files; main reports it
     except TenureIOError as error:

@@ -3,6 +3,8 @@ on a terminal, so that pipes and log files get plain text."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import time
@@ -19,8 +21,36 @@ __all__ = [
     "format_bytes",
     "format_metrics",
     "format_size",
+    "print_json",
     "table",
 ]
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def print_json(doc: Any) -> None:
+    """Prints `doc` as JSON, with NaN and infinities (which JSON has not) written as null.
+
+    Examples:
+        >>> print_json({"loss": float("nan"), "steps": [1, float("inf")]})
+        {
+         "loss": null,
+         "steps": [
+          1,
+          null
+         ]
+        }
+    """
+    print(json.dumps(_finite(doc), indent=1, allow_nan=False))
+
 
 _COLOURS = {"red": 31, "green": 32, "yellow": 33, "dim": 2, "bold": 1}
 

@@ -6,6 +6,7 @@ OK = 0
 DAMAGED = 1
 USAGE = 2
 LOCKED = 3
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program a closed pipe ended
 
 
 class CliError(Exception):

@@ -9,7 +9,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from tenure.cli import _args, _root
-from tenure.cli._terminal import Painter, format_bytes, format_metrics, format_size, table
+from tenure.cli._terminal import (
+    Painter,
+    format_bytes,
+    format_metrics,
+    format_size,
+    print_json,
+    table,
+)
 from tenure.cli.errors import OK, DamagedError
 
 if TYPE_CHECKING:
@@ -88,15 +95,19 @@ def inspection(args: argparse.Namespace) -> dict[str, Any]:
     meta = io.read_step_metadata(step_dir)
     items = []
     for name in meta.item_names:
-        kind = _root.item_kind(step_dir / name)
-        item: dict[str, Any] = {"name": name, "kind": kind}
-        if kind in ("pytree", "bare_leaf"):
-            item.update(_pytree(step_dir, name))
-        elif kind == "json":
-            try:
-                item["value"] = io.load_checkpointables(step_dir, {name: None})[name]
-            except io.TenureIOError as error:
-                raise DamagedError(f"cannot read {name!r}: {error}") from None
+        item: dict[str, Any] = {"name": name, "kind": "unknown"}
+        # One unreadable item is reported in its place; the readable ones are still shown.
+        try:
+            item["kind"] = kind = _root.item_kind(step_dir / name)
+            if kind in ("pytree", "bare_leaf"):
+                item.update(_pytree(step_dir, name))
+            elif kind == "json":
+                try:
+                    item["value"] = io.load_checkpointables(step_dir, {name: None})[name]
+                except io.TenureIOError as error:
+                    raise DamagedError(f"cannot read {name!r}: {error}") from None
+        except DamagedError as error:
+            item["error"] = str(error)
         items.append(item)
     return {
         "root": str(args.root),
@@ -130,6 +141,10 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
     ]
     for item in doc["checkpointables"]:
         lines.append("")
+        if "error" in item:
+            problem = paint.paint(f"unreadable: {item['error']}", "red")
+            lines.append(f"{paint.paint(item['name'], 'bold')} ({item['kind']}) {problem}")
+            continue
         if "arrays" not in item:
             value = json.dumps(item["value"]) if "value" in item else ""
             shown = value if len(value) <= 60 else value[:57] + "..."
@@ -158,7 +173,14 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
 def run(args: argparse.Namespace) -> int:
     doc = inspection(args)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print_json(doc)
     else:
         print(render(doc, Painter(sys.stdout)))
+    unreadable = [item["name"] for item in doc["checkpointables"] if "error" in item]
+    if unreadable:
+        sys.stdout.flush()  # the report first, then the verdict
+        raise DamagedError(
+            f"step {doc['step']}: {', '.join(map(repr, unreadable))} cannot be read (shown "
+            "above); run `tenure verify` on the root for the arrays' checksums"
+        )
     return OK

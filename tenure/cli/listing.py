@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,14 +15,15 @@ from tenure.cli._terminal import (
     format_bytes,
     format_metrics,
     format_size,
+    print_json,
     table,
 )
 from tenure.cli.errors import OK
-from tenure.retention import PreservationContext, plan_retention
 
 if TYPE_CHECKING:
     from tenure.io import Location
     from tenure.manager import Checkpointer
+    from tenure.retention import PreservationPolicy
 
 # How `ls` names each layout of step directories (tenure.compat.kauldron.LAYOUTS).
 LAYOUT_NAMES = {"kauldron": "ckpt_<step> (Kauldron's layout)", "orbax": "<step> (Orbax's layout)"}
@@ -55,27 +55,26 @@ def layouts(root: Location) -> list[str]:
     return layouts_in(root)
 
 
-def _open_reader(root: Location, found: Sequence[str]) -> Checkpointer:
+def _open_reader(
+    root: Location, found: Sequence[str], policy: PreservationPolicy | None
+) -> Checkpointer:
     """`_root.open_reader`, reading the step names of the root's (first) layout."""
     if not found or found[0] == "orbax":
-        return _root.open_reader(root)
+        return _root.open_reader(root, policy=policy)
     from tenure.compat.kauldron import LAYOUTS
 
-    return _root.open_reader(root, LAYOUTS[found[0]])
+    return _root.open_reader(root, LAYOUTS[found[0]], policy)
 
 
 def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, Any]:
     """The `--json` document of `tenure ls`, listing the steps of layout `found[0]`."""
     now = _args.now_or(args.now)
-    with _open_reader(args.root, found) as reader:
+    decisions: dict[int, Any] = {}
+    with _open_reader(args.root, found, args.keep) as reader:
         checkpoints = reader.checkpoints
         damaged = reader.damaged
-    decisions: dict[int, Any] = {}
-    if args.keep is not None:
-        plan = plan_retention(
-            [c.info() for c in checkpoints], args.keep, PreservationContext(now=now)
-        )
-        decisions = {d.step: d for d in plan.decisions}
+        if args.keep is not None:
+            decisions = {d.step: d for d in reader.plan(now).decisions}
     rows: list[dict[str, Any]] = []
     for entry in checkpoints:
         decision = decisions.get(entry.step)
@@ -105,6 +104,34 @@ def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, An
     }
 
 
+def why_no_steps(root: Location) -> str:
+    """Why a root lists no step: it is empty, it is one checkpoint rather than a root of
+    them, or nothing in it is named and marked as a step.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> why_no_steps(pathlib.Path(tempfile.mkdtemp()))
+        'It is empty.'
+    """
+    from tenure.io import root as rootfs
+    from tenure.io.storage import as_location, list_dir
+
+    where = as_location(root)
+    if rootfs.has_step_mark(where):
+        return (
+            "It is itself one checkpoint (as Orbax's StandardCheckpointer or "
+            "PyTreeCheckpointer writes), not a root of step directories: pass the directory "
+            "that holds the steps, or read it with tenure.io.load_pytree."
+        )
+    entries = list_dir(where)
+    if not entries:
+        return "It is empty."
+    return (
+        f"None of its {len(entries)} entries is a step: a step is a directory named <step> "
+        "or ckpt_<step> that holds a checkpoint's files (tenure's or Orbax's)."
+    )
+
+
 def _local(iso_time: str | None) -> str:
     if iso_time is None:
         return "-"
@@ -117,6 +144,8 @@ def render(doc: dict[str, Any], paint: Painter, found: Sequence[str] = ()) -> st
     rows = doc["checkpoints"]
     if not rows:
         lines = [f"No committed checkpoints in {doc['root']}."]
+        if not doc["damaged"]:
+            lines.append(why_no_steps(doc["root"]))
     else:
         header = ["step", "committed (local)", "age", "size", "metrics"]
         if doc["policy"] is not None:
@@ -175,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     found = layouts(args.root)
     doc = listing(args, found)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print_json(doc)
     else:
         print(render(doc, Painter(sys.stdout), found))
     return OK

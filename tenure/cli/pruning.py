@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from tenure.cli import _args, _root
-from tenure.cli._terminal import Painter, Progress, format_bytes, format_size, table
+from tenure.cli._terminal import Painter, Progress, format_bytes, format_size, print_json, table
 from tenure.cli.errors import OK, UsageError
-from tenure.retention import PreservationContext, PreserveAll, plan_retention
+from tenure.retention import PreserveAll
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     with _root.open_writer(args.root, keep) as writer:
         checkpoints = writer.checkpoints
         damaged = writer.damaged if args.damaged else []
-        plan = plan_retention([c.info() for c in checkpoints], keep, PreservationContext(now=now))
+        plan = writer.plan(now)
         sizes = {c.step: _root.disk_bytes(c.path) for c in checkpoints}
         sizes.update({d.step: _root.disk_bytes(d.path) for d in damaged})
         doomed = [*plan.delete, *(d.step for d in damaged)]
@@ -116,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                     bar.advance(1, f"step {step}")
             doc["bytes_freed"] = _root.sum_bytes(sizes[step] for step in doc["deleted"])
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print_json(doc)
     elif doc["deleted"]:
         freed = doc["bytes_freed"]
         print(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 from tenure.cli import _args, _root
-from tenure.cli._terminal import Painter, Progress
+from tenure.cli._terminal import Painter, Progress, print_json
 from tenure.cli.errors import DAMAGED, OK
 from tenure.cli.inspection import leaves
 
@@ -175,7 +174,7 @@ def render(doc: dict[str, Any], paint: Painter) -> str:
 def run(args: argparse.Namespace) -> int:
     doc = verification(args)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print_json(doc)
     else:
         print(render(doc, Painter(sys.stdout)))
     return OK if doc["ok"] else DAMAGED

@@ -335,7 +335,16 @@ class NumpyRandomKeyRestore(CheckpointArgs):
     item: Any = None
 
 
-HAS_PROTOBUF = importlib.util.find_spec("google.protobuf") is not None
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported; `find_spec` of a submodule imports its parent
+    package, and raises rather than answer when that package is missing."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+HAS_PROTOBUF = _installed("google.protobuf")
 
 if HAS_PROTOBUF:
 

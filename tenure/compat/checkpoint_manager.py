@@ -94,7 +94,6 @@ class CheckpointManager:
         self._metadata = dict(metadata) if metadata is not None else None
         self._handlers: dict[str, CheckpointHandler] = {}
         self._default_mode = self._item_mode(item_names, item_handlers, handler_registry)
-        self._pending_step: int | None = None
         root = as_location(directory)
         o = self._options
         if not o.create and not o.read_only and not root.is_dir():
@@ -149,15 +148,20 @@ class CheckpointManager:
         """The root directory holding the step directories."""
         return self._ckptr.directory
 
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """The `tenure.Checkpointer` that does the work (its `plan`, `iter_new_checkpoints`)."""
+        return self._ckptr
+
     def all_steps(self, read: bool = False) -> Sequence[int]:
         """The steps saved, oldest first, including an asynchronous save still being
         written (as in Orbax); `read=True` rescans the root first."""
         if read:
             self.reload()
         steps = [c.step for c in self._ckptr.checkpoints]
-        pending = self._pending_step
-        if pending is not None and pending not in steps and self.is_saving_in_progress():
-            steps.append(pending)
+        in_flight = self._ckptr.in_flight
+        if in_flight is not None and in_flight.step not in steps:
+            steps.append(in_flight.step)
         return steps
 
     def latest_step(self) -> int | None:
@@ -184,9 +188,11 @@ class CheckpointManager:
         """Whether a preemption notice has arrived."""
         return self._ckptr.reached_preemption(step)
 
-    def should_save(self, step: int) -> bool:
-        """Whether the options' save policy saves `step` now (never when read-only)."""
-        return not self._options.read_only and self._ckptr.should_save(step)
+    def should_save(self, step: int, metrics: Mapping[str, Any] | None = None) -> bool:
+        """Whether the options' save policy saves `step` now, given its `metrics` (never when
+        read-only)."""
+        plain = None if metrics is None else _plain(metrics)
+        return not self._options.read_only and self._ckptr.should_save(step, metrics=plain)
 
     def delete(self, step: int) -> None:
         """Deletes a committed step now (a no-op when read-only, as in Orbax)."""
@@ -211,7 +217,9 @@ class CheckpointManager:
         """Saves the items in `args` if the save policy (or `force`) says so; returns
         whether it saved. A forced save still never overwrites an existing step."""
         items = self._named(args, on_save=True)
-        if self._options.read_only or (not force and not self.should_save(step)):
+        # Decided here rather than by the Checkpointer's save, since the policy sees the
+        # metrics even when prevent_write_metrics keeps them off the disk.
+        if self._options.read_only or (not force and not self.should_save(step, metrics)):
             return False
         stored = {}
         for name, item_args in items.items():
@@ -229,7 +237,6 @@ class CheckpointManager:
         response = self._ckptr.save_checkpointables_async(step, stored, **options)
         assert response is not None  # forced
         response.staged()  # the caller may change its arrays once this returns
-        self._pending_step = step
         return True
 
     def _named(self, args: Any, *, on_save: bool) -> dict[str, Any]:
@@ -301,7 +308,8 @@ class CheckpointManager:
         names = self._options.name_format()
         if root is None:
             steps = self.all_steps()
-            if step in (None, self._pending_step) and self.is_saving_in_progress():
+            in_flight = self._ckptr.in_flight
+            if in_flight is not None and step in (None, in_flight.step):
                 self.wait_until_finished()  # reads only committed steps
             where = self.directory
         else:

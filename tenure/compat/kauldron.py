@@ -324,32 +324,24 @@ class Checkpointer:
         timeout: int | None = None,
         timeout_fn: Callable[[], bool] | None = None,
     ) -> Iterator[int]:
-        """Yields the latest step, then each newer step as it appears (for evaluators),
+        """Yields the latest step, then the newest step of each look that finds a newer one
+        (for evaluators; `tenure.Checkpointer.iter_new_checkpoints` with `from_latest`),
         looking every `seconds_to_sleep` seconds; before the first step (even before the
         workdir exists) it waits. After `timeout` seconds without a new step it stops,
         unless `timeout_fn` returns False, in which case it keeps waiting. Steps arriving
         faster than `min_interval_secs` are skipped in favour of the newest."""
-        last: int | None = None
-        last_yield: float | None = None
-        waiting_since = _monotonic()
-        while True:
-            self.reload()
-            latest = self.latest_step
-            if latest is not None and (last is None or latest > last):
-                if last_yield is not None:
-                    early = min_interval_secs - (_monotonic() - last_yield)
-                    if early > 0:
-                        _sleep(early)
-                        continue  # a newer step may have arrived meanwhile
-                last, last_yield = latest, _monotonic()
-                yield latest
-                waiting_since = _monotonic()
-                continue
-            if timeout is not None and _monotonic() - waiting_since >= timeout:
-                if timeout_fn is None or timeout_fn():
-                    return
-                waiting_since = _monotonic()
-            _sleep(seconds_to_sleep)
+        checkpointer = self.manager.checkpointer
+        new = checkpointer.iter_new_checkpoints(
+            min_interval_secs,
+            timeout,
+            poll_secs=seconds_to_sleep,
+            timeout_fn=timeout_fn,
+            from_latest=True,
+            sleep=_sleep,
+            monotonic=_monotonic,
+        )
+        for entry in new:
+            yield entry.step
 
     # -- lifecycle -----------------------------------------------------------------------
 

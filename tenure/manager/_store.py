@@ -21,7 +21,7 @@ class StepDetails:
     metrics: Mapping[str, Any] | None
 
 
-def _from_nanoseconds(nanoseconds: int) -> datetime:
+def from_nanoseconds(nanoseconds: int) -> datetime:
     return datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC)
 
 
@@ -43,7 +43,7 @@ def read_details(
         meta = io.read_step_metadata(step_dir)
     stamp = meta.init_timestamp_nsecs or meta.commit_timestamp_nsecs
     if stamp:
-        time = _from_nanoseconds(stamp)
+        time = from_nanoseconds(stamp)
     elif isinstance(step_dir, ObjectPath):
         time = now
     else:

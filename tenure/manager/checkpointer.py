@@ -1,23 +1,26 @@
 """`tenure.Checkpointer`: the thin manager a training loop talks to.
 
-It asks the save policy whether to save, hands the state to `tenure.io`, and asks
-`tenure.retention.plan_retention` what to delete: the same decision code that
-`tenure.retention.simulate` runs. It adds no decisions of its own, only the plumbing:
-one save at a time, errors of background saves raised on the next call, a lock so one
-writer owns the root, and preemption signals turned into data.
+It is a join, and only that: the save policy decides whether to save, `tenure.io` saves
+(its own asynchronous handle is the save in flight), `tenure.retention.plan_retention`
+decides what to delete (the same decision code that `tenure.retention.simulate` runs), and
+small parts do the rest: `_steps` knows the root's steps (through `tenure.io.root`),
+`_deletion` retires and removes them, `distributed` has the processes agree, `lock` keeps
+one writer per root, `preemption` turns signals into data.
+
+The tail of a save, on its own thread once `tenure.io` has committed: the step is added
+and retention planned under the lock (pure: no I/O), the doomed steps are retired (renamed
+aside) and removed outside it. The lock is never held across I/O, so a `save()` that the
+policy skips never waits for a commit or a deletion.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent import futures
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,16 +31,20 @@ import attrs
 
 from tenure.io import root as rootfs
 from tenure.io.errors import StorageError
-from tenure.io.metadata import StepMetadata
 from tenure.io.root import StepNameFormat
 from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import _store, distributed
+from tenure.manager._deletion import Deleter
+from tenure.manager._opening import check_root, open_for_writing
+from tenure.manager._saving import SaveResponse
+from tenure.manager._steps import CheckpointMetadata, StepIndex, describe, just_saved, step_of
+from tenure.manager._watching import new_checkpoints
 from tenure.manager.errors import (
     BackgroundSaveError,
     ClosedError,
-    DamagedCheckpointWarning,
     ReadOnlyError,
-    RootNotUsableError,
+    ReservedNameError,
+    SaveInProgressError,
     StepAlreadyExistsError,
     StepNotFoundError,
 )
@@ -52,10 +59,13 @@ from tenure.retention import (
     PreservationContext,
     PreservationPolicy,
     PreserveAll,
+    RetentionPlan,
     SaveCostMeter,
     SaveDecisionPolicy,
     plan_retention,
 )
+
+__all__ = ["CheckpointMetadata", "Checkpointer", "SaveResponse"]
 
 Clock = Callable[[], datetime]
 METRICS_NAME = "metrics"
@@ -66,72 +76,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@attrs.frozen
-class CheckpointMetadata:
-    """One committed checkpoint in the root.
-
-    `time` is when its save was decided (what time-based policies see); `custom_metadata`
-    is filled in by `Checkpointer.metadata(step)`, which reads it from disk on demand.
-
-    Examples:
-        >>> from pathlib import Path
-        >>> CheckpointMetadata(step=5, path=Path("/ckpt/5")).step
-        5
-    """
-
-    step: int
-    path: Location
-    metrics: Mapping[str, Any] | None = None
-    commit_timestamp_nsecs: int | None = None
-    time: datetime | None = None
-    custom_metadata: Mapping[str, Any] | None = None
-
-    def info(self) -> CheckpointInfo:
-        """What the policies see of this checkpoint."""
-        assert self.time is not None, "details are read before any policy runs"
-        return CheckpointInfo(self.step, self.time, self.metrics)
-
-
-@attrs.define
-class _Pending:
-    """A save in flight: what the policies see of it, and its completion."""
-
-    info: CheckpointInfo
-    path: Location
-    done: Future[None]
-    staged: Future[None]
-
-
-class SaveResponse:
-    """Returned by `save_async`: `staged()` once the caller may reuse its arrays,
-    `result()` once the checkpoint is committed (re-raising any error of the save).
-
-    Examples:
-        >>> from concurrent.futures import Future
-        >>> done, staged = Future(), Future()
-        >>> done.set_result(None); staged.set_result(None)
-        >>> SaveResponse(staged, done).result()
-        True
-    """
-
-    def __init__(self, staged: Future[None], done: Future[None]) -> None:
-        self._staged = staged
-        self._done = done
-
-    def staged(self, timeout: float | None = None) -> None:
-        self._staged.result(timeout)
-
-    def result(self, timeout: float | None = None) -> bool:
-        self._done.result(timeout)
-        return True
-
-    def done(self) -> bool:
-        return self._done.done()
-
-
 class Checkpointer:
     """Saves a training loop's state when the save policy says so, and keeps what the
-    preservation policy says, on a local directory.
+    preservation policy says, on a local directory or an object store.
 
     Examples:
         >>> import tempfile, numpy as np
@@ -161,26 +108,22 @@ class Checkpointer:
         todelete_subdir: str | None = None,
         multiprocess_timeout_secs: float = 300.0,
     ) -> None:
-        self._directory = as_location(directory)
-        if todelete_subdir is not None and isinstance(self._directory, ObjectPath):
-            raise RootNotUsableError(
-                f"todelete_subdir needs a rename, which {self._directory.scheme}:// roots do not "
-                "have: leave it unset there (deleted steps are removed)"
-            )
+        self._directory = check_root(as_location(directory), todelete_subdir)
         self._save_policy: SaveDecisionPolicy = save_decision_policy or (
             InitialSavePolicy() | ContinuousCheckpointingPolicy() | PreemptionCheckpointingPolicy()
         )
         self._keep_policy: PreservationPolicy = preservation_policy or PreserveAll()
-        self._names = step_name_format or StepNameFormat()
         self._read_only = read_only
         self._clock: Clock = clock or _utc_now
-        self._background_delete = background_delete
-        self._todelete_subdir = todelete_subdir
-        self._lock = threading.RLock()
-        self._pending: _Pending | None = None
+        self._index = StepIndex(self._directory, step_name_format or StepNameFormat())
+        self._deleter = Deleter(background=background_delete, todelete_subdir=todelete_subdir)
+        # Guards the index and the fields below; never held across I/O.
+        self._lock = threading.Lock()
+        self._current: SaveResponse | None = None  # the save in flight, until its tail ends
+        self._context = DecisionContext()  # the last one built, reused while it holds
+        self._previous: tuple[CheckpointInfo, ...] | None = None  # what the save policy sees
         self._save_costs = SaveCostMeter()
         self._background_error: BaseException | None = None
-        self._deleters: list[threading.Thread] = []
         self._resumed_from: int | None = None
         self._closed = False
         self._preemption = PreemptionFlag()
@@ -193,14 +136,17 @@ class Checkpointer:
             else None
         )
         self._primary = self._coordination is None or self._coordination.index == 0
-        self._damaged: tuple[rootfs.DamagedStep, ...] = ()
-        self._warned: set[int] = set()
-        self._previous: tuple[CheckpointInfo, ...] | None = None
         try:
-            self._open_root(custom_metadata, cleanup_tmp_directories)
-            self._checkpoints: list[CheckpointMetadata] = self._scan(
-                details=not lightweight_initialize
-            )
+            if not read_only:
+                open_for_writing(
+                    self._directory,
+                    self._index.names,
+                    lock=self._root_lock if self._primary else None,
+                    primary=self._primary,
+                    custom_metadata=custom_metadata,
+                    cleanup_tmp_directories=cleanup_tmp_directories,
+                )
+            self._index.install(self._index.scan(self._clock(), details=not lightweight_initialize))
         except BaseException:
             if self._root_lock is not None:
                 self._root_lock.release()  # a failed open must not leave the root locked
@@ -208,92 +154,18 @@ class Checkpointer:
         if handle_signals:
             self._preemption.install(preemption_signals)
 
-    # -- opening -------------------------------------------------------------------------
-
-    def _open_root(
-        self, custom_metadata: Mapping[str, Any] | None, cleanup_tmp_directories: bool
-    ) -> None:
-        if isinstance(self._directory, Path) and self._directory.is_file():
-            raise RootNotUsableError(
-                f"{self._directory} is a file, not a directory; pass the directory that holds "
-                "(or will hold) the step directories"
-            )
-        if self._read_only:
-            # A reader may start before the writer (an evaluator job): a missing root is an
-            # empty one, and what is asked of a step then says the root does not exist.
-            return
-        try:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            # Object stores have no exclusive create to build a lock on (see docs/storage.md).
-            if self._primary and self._root_lock is not None:
-                self._root_lock.acquire()
-        except OSError as error:
-            raise RootNotUsableError(
-                f"cannot use {self._directory} as a checkpoint root ({error.strerror}); check "
-                "that the path and its parents are writable directories, or choose another"
-            ) from None
-        if custom_metadata is not None and self._primary:
-            rootfs.write_root_metadata(self._directory, custom_metadata)
-        if not self._primary:
-            return
-        # Leftovers of interrupted deletions and replacements go at every writable open;
-        # unfinished saves only when asked.
-        if isinstance(self._directory, ObjectPath):
-            if cleanup_tmp_directories:
-                rootfs.remove_uncommitted(self._directory, self._names)
-        else:
-            rootfs.remove_leftovers(self._directory, every_temporary=cleanup_tmp_directories)
-
-    def _scan(self, *, details: bool) -> list[CheckpointMetadata]:
-        # A root can hold tens of thousands of steps. The scan makes many small objects and
-        # no reference cycles, so pausing the cyclic garbage collector (which would re-walk
-        # them again and again) almost halves the time it takes to open such a root.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return self._scan_steps(details)
-        finally:
-            if collecting:
-                gc.enable()
-
-    def _scan_steps(self, details: bool) -> list[CheckpointMetadata]:
-        listing = rootfs.list_steps(self._directory, self._names, read_metadata=details)
-        self._damaged = listing.damaged
-        for damaged in listing.damaged:
-            if damaged.step not in self._warned:
-                self._warned.add(damaged.step)
-                warnings.warn(
-                    f"damaged checkpoint in {self._directory}: {damaged.describe()}; it is "
-                    "skipped (never loaded, resumed from or deleted by retention): run "
-                    "`tenure verify` on the root, and `tenure prune --damaged` to remove it",
-                    DamagedCheckpointWarning,
-                    stacklevel=4,
-                )
-        if not details:
-            return [CheckpointMetadata(found.step, found.path) for found in listing.steps]
-        return [self._describe(found.step, found.path, found.metadata) for found in listing.steps]
-
-    def _describe(
-        self, step: int, path: Location, meta: StepMetadata | None = None
-    ) -> CheckpointMetadata:
-        details = _store.read_details(path, self._clock(), meta)
-        return CheckpointMetadata(
-            step=step,
-            path=path,
-            metrics=details.metrics,
-            commit_timestamp_nsecs=details.commit_timestamp_nsecs,
-            time=details.time,
-        )
-
     def _ensure_details(self) -> None:
         """Reads what lightweight initialization skipped, before any policy runs."""
-        if any(c.time is None for c in self._checkpoints):
-            self._checkpoints = [
-                c if c.time is not None else self._describe(c.step, c.path)
-                for c in self._checkpoints
-            ]
+        with self._lock:
+            missing = self._index.undescribed()
+        if missing:
+            now = self._clock()
+            described = [describe(c.step, c.path, now) for c in missing]
+            with self._lock:
+                self._index.fill(described)
+                self._previous = None
 
-    # -- properties ----------------------------------------------------------------------
+    # -- what the root holds -------------------------------------------------------------
 
     @property
     def directory(self) -> Location:
@@ -303,19 +175,24 @@ class Checkpointer:
     def checkpoints(self) -> list[CheckpointMetadata]:
         """The committed checkpoints, oldest first (a save in flight is not listed)."""
         with self._lock:
-            return list(self._checkpoints)
+            return list(self._index.committed)
 
     @property
     def latest(self) -> CheckpointMetadata | None:
         with self._lock:
-            return self._checkpoints[-1] if self._checkpoints else None
+            return self._index.committed[-1] if self._index.committed else None
 
     @property
     def damaged(self) -> list[rootfs.DamagedStep]:
         """Steps whose metadata cannot be read, found by the last scan: never loaded, resumed
         from or deleted by retention; `delete(step)` removes one on request."""
         with self._lock:
-            return list(self._damaged)
+            return list(self._index.damaged)
+
+    @property
+    def in_flight(self) -> SaveResponse | None:
+        """The save not yet finished (committed, and its retention run), if any."""
+        return self._current
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -327,48 +204,87 @@ class Checkpointer:
         return self._coordination is not None and distributed.reached_preemption_sync_point(step)
 
     def is_saving_in_progress(self) -> bool:
-        with self._lock:
-            return self._pending is not None and not self._pending.done.done()
+        return self.in_flight is not None
 
     def should_save(self, step: int, *, metrics: Mapping[str, Any] | None = None) -> bool:
-        """What the save policy says about `step` now; the primary process decides."""
+        """What the save policy says about `step` now, with `metrics` if given; the primary
+        process decides."""
         return self._decide(CheckpointInfo(step, self._clock(), metrics))
 
     def _decide(self, info: CheckpointInfo) -> bool:
-        with self._lock:
+        # The hot path: runs at every training step, so it reads the cached view without the
+        # lock (a reference read is atomic; the cache is rebuilt under the lock).
+        previous = self._previous
+        if previous is None:
             previous = self._previous_steps()
-            busy = self._pending is not None and not self._pending.done.done()
-        context = DecisionContext(
-            is_saving_in_progress=busy,
-            reached_preemption=self.reached_preemption(info.step),
-            save_cost=self._save_costs.mean,
-        )
+        busy = self._current is not None
+        preempted = self.reached_preemption(info.step)
+        cost = self._save_costs.mean
+        context = self._context
+        if (
+            context.is_saving_in_progress is not busy
+            or context.reached_preemption is not preempted
+            or context.save_cost != cost
+        ):  # building one costs more than the rest of the decision
+            context = self._context = DecisionContext(
+                is_saving_in_progress=busy, reached_preemption=preempted, save_cost=cost
+            )
         decision = self._save_policy.should_save(info, previous, context=context)
         if self._coordination is not None:
             decision = self._coordination.decide(decision)
         return decision
 
+    def _previous_steps(self) -> tuple[CheckpointInfo, ...]:
+        """What the save policy sees: the committed checkpoints, then a save in flight.
+        Cached, since `save` runs every training step and checkpoints change rarely."""
+        self._ensure_details()
+        with self._lock:
+            current = self._current
+            pending = (current.info,) if current is not None and not current.committed else ()
+            self._previous = (*(c.info() for c in self._index.committed), *pending)
+            return self._previous
+
+    def plan(self, now: datetime | None = None) -> RetentionPlan:
+        """The plan the next retention pass would apply at `now` (the clock's time when
+        None): which steps the preservation policy keeps and why, with the safety rules (the
+        newest step, a save in flight and the step loaded last are never deleted). Pure:
+        deletes nothing.
+
+        Examples:
+            >>> import tempfile, numpy as np
+            >>> from tenure.retention import LatestN
+            >>> with Checkpointer(tempfile.mkdtemp(), preservation_policy=LatestN(1)) as c:
+            ...     _ = [c.save(step, {"w": np.ones(1)}, force=True) for step in (1, 2)]
+            ...     print(c.plan().keep, c.plan().delete)
+            (2,) ()
+        """
+        self._ensure_details()
+        with self._lock:
+            return self._plan(self._clock() if now is None else now)
+
+    def _plan(self, now: datetime) -> RetentionPlan:
+        current = self._current
+        protected = {current.step} if current is not None and not current.committed else set()
+        if self._resumed_from is not None:
+            protected.add(self._resumed_from)
+        return plan_retention(
+            [c.info() for c in self._index.committed],
+            self._keep_policy,
+            PreservationContext(now=now),
+            protected=protected,
+        )
+
     @property
     def save_cost(self) -> float | None:
         """Mean seconds the caller was blocked by its recent saves (by `clock`), from the
         decision to the return of `save` (or `save_async`); None before the first save."""
-        with self._lock:
-            return self._save_costs.mean
+        return self._save_costs.mean
 
     def _record_save_cost(self, step: int, since: datetime) -> None:
         seconds = max(0.0, (self._clock() - since).total_seconds())
         with self._lock:
             self._save_costs.record(step, seconds)
         _log.info("saving step %d blocked the caller for %.3f s", step, seconds)
-
-    def _previous_steps(self) -> tuple[CheckpointInfo, ...]:
-        """What the save policy sees: the committed checkpoints, then a save in flight.
-        Cached, since `save` runs every training step and checkpoints change rarely."""
-        if self._previous is None:
-            self._ensure_details()
-            pending = (self._pending.info,) if self._pending is not None else ()
-            self._previous = (*(c.info() for c in self._checkpoints), *pending)
-        return self._previous
 
     # -- saving --------------------------------------------------------------------------
 
@@ -383,7 +299,7 @@ class Checkpointer:
     def save_async(
         self, step: int | CheckpointMetadata, state: Any, **options: Any
     ) -> SaveResponse | None:
-        """Like `save`, but returns once the state is staged; None when the policy skips."""
+        """Like `save`, but returns once the save has started; None when the policy skips."""
         name = options.pop("checkpointable_name", "state")
         return self.save_checkpointables_async(step, {name: state}, **options)
 
@@ -398,15 +314,7 @@ class Checkpointer:
         custom_metadata: Mapping[str, Any] | None = None,
     ) -> bool:
         """Saves several named items in one step; see `save`."""
-        started = self._clock()  # the caller is blocked from here until the commit
-        response = self.save_checkpointables_async(
-            step,
-            checkpointables,
-            force=force,
-            overwrite=overwrite,
-            metrics=metrics,
-            custom_metadata=custom_metadata,
-        )
+        response = self._start(step, checkpointables, force, overwrite, metrics, custom_metadata)
         if response is None:
             return False
         try:
@@ -415,7 +323,7 @@ class Checkpointer:
             with self._lock:
                 self._background_error = None  # delivered here, not again on the next call
             raise
-        self._record_save_cost(_step_of(step), started)
+        self._record_save_cost(response.step, response.info.time)
         return True
 
     def save_checkpointables_async(
@@ -429,21 +337,38 @@ class Checkpointer:
         custom_metadata: Mapping[str, Any] | None = None,
     ) -> SaveResponse | None:
         """Saves several named items in one step without waiting for the commit."""
+        response = self._start(step, checkpointables, force, overwrite, metrics, custom_metadata)
+        if response is not None:
+            self._record_save_cost(response.step, response.info.time)
+        return response
+
+    def _start(
+        self,
+        step: int | CheckpointMetadata,
+        checkpointables: Mapping[str, Any],
+        force: bool,
+        overwrite: bool,
+        metrics: Mapping[str, Any] | None,
+        custom_metadata: Mapping[str, Any] | None,
+    ) -> SaveResponse | None:
+        """Decides, then starts the save and its tail; None when the policy skips."""
         self._check_writable()
-        self._raise_background_error()
-        step = _step_of(step)
+        if self._background_error is not None:
+            self._raise_background_error()
+        number = step_of(step)
         if METRICS_NAME in checkpointables:
-            raise ValueError(
+            raise ReservedNameError(
                 f"'{METRICS_NAME}' is reserved for the metrics passed with metrics=...; "
                 "rename that checkpointable"
             )
-        info = CheckpointInfo(step, self._clock(), None if metrics is None else dict(metrics))
+        # The caller is blocked from the decision until the save has started (or committed).
+        info = CheckpointInfo(number, self._clock(), None if metrics is None else dict(metrics))
         if not force and not self._decide(info):
             return None
         self.wait()  # one save at a time
         with self._lock:
-            replace = self._check_replace(step, overwrite)
-            path = self._directory / self._names.build(step)
+            replace = self._check_replace(number, overwrite)
+            path = self._index.path_of(number)
             handle = _store.save_async(
                 path,
                 checkpointables,
@@ -453,23 +378,21 @@ class Checkpointer:
                 processes=None if self._coordination is None else self._coordination.processes(),
                 replace=replace,
             )
-            done: Future[None] = Future()
-            staged: Future[None] = Future()
-            self._pending = _Pending(info, path, done, staged)
+            response = SaveResponse(info, path, handle)
+            self._current = response
             self._previous = None
         threading.Thread(
-            target=self._finish, args=(handle, self._pending), daemon=True, name="tenure-save"
+            target=self._finish, args=(response,), daemon=True, name="tenure-commit"
         ).start()
-        self._record_save_cost(step, info.time)
-        return SaveResponse(staged, done)
+        return response
 
     def _check_replace(self, step: int, overwrite: bool) -> bool:
         """Whether saving `step` replaces a step on disk (committed or damaged), which only
         `overwrite=True` allows, and only where the new step can be swapped in by renames."""
-        damaged = any(d.step == step for d in self._damaged)
-        if not damaged and not any(c.step == step for c in self._checkpoints):
+        held = self._index.holds(step)
+        if held is None:
             return False
-        what = "a damaged checkpoint" if damaged else "already saved"
+        what = "a damaged checkpoint" if held == "damaged" else "already saved"
         if not overwrite:
             raise StepAlreadyExistsError(
                 f"step {step} is {what} in {self._directory}; pass overwrite=True to replace "
@@ -483,119 +406,79 @@ class Checkpointer:
             )
         return True
 
-    def _finish(self, handle: Any, pending: _Pending) -> None:
+    def _finish(self, response: SaveResponse) -> None:
+        """The tail of a save, on its own thread: commit, plan, retire, remove."""
         try:
-            handle.staged()
-            pending.staged.set_result(None)
-            handle.result()
+            response.io.result()
+            entry = just_saved(response.step, response.path, response.info)
+            self._ensure_details()  # the planner reads every step's time
             with self._lock:
-                step = pending.info.step
-                # A replaced step's old entry goes; the new one takes its place.
-                self._checkpoints = [c for c in self._checkpoints if c.step != step]
-                self._damaged = tuple(d for d in self._damaged if d.step != step)
-                self._checkpoints.append(self._describe(step, pending.path))
-                self._checkpoints.sort(key=lambda c: c.step)
-                self._pending = None
+                self._index.add(entry)
+                response.committed = True
                 self._previous = None
-                self._apply_retention()
-            pending.done.set_result(None)
+                planned = list(self._plan(self._clock()).delete) if self._primary else []
+                doomed = self._index.take(set(planned)) if self._coordination is None else []
+            if self._coordination is not None:  # every process drops what the primary planned
+                shared = self._coordination.share("retention", planned)
+                with self._lock:
+                    doomed = self._index.take(set(shared))
+            if doomed:
+                with self._lock:
+                    self._previous = None
+                if self._primary:
+                    self._retire_and_remove([entry.path for entry in doomed])
         except BaseException as error:  # re-raised on the caller's next call
             with self._lock:
-                self._pending = None
                 self._previous = None
                 self._background_error = error
-            if not pending.staged.done():
-                pending.staged.set_exception(error)
-            pending.done.set_exception(error)
-
-    # -- retention -----------------------------------------------------------------------
-
-    def _apply_retention(self) -> None:
-        doomed: list[int] = []
-        if self._primary:
-            protected = {self._pending.info.step} if self._pending is not None else set()
-            if self._resumed_from is not None:
-                protected.add(self._resumed_from)
-            plan = plan_retention(
-                [c.info() for c in self._checkpoints],
-                self._keep_policy,
-                PreservationContext(now=self._clock()),
-                protected=protected,
-            )
-            doomed = list(plan.delete)
-        if self._coordination is not None:
-            doomed = self._coordination.share("retention", doomed)
-        for step in doomed:
-            self._delete_now(step)
-
-    def _delete_now(self, step: int) -> None:
-        """Removes a committed step from the list, then from disk (moved aside first, so
-        a reader never sees a half-deleted step under its own name)."""
-        entry = next(c for c in self._checkpoints if c.step == step)
-        self._checkpoints.remove(entry)
-        self._previous = None
-        if not self._primary:
+                self._current = None
+            response.fail(error)
             return
-        if self._todelete_subdir is not None and isinstance(entry.path, Path):
-            target = entry.path.parent / self._todelete_subdir
-            target.mkdir(exist_ok=True)
-            entry.path.rename(target / entry.path.name)
-            return
-        doomed = rootfs.retire(entry.path)
-        if self._background_delete:
-            thread = threading.Thread(target=rootfs.remove_path, args=(doomed,), daemon=True)
-            thread.start()
-            self._deleters.append(thread)
-        else:
-            rootfs.remove_path(doomed)
+        with self._lock:
+            self._current = None
+        response.finish(entry)
+
+    def _retire_and_remove(self, paths: list[Location]) -> None:
+        """Retires every doomed step first (renames: quick), then removes them (slow), so
+        that no step is half-deleted under its own name for long."""
+        retired = [self._deleter.retire(path) for path in paths]
+        for leftover in retired:
+            if leftover is not None:
+                self._deleter.remove(leftover)
+
+    # -- deleting ------------------------------------------------------------------------
 
     def delete(self, step: int | CheckpointMetadata) -> None:
         """Deletes a committed step now, whatever the policies say; a damaged step too (the
         only way one goes)."""
         self._check_writable()
         self._raise_background_error()
-        step = _step_of(step)
+        number = step_of(step)
         with self._lock:
-            if self._pending is not None and self._pending.info.step == step:
-                raise ValueError(f"step {step} is being saved; wait() before deleting it")
-            damaged = next((d for d in self._damaged if d.step == step), None)
-            if damaged is not None:
-                self._damaged = tuple(d for d in self._damaged if d.step != step)
-                if self._primary:
-                    rootfs.remove_path(rootfs.retire(damaged.path))
-                return
-            if not any(c.step == step for c in self._checkpoints):
-                raise self._not_found(step)
-            self._delete_now(step)
+            current = self._current
+            if current is not None and not current.committed and current.step == number:
+                raise SaveInProgressError(
+                    f"step {number} is being saved; wait() before deleting it"
+                )
+            damaged = self._index.take_damaged(number)
+            if damaged is None:
+                if self._index.holds(number) is None:
+                    raise self._index.not_found(number)
+                (entry,) = self._index.take({number})
+                self._previous = None
+        if not self._primary:
+            return
+        if damaged is not None:
+            rootfs.remove_path(rootfs.retire(damaged.path))
+        else:
+            self._retire_and_remove([entry.path])
 
     # -- loading -------------------------------------------------------------------------
 
     def _resolve(self, step: int | CheckpointMetadata | None) -> CheckpointMetadata:
+        number = None if step is None else step_of(step)
         with self._lock:
-            if step is None:
-                if not self._checkpoints:
-                    raise StepNotFoundError(
-                        f"no committed checkpoint in {self._directory}{self._missing_note()}; "
-                        "save one first, or check the directory"
-                    )
-                return self._checkpoints[-1]
-            number = _step_of(step)
-            for entry in self._checkpoints:
-                if entry.step == number:
-                    return entry
-        raise self._not_found(number)
-
-    def _not_found(self, step: int) -> StepNotFoundError:
-        steps = [c.step for c in self._checkpoints]
-        shown = steps if len(steps) <= 10 else [*steps[:5], "...", *steps[-5:]]
-        return StepNotFoundError(
-            f"step {step} has no committed checkpoint in {self._directory}"
-            f"{self._missing_note()}; committed steps: {shown}"
-        )
-
-    def _missing_note(self) -> str:
-        """Names a missing root, so that a typo'd path is told apart from an empty root."""
-        return "" if self._directory.is_dir() else " (that directory does not exist)"
+            return self._index.find(number)
 
     def load(
         self,
@@ -651,7 +534,7 @@ class Checkpointer:
         entry = self._resolve(step)
         with self._gone_is_not_found(entry):
             return attrs.evolve(
-                self._describe(entry.step, entry.path),
+                describe(entry.step, entry.path, self._clock()),
                 custom_metadata=_store.read_custom_metadata(entry.path),
             )
 
@@ -662,8 +545,9 @@ class Checkpointer:
     def reload(self) -> None:
         """Re-reads the root, for example after another process wrote to it."""
         self.wait()
+        scan = self._index.scan(self._clock(), details=True)
         with self._lock:
-            self._checkpoints = self._scan(details=True)
+            self._index.install(scan)
             self._previous = None
 
     def iter_new_checkpoints(
@@ -672,29 +556,37 @@ class Checkpointer:
         timeout: float | None = None,
         *,
         poll_secs: float = 1.0,
+        timeout_fn: Callable[[], bool] | None = None,
+        from_latest: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> Iterator[CheckpointMetadata]:
         """Yields checkpoints as they are committed (for evaluator jobs), oldest first,
-        starting after the newest one present now. Stops after `timeout` seconds without a
-        new checkpoint (never when None)."""
-        seen = self.latest.step if self.latest else -1
-        last_new = monotonic()
-        last_yield: float | None = None
-        while True:
+        starting after the newest one present now, looking every `poll_secs` seconds.
+
+        Steps arriving less than `min_interval_secs` after the last one yielded are skipped
+        in favour of the newest. After `timeout` seconds without a new checkpoint it stops,
+        unless `timeout_fn` returns False (then it waits again); never when `timeout` is
+        None. With `from_latest`, it starts with the newest checkpoint present now and yields
+        only the newest of each look, as Orbax's `checkpoints_iterator` (and Kauldron) do.
+        """
+        latest = self.latest
+
+        def look() -> list[CheckpointMetadata]:
             self.reload()
-            fresh = [c for c in self.checkpoints if c.step > seen]
-            if fresh:
-                if last_yield is not None and monotonic() - last_yield < min_interval_secs:
-                    sleep(min_interval_secs - (monotonic() - last_yield))
-                entry = fresh[-1] if min_interval_secs else fresh[0]
-                seen = entry.step
-                last_new = last_yield = monotonic()
-                yield entry
-                continue
-            if timeout is not None and monotonic() - last_new >= timeout:
-                return
-            sleep(poll_secs)
+            return self.checkpoints
+
+        return new_checkpoints(
+            look,
+            -1 if from_latest or latest is None else latest.step,
+            min_interval_secs=min_interval_secs,
+            timeout=timeout,
+            poll_secs=poll_secs,
+            timeout_fn=timeout_fn,
+            newest_only=from_latest,
+            sleep=sleep,
+            monotonic=monotonic,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -721,15 +613,12 @@ class Checkpointer:
         self._raise_background_error()
 
     def wait(self) -> None:
-        """Blocks until the save in flight (if any) is committed and retention has run."""
-        with self._lock:
-            pending = self._pending
-        if pending is not None:
-            # Waits without raising: a failure is kept and raised by the next call.
-            futures.wait([pending.done])
-        for thread in self._deleters:
-            thread.join()
-        self._deleters.clear()
+        """Blocks until the save in flight (if any) is committed and retention has run,
+        background deletions included."""
+        current = self._current
+        if current is not None:
+            current.exception()  # waits without raising: the next call raises a failure
+        self._deleter.wait()
 
     def close(self) -> None:
         """Waits for the save in flight, releases the root, and raises a failed save's error."""
@@ -754,13 +643,6 @@ class Checkpointer:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _step_of(step: int | CheckpointMetadata) -> int:
-    number = step.step if isinstance(step, CheckpointMetadata) else step
-    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-        raise ValueError(f"step={step!r} must be an integer >= 0 or a CheckpointMetadata")
-    return number
 
 
 def _run_in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:

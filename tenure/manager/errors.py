@@ -15,6 +15,23 @@ class StepNotFoundError(CheckpointerError, FileNotFoundError):
     """No committed checkpoint exists for the requested step (as in Orbax)."""
 
 
+class RootNotFoundError(CheckpointerError, FileNotFoundError):
+    """A step was asked of a root that does not exist (a reader opened before its writer, or
+    a typo'd path)."""
+
+
+class InvalidStepError(CheckpointerError, ValueError):
+    """A step is not an integer >= 0 (or a `CheckpointMetadata`)."""
+
+
+class ReservedNameError(CheckpointerError, ValueError):
+    """A checkpointable is named like one the manager writes itself (`metrics`)."""
+
+
+class SaveInProgressError(CheckpointerError):
+    """The step is being saved; wait() for the save before acting on it."""
+
+
 class RootLockedError(CheckpointerError):
     """Another writer holds the root's lock; two writers would corrupt each other."""
 

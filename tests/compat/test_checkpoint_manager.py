@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from google.protobuf import duration_pb2
 
+import tenure
 import tenure.args as args
 from tenure.compat import (
     ArgsError,
@@ -19,6 +20,7 @@ from tenure.compat import (
     StandardCheckpointHandler,
 )
 from tenure.manager import StepAlreadyExistsError, StepNameFormat
+from tenure.retention import NewBestPolicy
 
 
 def w(step: int) -> dict[str, np.ndarray]:
@@ -154,3 +156,21 @@ def test_async_save_is_listed_while_in_flight_and_read_only_refuses_writes(tmp_p
     with CheckpointManager(tmp_path, options=CheckpointManagerOptions(read_only=True)) as mngr:
         assert not mngr.should_save(1)
         assert not mngr.save(1, args=args.StandardSave(w(1)), force=True)
+
+
+def test_the_save_policy_sees_the_metrics_as_the_checkpointer_does(tmp_path: Path) -> None:
+    """Issue 13, defect 2: the manager asked the policy without the metrics, so NewBestPolicy
+    (which needs them) saved nothing where tenure.Checkpointer saved steps 0, 1 and 2."""
+    policy = NewBestPolicy("loss", mode="min")
+    losses = [3.0, 2.0, 1.0, 1.5]
+    with tenure.Checkpointer(tmp_path / "tenure", save_decision_policy=policy) as ckptr:
+        for step, loss in enumerate(losses):
+            ckptr.save(step, w(step), metrics={"loss": loss})
+        expected = [c.step for c in ckptr.checkpoints]
+    assert expected == [0, 1, 2]
+    options = CheckpointManagerOptions(save_decision_policy=policy)
+    with CheckpointManager(tmp_path / "compat", options=options) as mngr:
+        for step, loss in enumerate(losses):
+            mngr.save(step, args=args.StandardSave(w(step)), metrics={"loss": np.float32(loss)})
+        mngr.wait_until_finished()
+        assert mngr.all_steps() == expected

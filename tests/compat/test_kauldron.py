@@ -16,7 +16,7 @@ import pytest
 import tenure
 from tenure.compat import ArgsError, InvalidOptionsError, NoCheckpointError, kauldron
 from tenure.compat.kauldron import Checkpointer, StandardCheckpointItem
-from tenure.manager import RootLockedError, StepNotFoundError
+from tenure.manager import RootLockedError, RootNotFoundError
 
 KAULDRON = json.loads(
     (Path(__file__).parents[1] / "data" / "kauldron_checkpointer.json").read_text()
@@ -149,7 +149,7 @@ def test_an_evaluator_may_start_before_the_trainer(
     # A reader of tenure's own on the same missing root agrees.
     reader = tenure.Checkpointer(evaluator.directory, read_only=True)
     assert (reader.latest, reader.checkpoints) == (None, [])
-    with pytest.raises(StepNotFoundError, match="does not exist"):
+    with pytest.raises(RootNotFoundError, match="does not exist"):
         reader.load()
 
     now = [0.0]

@@ -20,6 +20,7 @@ from tenure.io.storage import list_dir
 from tenure.manager import (
     BackgroundSaveError,
     ReadOnlyError,
+    RootNotFoundError,
     RootNotUsableError,
     StepAlreadyExistsError,
     StepNameFormat,
@@ -312,7 +313,7 @@ def test_a_reader_may_start_before_the_root_exists(tmp_path: Path) -> None:
     assert reader.latest is None
     assert reader.checkpoints == []
     assert not root.exists()
-    with pytest.raises(StepNotFoundError, match="does not exist"):
+    with pytest.raises(RootNotFoundError, match="does not exist"):
         reader.load()
     with open_root(root) as writer:
         writer.save(10, state(10))
