@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tenure.io.arrays import ArrayLayout
@@ -16,7 +16,7 @@ from tenure.io.checkpointables import (
     require_step,
 )
 from tenure.io.commit import Processes
-from tenure.io.metadata import JsonValue
+from tenure.io.metadata import JsonValue, StepMetadata
 from tenure.io.root import DEFAULT_ITEM, PathLike
 
 
@@ -133,35 +133,60 @@ class AsyncSave:
     """A save running in the background, with two completion points.
 
     `staged()` returns once the data has been copied off the caller's arrays (they may now be
-    mutated or donated); `result()` returns once the step is committed, and re-raises any
-    error the background work hit.
+    mutated or donated); `result()` returns the committed step's metadata once the step is
+    committed, and re-raises any error the background work hit. `add_done_callback(fn)` has
+    `fn(handle)` called on the save's own thread once it has committed or failed.
 
     Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> handle = save_pytree_async(d, {"w": np.ones(2)})
-        >>> handle.staged(); handle.result()
+        >>> handle.add_done_callback(lambda h: print("committed", h.done()))
+        >>> handle.staged(); handle.result().item_names  # doctest: +ELLIPSIS
+        committed ...
+        ('state',)
     """
 
     def __init__(self, prepare: Any) -> None:
         self._staged = threading.Event()
+        self._finished = threading.Event()
         self._error: BaseException | None = None
+        self._result: StepMetadata | None = None
         self._staging_failed = False
+        self._callbacks: list[Callable[[AsyncSave], None]] = []
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, args=(prepare,), daemon=False)
         self._thread.start()
 
     def _work(self, prepare: Any) -> None:
         try:
-            save: PreparedSave = prepare()
-        except BaseException as e:
-            self._error, self._staging_failed = e, True
-            self._staged.set()
-            return
-        self._staged.set()
-        try:
-            save.run()
+            self._result = self._run(prepare)
         except BaseException as e:
             self._error = e
+        self._staged.set()
+        with self._lock:
+            self._finished.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def _run(self, prepare: Any) -> StepMetadata:
+        try:
+            save: PreparedSave = prepare()
+        except BaseException:
+            self._staging_failed = True
+            raise
+        self._staged.set()
+        return save.run()
+
+    def add_done_callback(self, callback: Callable[[AsyncSave], None]) -> None:
+        """Call `callback(self)` once the save has committed or failed: on the save's own
+        thread, or at once when it already has."""
+        with self._lock:
+            if not self._finished.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
 
     def staged(self, timeout: float | None = None) -> None:
         """Wait until the caller's arrays are no longer needed; raise if staging failed."""
@@ -172,15 +197,17 @@ class AsyncSave:
 
     def done(self) -> bool:
         """True once the save has committed or failed."""
-        return not self._thread.is_alive()
+        return self._finished.is_set()
 
-    def result(self, timeout: float | None = None) -> None:
-        """Wait for the commit; re-raise the background error if there was one."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+    def result(self, timeout: float | None = None) -> StepMetadata:
+        """Wait for the commit and return the step metadata written; re-raise the background
+        error if there was one."""
+        if not self._finished.wait(timeout):
             raise TimeoutError(f"the save did not finish within {timeout} s")
         if self._error is not None:
             raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def save_checkpointables_async(
@@ -202,7 +229,8 @@ def save_checkpointables_async(
     Examples:
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
-        >>> save_checkpointables_async(d, {"state": {"w": np.ones(2)}}).result()
+        >>> save_checkpointables_async(d, {"state": {"w": np.ones(2)}}).result().item_names
+        ('state',)
     """
     items = dict(checkpointables)
     return AsyncSave(
@@ -235,7 +263,8 @@ def save_pytree_async(
         >>> import tempfile, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> h = save_pytree_async(d, {"w": np.ones(2)})
-        >>> h.result()
+        >>> h.result().commit_timestamp_nsecs > 0
+        True
     """
     return save_checkpointables_async(
         directory,

@@ -137,8 +137,9 @@ class PreparedSave:
     init_timestamp_nsecs: int
     replace: bool = False
 
-    def run(self) -> None:
-        """Write every item into the temporary directory, then commit it."""
+    def run(self) -> StepMetadata:
+        """Write every item into the temporary directory, then commit it; return the step
+        metadata as written."""
         txn = StepTransaction(
             self.step_dir, self.processes, self.init_timestamp_nsecs, replace=self.replace
         )
@@ -171,7 +172,9 @@ class PreparedSave:
             if self.metrics is not None and self.processes.primary:
                 _write_json_item(txn.tmp / METRICS_ITEM, {METRICS_FILE: self.metrics})
                 handlers[METRICS_ITEM] = METRICS_HANDLER
-            txn.commit(StepMetadata(item_handlers=handlers, custom_metadata=self.custom_metadata))
+            return txn.commit(
+                StepMetadata(item_handlers=handlers, custom_metadata=self.custom_metadata)
+            )
         except BaseException as e:
             txn.abort()
             if isinstance(e, Exception) and not isinstance(e, TenureIOError) and is_space_error(e):

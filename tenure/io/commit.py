@@ -210,18 +210,16 @@ class StepTransaction:
                 "to save: save under another step, or move those objects away first"
             )
 
-    def commit(self, metadata: StepMetadata) -> None:
-        """Make every byte durable, then publish the step with one atomic rename or marker."""
+    def commit(self, metadata: StepMetadata) -> StepMetadata:
+        """Make every byte durable, then publish the step with one atomic rename or marker;
+        return the step metadata as written (with its timestamps on the primary process)."""
         synced = self.syncer.finish()
         if isinstance(self.tmp, Path):
             fsync_tree(self.tmp, skip=synced)
         self._phase("written")
+        stamped = attrs.evolve(metadata, init_timestamp_nsecs=self.init_timestamp_nsecs)
         if self.processes.primary:
-            stamped = attrs.evolve(
-                metadata,
-                init_timestamp_nsecs=self.init_timestamp_nsecs,
-                commit_timestamp_nsecs=now_nsecs(),
-            )
+            stamped = attrs.evolve(stamped, commit_timestamp_nsecs=now_nsecs())
             document = json.dumps(stamped.to_json())
             write_text(self.tmp / STEP_METADATA_FILE, document)
             write_step_checksums(self.tmp, document.encode())
@@ -242,6 +240,7 @@ class StepTransaction:
                 _fsync(tmp)
                 self._publish(tmp, final)
         self._phase("committed")
+        return stamped
 
     def _publish(self, tmp: Path, final: Path) -> None:
         """Rename the finished step into place. A step being replaced is moved aside first

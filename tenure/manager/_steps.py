@@ -82,11 +82,20 @@ def describe(
     )
 
 
-def just_saved(step: int, path: Location, info: CheckpointInfo) -> CheckpointMetadata:
+def just_saved(
+    step: int, path: Location, info: CheckpointInfo, written: StepMetadata
+) -> CheckpointMetadata:
     """A step this process has just committed, described from what it wrote rather than read
-    back: its decision time as stored (whole microseconds, so a reload sees the same time)."""
+    back: its decision time as stored (whole microseconds, so a reload sees the same time)
+    and the commit time io stamped (None on processes other than the primary)."""
     stored = _store.from_nanoseconds(_store.to_nanoseconds(info.time))
-    return CheckpointMetadata(step=step, path=path, metrics=info.metrics, time=stored)
+    return CheckpointMetadata(
+        step=step,
+        path=path,
+        metrics=info.metrics,
+        commit_timestamp_nsecs=written.commit_timestamp_nsecs,
+        time=stored,
+    )
 
 
 @attrs.define

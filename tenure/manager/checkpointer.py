@@ -381,9 +381,8 @@ class Checkpointer:
             response = SaveResponse(info, path, handle)
             self._current = response
             self._previous = None
-        threading.Thread(
-            target=self._finish, args=(response,), daemon=True, name="tenure-commit"
-        ).start()
+        # The tail runs on io's own save thread, once the step is committed (or failed).
+        handle.add_done_callback(lambda _: self._finish(response))
         return response
 
     def _check_replace(self, step: int, overwrite: bool) -> bool:
@@ -407,10 +406,11 @@ class Checkpointer:
         return True
 
     def _finish(self, response: SaveResponse) -> None:
-        """The tail of a save, on its own thread: commit, plan, retire, remove."""
+        """The tail of a committed (or failed) save, on io's save thread: plan, retire,
+        remove."""
         try:
-            response.io.result()
-            entry = just_saved(response.step, response.path, response.info)
+            written = response.io.result()
+            entry = just_saved(response.step, response.path, response.info, written)
             self._ensure_details()  # the planner reads every step's time
             with self._lock:
                 self._index.add(entry)
