@@ -306,12 +306,15 @@ def read_step_metadata(step_dir: PathLike, *, check: bool = False) -> StepMetada
     handlers = doc.get("item_handlers")
     if not isinstance(handlers, dict):
         handlers = dict.fromkeys(_item_dirs(step), "")
-    metrics_dir = as_location(_join(step, METRICS_ITEM))
-    metrics_recorded = item_checksums(metrics_dir) if check else None
-    if check and metrics_recorded is None and recorded is not None:
-        metrics_recorded = {}  # tenure recorded the step: an unrecorded metrics file is damage
+    metrics_recorded = None
+    if check:
+        metrics_recorded = item_checksums(as_location(_join(step, METRICS_ITEM)))
+        if metrics_recorded is None and recorded is not None:
+            metrics_recorded = {}  # tenure recorded the step: an unrecorded metrics file is damage
     try:
-        metrics = read_json(metrics_dir / METRICS_FILE, metrics_recorded, METRICS_FILE)
+        # A plain string path: listing a root reads this for every step.
+        metrics_file = _join(step, METRICS_ITEM, METRICS_FILE)
+        metrics = read_json(metrics_file, metrics_recorded, METRICS_FILE)
     except (FileNotFoundError, NotADirectoryError):
         metrics = None
     custom = doc.get("custom_metadata") or {}
