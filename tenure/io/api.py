@@ -11,12 +11,14 @@ from tenure.io.checkpointables import (
     PreparedSave,
     load_many,
     load_one,
+    plan_one,
     prepare_save,
     pytree_item_metadata,
     require_step,
 )
 from tenure.io.commit import Processes
 from tenure.io.metadata import JsonValue
+from tenure.io.pytree import LoadPlan
 from tenure.io.root import DEFAULT_ITEM, PathLike
 
 
@@ -85,9 +87,12 @@ def save_pytree(
 
 
 def load_checkpointables(
-    directory: PathLike, abstract: Mapping[str, Any] | None = None
+    directory: PathLike, abstract: Mapping[str, Any] | None = None, *, partial: bool = False
 ) -> dict[str, Any]:
     """Load checkpointables; with `abstract`, only the names it lists, shaped like its values.
+
+    A pytree value must name every key saved in its checkpointable (`StructureMismatchError`
+    lists the difference); with `partial`, it may name a subset, and only that is read.
 
     Examples:
         >>> import tempfile, numpy as np
@@ -96,15 +101,24 @@ def load_checkpointables(
         >>> load_checkpointables(d, {"b": None})
         {'b': [1, 2]}
     """
-    return load_many(directory, abstract)
+    return load_many(directory, abstract, partial=partial)
 
 
-def load_pytree(directory: PathLike, abstract_tree: Any = None, *, name: str = DEFAULT_ITEM) -> Any:
+def load_pytree(
+    directory: PathLike,
+    abstract_tree: Any = None,
+    *,
+    name: str = DEFAULT_ITEM,
+    partial: bool = False,
+) -> Any:
     """Load a pytree checkpointable (default `state`), shaped like `abstract_tree` when given.
 
     Abstract leaves choose what comes back: `jax.ShapeDtypeStruct` (with a sharding) gives a
-    `jax.Array` with that sharding and dtype; a numpy array or None gives numpy; keys missing
-    from `abstract_tree` are not read.
+    `jax.Array` with that sharding and dtype (a different dtype is a cast); a numpy array gives
+    numpy; None gives the saved subtree. `abstract_tree` must name every saved key, unless
+    `partial`: then the keys it leaves out are not read. Shapes never change. Without
+    `abstract_tree`, jax arrays come back with their saved shardings, or
+    `TopologyMismatchError` when this process lacks those devices.
 
     Examples:
         >>> import tempfile, jax, numpy as np
@@ -113,7 +127,28 @@ def load_pytree(directory: PathLike, abstract_tree: Any = None, *, name: str = D
         >>> load_pytree(d, {"w": jax.ShapeDtypeStruct((4,), np.float32)})["w"].dtype
         dtype('float32')
     """
-    return load_one(require_step(directory), name, abstract_tree)
+    return load_one(require_step(directory), name, abstract_tree, partial=partial)
+
+
+def plan_load(
+    directory: PathLike,
+    abstract_tree: Any = None,
+    partial: bool = False,
+    *,
+    name: str = DEFAULT_ITEM,
+) -> LoadPlan:
+    """What `load_pytree(directory, abstract_tree, partial=partial)` would do, without reading
+    array data: keys matched and left out, dtype casts, arrays resharded, bytes per process.
+    Raises exactly what the load would raise before reading.
+
+    Examples:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_pytree(d, {"w": np.zeros(4, np.float32)})
+        >>> plan_load(d, {"w": np.zeros(4, np.float32)}).bytes_per_process
+        {0: 16}
+    """
+    return plan_one(directory, name, abstract_tree, partial=partial)
 
 
 def pytree_metadata(directory: PathLike, *, name: str = DEFAULT_ITEM) -> Any:

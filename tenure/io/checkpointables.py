@@ -29,7 +29,15 @@ from tenure.io.metadata import (
     read_json,
     read_step_metadata,
 )
-from tenure.io.pytree import StagedPytree, item_metadata, load_item, stage, write_item
+from tenure.io.pytree import (
+    LoadPlan,
+    StagedPytree,
+    item_metadata,
+    load_item,
+    plan_item,
+    stage,
+    write_item,
+)
 from tenure.io.root import (
     DEFAULT_ITEM,
     ITEM_FILE,
@@ -308,8 +316,9 @@ def _json_document(item_dir: Location) -> JsonValue:
     raise NotACheckpointError(f"{item_dir} holds neither a pytree nor a JSON document")
 
 
-def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
-    """Read checkpointable `name` of a committed step, shaped like `abstract` when given."""
+def load_one(step_dir: Location, name: str, abstract: Any = None, *, partial: bool = False) -> Any:
+    """Read checkpointable `name` of a committed step, shaped like `abstract` when given
+    (a pytree target must name every saved key unless `partial`)."""
     item_dir = step_dir / validate_item_name(name)
     if not item_dir.is_dir():
         raise NotACheckpointError(
@@ -318,7 +327,7 @@ def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
         )
     kind = item_kind(item_dir)
     if kind == "pytree":
-        return load_item(item_dir, abstract)
+        return load_item(item_dir, abstract, partial=partial)
     if kind == "bare_leaf":
         target = None if abstract is None else {_BARE_LEAF: abstract}
         return load_item(item_dir, target)[_BARE_LEAF]
@@ -348,10 +357,35 @@ def pytree_item_metadata(directory: PathLike, name: str) -> Any:
     return item_metadata(require_step(directory) / validate_item_name(name))
 
 
-def load_many(directory: PathLike, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Read the named checkpointables (all of them when `abstract` is None)."""
+def load_many(
+    directory: PathLike, abstract: Mapping[str, Any] | None, *, partial: bool = False
+) -> dict[str, Any]:
+    """Read the named checkpointables (all of them when `abstract` is None); checkpointables
+    left out of `abstract` are not read, whatever `partial` says."""
     step_dir = require_step(directory)
     if abstract is None:
         names = read_step_metadata(step_dir, check=True).item_names
         return {name: load_one(step_dir, name) for name in names}
-    return {name: load_one(step_dir, name, target) for name, target in abstract.items()}
+    return {
+        name: load_one(step_dir, name, target, partial=partial) for name, target in abstract.items()
+    }
+
+
+def plan_one(directory: PathLike, name: str, abstract: Any, *, partial: bool) -> LoadPlan:
+    """The plan of loading pytree checkpointable `name` shaped like `abstract`."""
+    step_dir = require_step(directory)
+    item_dir = step_dir / validate_item_name(name)
+    if not item_dir.is_dir():
+        raise NotACheckpointError(
+            f"{step_dir} has no checkpointable {name!r}; it has "
+            f"{sorted(read_step_metadata(step_dir).item_names)}"
+        )
+    kind = item_kind(item_dir)
+    if kind == "bare_leaf":
+        return plan_item(item_dir, None if abstract is None else {_BARE_LEAF: abstract})
+    if kind != "pytree":
+        raise NotACheckpointError(
+            f"{item_dir} holds a {kind} checkpointable, not a pytree: only pytree loads read "
+            "arrays, so only they have a plan"
+        )
+    return plan_item(item_dir, abstract, partial=partial)

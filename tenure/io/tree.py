@@ -87,14 +87,18 @@ def children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]]]
     if node is None:
         return "None", []
     if isinstance(node, dict):
-        for key in node:
-            if not isinstance(key, str):
+        pairs = []
+        for key, value in node.items():
+            # Orbax records an int key as its text with the dict key type, as jax's DictKey
+            # does; tenure's structure record keeps the int, so it comes back an int.
+            if type(key) is not str and type(key) is not int:
                 raise InvalidKeyError(
                     f"dict key {key!r} ({type(key).__name__}) at {display_path(path)} cannot "
-                    "be stored: Orbax's format only has string keys; convert keys with str() "
-                    "before saving"
+                    "be stored: tenure stores str and int dict keys; convert the key to one "
+                    "of those before saving"
                 )
-        return "Dict", [(KeyEntry(k, DICT_KEY), v) for k, v in node.items()]
+            pairs.append((KeyEntry(str(key), DICT_KEY), value))
+        return "Dict", pairs
     if _is_namedtuple(node):
         return "NamedTuple", [(KeyEntry(f, DICT_KEY), getattr(node, f)) for f in node._fields]
     if isinstance(node, tuple | list):
@@ -164,7 +168,9 @@ def flatten(tree: Any) -> FlatTree:
             empties.append(TreeEntry(path, container))
         nodes = [walk(child, (*path, key)) for key, child in pairs]
         doc: dict[str, JsonValue] = {"t": container, "c": nodes}
-        if container in ("Dict", "NamedTuple", "Unknown"):
+        if container == "Dict":
+            doc["k"] = list(node)
+        elif container in ("NamedTuple", "Unknown"):
             doc["k"] = [key.key for key, _ in pairs]
         if container == "NamedTuple":
             doc["name"] = type(node).__name__
@@ -223,8 +229,11 @@ def validate_structure(structure: JsonValue) -> None:
             keys = node.get("k")
             if not isinstance(keys, list) or len(keys) != len(kids):
                 raise ValueError("keys and children differ in number")
-            if not all(isinstance(k, str) for k in keys):
-                raise ValueError("a key is not a string")
+            allowed = (str, int) if kind == "Dict" else (str,)
+            if not all(type(k) in allowed for k in keys):
+                raise ValueError("a key is not a string (nor an int, in a dict)")
+            if kind == "Dict" and len({str(k) for k in keys}) != len(keys):
+                raise ValueError("a dict has two keys with the same text")
         if kind == "Unknown":
             types = node.get("kt")
             if not isinstance(types, list) or len(types) != len(kids):
@@ -258,7 +267,7 @@ def iter_leaf_specs(structure: JsonValue, path: KeyPath = ()) -> Iterator[tuple[
 def _structure_keys(structure: JsonValue) -> list[KeyEntry]:
     kind = structure["t"]
     if kind in ("Dict", "NamedTuple"):
-        return [KeyEntry(k, DICT_KEY) for k in structure["k"]]
+        return [KeyEntry(str(k), DICT_KEY) for k in structure["k"]]
     if kind == "Unknown":
         return [KeyEntry(k, t) for k, t in zip(structure["k"], structure["kt"], strict=True)]
     return [KeyEntry(str(i), SEQUENCE_KEY) for i in range(len(structure["c"]))]
@@ -286,6 +295,8 @@ def build_from_structure(structure: JsonValue, leaf: Callable[[KeyPath], Any]) -
         if kind == "NamedTuple":
             cls = collections.namedtuple(node["name"], node["k"])  # type: ignore[misc]
             return cls(*values)
+        if kind == "Dict":
+            return dict(zip(node["k"], values, strict=True))
         return {k.key: v for k, v in zip(keys, values, strict=True)}
 
     return build(structure, ())
