@@ -11,6 +11,7 @@ from typing import Any
 
 import equinox as eqx
 import flax.linen as nn
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -229,3 +230,95 @@ def test_fewer_devices_without_a_target_is_a_clear_error(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["refused", "refused", "True", "8.0"]
+
+
+def _dataset_iterator() -> Any:
+    dataset = grain.MapDataset.source(np.arange(100)).shuffle(seed=0).batch(4)
+    return iter(dataset.to_iter_dataset())
+
+
+def _loader_iterator() -> Any:
+    sampler = grain.samplers.IndexSampler(100, shuffle=True, seed=0, num_epochs=1)
+    loader = grain.DataLoader(
+        data_source=np.arange(100),
+        sampler=sampler,
+        operations=[grain.transforms.Batch(4)],
+        worker_count=0,
+    )
+    return iter(loader)
+
+
+@pytest.mark.parametrize("make", [_dataset_iterator, _loader_iterator], ids=["dataset", "loader"])
+def test_grain_iterators_resume_at_the_same_batch(tmp_path: Path, make: Any) -> None:
+    iterator = make()
+    for _ in range(3):
+        next(iterator)
+    io.save_checkpointables(tmp_path / "1", {"data": iterator, "state": {"w": np.ones(2)}})
+    expected = next(iterator)
+    fresh = make()
+    out = io.load_checkpointables(tmp_path / "1", {"data": fresh})
+    assert out["data"] is fresh
+    np.testing.assert_array_equal(next(fresh), expected)
+    assert io.verify(tmp_path / "1") == 1
+    state = io.load_checkpointables(tmp_path / "1", {"data": None})["data"]
+    assert state == iterator_state_before(make)
+
+
+def iterator_state_before(make: Any) -> Any:
+    """The state of a new iterator of `make` after three batches, as it was saved."""
+    iterator = make()
+    for _ in range(3):
+        next(iterator)
+    return iterator.get_state()
+
+
+@pytest.mark.parametrize("make", [_dataset_iterator, _loader_iterator], ids=["dataset", "loader"])
+def test_grain_items_are_read_both_ways_with_orbax(tmp_path: Path, make: Any) -> None:
+    handlers = {"data": grain.checkpoint.CheckpointHandler()}
+    iterator = make()
+    for _ in range(3):
+        next(iterator)
+    io.save_checkpointables(tmp_path / "1", {"data": iterator})
+    expected = next(iterator)
+    with ocp.CheckpointManager(tmp_path, item_names=("data",), item_handlers=handlers) as manager:
+        fresh = make()
+        args = ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(fresh))
+        manager.restore(1, args=args)
+        np.testing.assert_array_equal(next(fresh), expected)
+        manager.save(2, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(iterator)))
+    expected = next(iterator)
+    fresh = make()
+    io.load_checkpointables(tmp_path / "2", {"data": fresh})
+    np.testing.assert_array_equal(next(fresh), expected)
+    assert io.verify(tmp_path / "2") == 0
+
+
+class _Counter:
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def get_state(self) -> Any:
+        return self.state
+
+    def set_state(self, state: Any) -> None:
+        self.state = state
+
+
+def test_states_that_are_neither_json_nor_text_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(io.TenureIOError, match="neither JSON"):
+        io.save_checkpointables(tmp_path / "1", {"data": _Counter({1: object()})})
+    with pytest.raises(io.TenureIOError, match="UTF-8"):
+        io.save_checkpointables(tmp_path / "1", {"data": _Counter(b"\xff")})
+    io.save_checkpointables(tmp_path / "1", {"data": _Counter({"i": 3})})
+    with pytest.raises(io.TenureIOError, match="set_state"):
+        io.load_checkpointables(tmp_path / "1", {"data": np.zeros(1)})
+
+
+def test_metrics_accept_numpy_and_jax_scalars_and_refuse_arrays(tmp_path: Path) -> None:
+    metrics = {"loss": np.float32(0.5), "acc": jnp.float32(0.25), "n": np.int64(3)}
+    io.save_pytree(tmp_path / "1", {"w": np.ones(1)}, metrics=metrics)
+    saved = io.read_step_metadata(tmp_path / "1").metrics
+    assert saved == {"loss": 0.5, "acc": 0.25, "n": 3}
+    assert [type(v) for v in saved.values()] == [float, float, int]
+    with pytest.raises(io.UnsupportedLeafError, match=r"metrics\['loss'\] is an array of shape"):
+        io.save_pytree(tmp_path / "2", {"w": np.ones(1)}, metrics={"loss": jnp.ones(3)})
