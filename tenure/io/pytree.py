@@ -133,7 +133,8 @@ def stage(
                 if s.replica_id == 0 and s.device.process_index == processes.index
             )
             chunk = tuple(array.sharding.shard_shape(shape))
-            recorded = shardings.to_json(leaf.value.sharding)
+            # For keys, the sharding of their data, as Orbax records it.
+            recorded = shardings.to_json(array.sharding)
             if recorded is not None:
                 recorded_shardings[leaf.name] = recorded
             writes.append(ArrayWrite(leaf.name, shape, np.dtype(array.dtype), chunk, pieces))
@@ -635,10 +636,15 @@ class Reader:
         if plan.kind == KEY:
             read_keys = self._issue(name, raw, store, _full(plan.shape))
             impl, sharding = self.item.key_impls[name], plan.sharding
+            # A target's sharding is for the keys; a saved one is for their data (Orbax's).
+            of_keys = getattr(plan.target, "sharding", None) is not None
 
             def keys() -> Any:
-                data = jax.random.wrap_key_data(jax.numpy.asarray(read_keys()), impl=impl)
-                return data if sharding is None else jax.device_put(data, sharding)
+                data = read_keys()
+                if sharding is not None and not of_keys:
+                    data = jax.device_put(data, sharding)
+                keys = jax.random.wrap_key_data(jax.numpy.asarray(data), impl=impl)
+                return jax.device_put(keys, sharding) if of_keys else keys
 
             return keys
         if plan.cast is not None:

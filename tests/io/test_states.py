@@ -322,3 +322,20 @@ def test_metrics_accept_numpy_and_jax_scalars_and_refuse_arrays(tmp_path: Path) 
     assert [type(v) for v in saved.values()] == [float, float, int]
     with pytest.raises(io.UnsupportedLeafError, match=r"metrics\['loss'\] is an array of shape"):
         io.save_pytree(tmp_path / "2", {"w": np.ones(1)}, metrics={"loss": jnp.ones(3)})
+
+
+def test_sharded_typed_keys_keep_impl_and_sharding_both_ways_with_orbax(
+    tmp_path: Path, mesh: jax.sharding.Mesh
+) -> None:
+    sharding = jax.NamedSharding(mesh, jax.P("x"))
+    keys = jax.device_put(jax.random.split(jax.random.key(0, impl="rbg"), 4), sharding)
+    io.save_pytree(tmp_path / "1", {"k": keys})
+    with ocp.StandardCheckpointer() as checkpointer:
+        restored = checkpointer.restore(tmp_path / "1" / "state")
+        checkpointer.save(tmp_path / "orbax" / "state", {"k": keys})
+    loaded = io.load_pytree(tmp_path / "orbax")
+    for out in (restored["k"], loaded["k"]):
+        # Orbax records the sharding of the key data, one dimension longer than the keys.
+        assert out.sharding.is_equivalent_to(sharding, 1)
+        assert jax.random.key_impl(out) == jax.random.key_impl(keys)
+        np.testing.assert_array_equal(jax.random.key_data(out), jax.random.key_data(keys))
