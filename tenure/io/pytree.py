@@ -760,9 +760,17 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
     item = reader.item
     if abstract is None:
         return _Match(_saved_subtree(reader, (), numpy_default=False), ())
-    saved_prefixes = {
-        tuple(k.key for k in e.path[:i]) for e in item.meta.entries for i in range(len(e.path) + 1)
-    }
+    prefixes: set[tuple[str, ...]] = set()  # every saved path and its ancestors, when needed
+
+    def is_saved_prefix(keys: tuple[str, ...]) -> bool:
+        if not prefixes:
+            prefixes.update(
+                tuple(k.key for k in e.path[:i])
+                for e in item.meta.entries
+                for i in range(len(e.path) + 1)
+            )
+        return keys in prefixes
+
     named: set[tuple[str, ...]] = set()  # paths the target names exactly
     whole: set[tuple[str, ...]] = set()  # paths under which a None target takes everything
     missing: list[KeyPath] = []
@@ -774,7 +782,7 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
             if entry is not None and entry.value_type == "None":
                 named.add(keys)
                 return None
-            if keys not in saved_prefixes:
+            if not is_saved_prefix(keys):
                 missing.append(path)
                 return None
             whole.add(keys)
@@ -803,8 +811,9 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
     unexpected = []
     for entry in item.meta.entries:
         keys = tuple(k.key for k in entry.path)
-        if keys not in named and not any(keys[:i] in whole for i in range(len(keys) + 1)):
-            unexpected.append(entry.path)
+        if keys in named or (whole and any(keys[:i] in whole for i in range(len(keys) + 1))):
+            continue
+        unexpected.append(entry.path)
     if missing or (unexpected and not partial):
         raise _structure_error(item.item_dir, missing, [] if partial else unexpected)
     return _Match(tree, tuple(unexpected))
