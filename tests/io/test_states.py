@@ -66,8 +66,8 @@ def test_nnx_model_and_optimizer_round_trip_exactly(tmp_path: Path) -> None:
     _assert_same(io.load_pytree(tmp_path / "1", _abstract()), state)
     # Without a target, the integer keys of nnx.List and optax chains stay integers.
     plain = io.load_pytree(tmp_path / "1")
-    assert sorted(plain["0"]["layers"]) == [0, 1]
-    assert 0 in plain["1"]["opt_state"]
+    assert sorted(plain[0]["layers"]) == [0, 1]
+    assert 0 in plain[1]["opt_state"]
 
 
 def test_orbax_restores_tenure_nnx_state_and_tenure_loads_orbax_nnx_state(tmp_path: Path) -> None:
