@@ -339,3 +339,17 @@ def test_sharded_typed_keys_keep_impl_and_sharding_both_ways_with_orbax(
         assert out.sharding.is_equivalent_to(sharding, 1)
         assert jax.random.key_impl(out) == jax.random.key_impl(keys)
         np.testing.assert_array_equal(jax.random.key_data(out), jax.random.key_data(keys))
+
+
+@pytest.mark.parametrize("edit", ["changed", "removed"])
+def test_a_damaged_state_file_is_caught_by_load_and_verify(tmp_path: Path, edit: str) -> None:
+    io.save_checkpointables(tmp_path / "1", {"data": _Counter({"i": 3})})
+    state_file = tmp_path / "1" / "data" / "process_0-of-1.json"
+    if edit == "changed":
+        state_file.write_text('{"i": 4}')
+    else:
+        state_file.unlink()
+    with pytest.raises(io.CorruptCheckpointError, match=r"process_0-of-1\.json"):
+        io.load_checkpointables(tmp_path / "1", {"data": _Counter(None)})
+    with pytest.raises(io.CorruptCheckpointError, match=r"process_0-of-1\.json"):
+        io.verify(tmp_path / "1")
