@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+import orbax.checkpoint.experimental.v1 as ocp1
 import pytest
 from flax import nnx
 from flax.training import train_state
@@ -77,6 +78,15 @@ def test_orbax_restores_tenure_nnx_state_and_tenure_loads_orbax_nnx_state(tmp_pa
         _assert_same(checkpointer.restore(tmp_path / "1" / "state", _abstract()), state)
         checkpointer.save(tmp_path / "orbax" / "state", state)
     _assert_same(io.load_pytree(tmp_path / "orbax", _abstract()), state)
+
+
+def test_orbax_v1_training_checkpointer_reads_and_writes_nnx_state(tmp_path: Path) -> None:
+    state = nnx.state(_trained())
+    io.save_pytree(tmp_path / "1", state)
+    with ocp1.training.Checkpointer(tmp_path) as checkpointer:
+        _assert_same(checkpointer.load(1, _abstract()), state)
+        checkpointer.save(2, state)
+    _assert_same(io.load_pytree(tmp_path / "2", _abstract()), state)
 
 
 def test_dicts_with_int_and_str_keys_round_trip_exactly(tmp_path: Path) -> None:
