@@ -125,6 +125,8 @@ class CheckpointManager:
     ) -> bool | None:
         """True for one unnamed item, False for named items, None until a save or a
         restore tells."""
+        if item_handlers is not None and not isinstance(item_handlers, Mapping):
+            item_handlers = as_handler(item_handlers)  # another library's, e.g. Grain's
         if handler_registry is not None and (item_names or item_handlers):
             raise ArgsError(
                 "handler_registry is mutually exclusive with item_names and item_handlers; "

@@ -135,3 +135,15 @@ def test_numpy_and_jax_scalar_metrics_through_compat(tmp_path: Path) -> None:
             np.int64(0), args=args.StandardSave({"w": np.ones(1)}), metrics={"l": jnp.float32(2)}
         )
     assert io.read_step_metadata(tmp_path / "0").metrics == {"l": 2.0}
+
+
+def test_one_unnamed_grain_item_with_grain_s_handler(tmp_path: Path) -> None:
+    data = iterator()
+    next(data)
+    handler = grain.checkpoint.CheckpointHandler()
+    with CheckpointManager(tmp_path, item_handlers=handler) as manager:
+        manager.save(0, args=grain.checkpoint.CheckpointSave(data))
+        manager.wait_until_finished()
+        fresh = iterator()
+        assert manager.restore(0, args=grain.checkpoint.CheckpointRestore(fresh)) is fresh
+    np.testing.assert_array_equal(next(fresh), next(data))
