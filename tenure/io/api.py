@@ -15,6 +15,7 @@ from tenure.io.checkpointables import (
     prepare_save,
     pytree_item_metadata,
     require_step,
+    take_states,
 )
 from tenure.io.commit import Processes
 from tenure.io.metadata import JsonValue
@@ -230,6 +231,7 @@ def save_checkpointables_async(
     replace: bool = False,
 ) -> AsyncSave:
     """Start saving in the background; see `AsyncSave` for when arrays may be reused.
+    Stateful objects (Grain iterators) are saved at their state as of this call.
 
     With `replace`, an existing step is replaced, never deleted first: the new one is
     written and committed under a temporary name, swapped in, and the old one removed.
@@ -239,7 +241,7 @@ def save_checkpointables_async(
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_checkpointables_async(d, {"state": {"w": np.ones(2)}}).result()
     """
-    items = dict(checkpointables)
+    items = take_states(checkpointables)
     return AsyncSave(
         lambda: prepare_save(
             directory,

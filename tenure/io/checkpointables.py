@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -124,6 +125,29 @@ def is_stateful(value: Any) -> bool:
     return callable(getattr(value, "get_state", None)) and callable(
         getattr(value, "set_state", None)
     )
+
+
+@attrs.frozen
+class _TakenState:
+    """The state of a stateful object, taken when the save was asked for."""
+
+    state: Any
+
+    def get_state(self) -> Any:
+        return self.state
+
+    def set_state(self, state: Any) -> None:
+        raise TypeError("a state taken for a save is not restored into")
+
+
+def take_states(checkpointables: Mapping[str, Any]) -> dict[str, Any]:
+    """`checkpointables` with each stateful object replaced by its state as of now, so that a
+    save staged in the background records the position the caller saved at (an iterator may
+    move on before staging starts)."""
+    return {
+        name: _TakenState(copy.deepcopy(value.get_state())) if is_stateful(value) else value
+        for name, value in checkpointables.items()
+    }
 
 
 def _stage_state(name: str, value: Any) -> _Staged:

@@ -363,3 +363,21 @@ def test_a_damaged_state_file_is_caught_by_load_and_verify(tmp_path: Path, edit:
         io.load_checkpointables(tmp_path / "1", {"data": _Counter(None)})
     with pytest.raises(io.CorruptCheckpointError, match=r"process_0-of-1\.json"):
         io.verify(tmp_path / "1")
+
+
+def test_an_async_save_records_the_state_as_of_the_call(tmp_path: Path) -> None:
+    """The background staging must not call get_state(): the iterator has moved on by then."""
+    import threading
+
+    class Recording(_Counter):
+        def get_state(self) -> Any:
+            callers.append(threading.current_thread())
+            return super().get_state()
+
+    callers: list[threading.Thread] = []
+    counter = Recording({"i": 1})
+    handle = io.save_checkpointables_async(tmp_path / "1", {"data": counter})
+    counter.state = {"i": 2}
+    handle.result()
+    assert callers == [threading.current_thread()]
+    assert io.load_checkpointables(tmp_path / "1", {"data": None})["data"] == {"i": 1}
