@@ -75,3 +75,13 @@ def test_optax_loop_resumes_with_its_optimizer_state(tmp_path: Path) -> None:
     # Adam's step counter came back from the checkpoint, not from a fresh optimizer.
     assert "resumed at step 201, Adam count 201" in second.stdout
     assert "finished" in second.stdout
+
+
+def test_nnx_loop_with_grain_resumes_bit_for_bit(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    first = python("train_nnx.py", "--root", root, "--steps", "120", "--stop-at", "70")
+    assert "stopped at step 70" in first.stdout
+    second = python("train_nnx.py", "--root", root, "--steps", "120", "--compare")
+    # The optimizer's step counter came back from the checkpoint (step 50 was the newest).
+    assert "resumed at step 51, optimizer step 51" in second.stdout
+    assert "bit-identical final state" in second.stdout

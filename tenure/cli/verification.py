@@ -72,7 +72,7 @@ def itemise(step_dir: Location) -> tuple[list[dict[str, Any]], int]:
             if leaf is str:
                 continue
             try:
-                io.load_pytree(step_dir, _selector(keys), name=name)
+                io.load_pytree(step_dir, _selector(keys), name=name, partial=True)
             except errors as error:
                 damaged.append(_damage(name, ".".join(keys), error))
             checked += 1

@@ -15,7 +15,6 @@ import attrs
 from tenure.compat.errors import ArgsError, HandlerRegistrationError
 from tenure.compat.handlers import (
     ArrayCheckpointHandler,
-    CheckpointHandler,
     JaxRandomKeyCheckpointHandler,
     JsonCheckpointHandler,
     NumpyRandomKeyCheckpointHandler,
@@ -23,12 +22,13 @@ from tenure.compat.handlers import (
     PyTreeCheckpointHandler,
     StandardCheckpointHandler,
 )
+from tenure.compat.third_party import orbax_handler_cls
 
 A = TypeVar("A", bound=type)
 
 # args class -> handler class, and handler class -> (save args class, restore args class).
-_HANDLER_OF: dict[type, type[CheckpointHandler]] = {}
-_ARGS_OF: dict[type[CheckpointHandler], list[type | None]] = {}
+_HANDLER_OF: dict[type, type[Any]] = {}
+_ARGS_OF: dict[type[Any], list[type | None]] = {}
 
 
 class CheckpointArgs:
@@ -48,7 +48,7 @@ class CheckpointArgs:
 
 
 def register_with_handler(
-    handler_cls: type[CheckpointHandler], for_save: bool = False, for_restore: bool = False
+    handler_cls: type[Any], for_save: bool = False, for_restore: bool = False
 ) -> Callable[[A], A]:
     """A class decorator registering an args class as `handler_cls`'s save and/or restore
     args, so a manager knows how to store an item given with it.
@@ -66,17 +66,16 @@ def register_with_handler(
             f"register_with_handler({handler_cls.__name__}) needs for_save=True, "
             "for_restore=True, or both"
         )
-    if not (isinstance(handler_cls, type) and issubclass(handler_cls, CheckpointHandler)):
+    # Another library's handler and args (Grain's, say) are accepted as they are, as Orbax
+    # accepts them: tenure.io stores the args' item (see tenure.compat.third_party).
+    if not isinstance(handler_cls, type):
         raise HandlerRegistrationError(
-            f"{handler_cls!r} is not a CheckpointHandler subclass; subclass "
-            "tenure.compat.handlers.CheckpointHandler"
+            f"{handler_cls!r} is not a class; pass the handler class, not an instance"
         )
 
     def register(args_cls: A) -> A:
-        if not issubclass(args_cls, CheckpointArgs):
-            raise HandlerRegistrationError(
-                f"{args_cls.__name__} must subclass tenure.args.CheckpointArgs to be registered"
-            )
+        if not isinstance(args_cls, type):
+            raise HandlerRegistrationError(f"{args_cls!r} is not a class; decorate a class")
         _HANDLER_OF[args_cls] = handler_cls
         pair = _ARGS_OF.setdefault(handler_cls, [None, None])
         if for_save:
@@ -99,15 +98,16 @@ def get_registered_handler_cls(arg: CheckpointArgs | type[CheckpointArgs]) -> ty
     for cls in args_cls.__mro__:
         if cls in _HANDLER_OF:
             return _HANDLER_OF[cls]
+    registered_with_orbax = orbax_handler_cls(args_cls)
+    if registered_with_orbax is not None:
+        return registered_with_orbax
     raise HandlerRegistrationError(
         f"no handler is registered for {args_cls.__name__}; decorate it with "
         "@tenure.args.register_with_handler(SomeHandler, for_save=..., for_restore=...)"
     )
 
 
-def get_registered_args_cls(
-    handler: type[CheckpointHandler] | CheckpointHandler,
-) -> tuple[type[Any], type[Any]]:
+def get_registered_args_cls(handler: type[Any] | Any) -> tuple[type[Any], type[Any]]:
     """The (save, restore) args classes registered for a handler class or instance.
 
     Examples:
@@ -220,7 +220,8 @@ class PyTreeSave(CheckpointArgs):
 @attrs.frozen
 class PyTreeRestore(CheckpointArgs):
     """Restores a generic pytree; `item`, when given, is a target tree as for
-    `StandardRestore`.
+    `StandardRestore`, and must name every saved key unless `partial_restore` (then only
+    the keys it names are read).
 
     Examples:
         >>> PyTreeRestore().item is None
@@ -228,6 +229,7 @@ class PyTreeRestore(CheckpointArgs):
     """
 
     item: Any = None
+    partial_restore: bool = False
 
 
 @register_with_handler(ArrayCheckpointHandler, for_save=True)

@@ -22,6 +22,7 @@ from tenure.compat.args import CheckpointArgs, Composite, get_registered_handler
 from tenure.compat.errors import ArgsError, NoCheckpointError
 from tenure.compat.handlers import CheckpointHandler
 from tenure.compat.orbax_options import CheckpointManagerOptions, to_policies
+from tenure.compat.third_party import as_handler, handler_from_class, orbax_handler_cls
 from tenure.io.root import list_steps
 from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import Checkpointer
@@ -123,6 +124,8 @@ class CheckpointManager:
     ) -> bool | None:
         """True for one unnamed item, False for named items, None until a save or a
         restore tells."""
+        if item_handlers is not None and not isinstance(item_handlers, Mapping):
+            item_handlers = as_handler(item_handlers)  # another library's, e.g. Grain's
         if handler_registry is not None and (item_names or item_handlers):
             raise ArgsError(
                 "handler_registry is mutually exclusive with item_names and item_handlers; "
@@ -136,7 +139,8 @@ class CheckpointManager:
         if isinstance(item_handlers, CheckpointHandler):
             self._handlers[DEFAULT_ITEM_NAME] = item_handlers
             return True
-        self._handlers.update(item_handlers or handler_registry or {})
+        given = item_handlers or handler_registry or {}
+        self._handlers.update({name: as_handler(h) for name, h in given.items()})
         if item_names or self._handlers:
             return list(self._handlers) == [DEFAULT_ITEM_NAME] and not item_names
         return None
@@ -223,7 +227,7 @@ class CheckpointManager:
             return False
         stored = {}
         for name, item_args in items.items():
-            handler = get_registered_handler_cls(item_args)()
+            handler = handler_from_class(get_registered_handler_cls(item_args))
             stored[name] = handler.to_store(getattr(item_args, "item", None))
             self._handlers[name] = handler
         written = None if metrics is None or self._options.prevent_write_metrics else metrics
@@ -241,7 +245,7 @@ class CheckpointManager:
 
     def _named(self, args: Any, *, on_save: bool) -> dict[str, Any]:
         """`args` as {item name: args or None}, checked against the manager's item mode."""
-        if not isinstance(args, CheckpointArgs):
+        if not isinstance(args, CheckpointArgs) and orbax_handler_cls(type(args)) is None:
             raise ArgsError(
                 f"args must be a tenure.args.CheckpointArgs, e.g. args=StandardSave(state); "
                 f"found {type(args).__name__}. Pass it by keyword: save(step, args=...)"
@@ -286,10 +290,20 @@ class CheckpointManager:
             handler = self._handler_for(name, item_args)
             handlers[name] = handler
             targets[name] = handler.abstract(getattr(item_args, "item", None))
-        if root is None:
-            loaded = self._ckptr.load_checkpointables(step, targets)  # protects the step
-        else:
-            loaded = io.load_checkpointables(step_dir, targets)
+        loaded = {}
+        # Orbax's partial_restore is per item: load the partial items apart from the strict.
+        for partial in (False, True):
+            group = {
+                name: target
+                for name, target in targets.items()
+                if bool(getattr(requested[name], "partial_restore", False)) is partial
+            }
+            if not group:
+                continue
+            if root is None:  # the Checkpointer protects the step it loads
+                loaded.update(self._ckptr.load_checkpointables(step, group, partial=partial))
+            else:
+                loaded.update(io.load_checkpointables(step_dir, group, partial=partial))
         values = {
             name: handlers[name].from_store(loaded[name], getattr(requested[name], "item", None))
             for name in requested
@@ -299,7 +313,7 @@ class CheckpointManager:
     def _handler_for(self, name: str, item_args: Any) -> CheckpointHandler:
         if item_args is None:
             return self._handlers.get(name, CheckpointHandler())
-        handler: CheckpointHandler = get_registered_handler_cls(item_args)()
+        handler = handler_from_class(get_registered_handler_cls(item_args))
         self._handlers[name] = handler  # restores without args reuse it
         return handler
 

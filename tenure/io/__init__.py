@@ -17,6 +17,7 @@ from tenure.io.api import (
     AsyncSave,
     load_checkpointables,
     load_pytree,
+    plan_load,
     pytree_metadata,
     save_checkpointables,
     save_checkpointables_async,
@@ -38,9 +39,11 @@ from tenure.io.errors import (
     StorageError,
     StructureMismatchError,
     TenureIOError,
+    TopologyMismatchError,
     UnsupportedLeafError,
 )
 from tenure.io.metadata import StepMetadata, read_step_metadata
+from tenure.io.pytree import LoadPlan
 from tenure.io.root import DEFAULT_ITEM, is_committed, is_temporary, remove_temporary
 from tenure.io.storage import Location, ObjectPath, as_location, is_object_store
 from tenure.io.verify import verify
@@ -56,6 +59,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidNameError",
     "KeyCollisionError",
+    "LoadPlan",
     "Location",
     "NestingTooDeepError",
     "NotACheckpointError",
@@ -66,6 +70,7 @@ __all__ = [
     "StorageError",
     "StructureMismatchError",
     "TenureIOError",
+    "TopologyMismatchError",
     "UnsupportedLeafError",
     "as_location",
     "is_committed",
@@ -73,6 +78,7 @@ __all__ = [
     "is_temporary",
     "load_checkpointables",
     "load_pytree",
+    "plan_load",
     "pytree_metadata",
     "read_step_metadata",
     "remove_temporary",

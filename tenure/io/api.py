@@ -11,12 +11,15 @@ from tenure.io.checkpointables import (
     PreparedSave,
     load_many,
     load_one,
+    plan_one,
     prepare_save,
     pytree_item_metadata,
     require_step,
+    take_states,
 )
 from tenure.io.commit import Processes
 from tenure.io.metadata import JsonValue, StepMetadata
+from tenure.io.pytree import LoadPlan
 from tenure.io.root import DEFAULT_ITEM, PathLike
 
 
@@ -85,9 +88,12 @@ def save_pytree(
 
 
 def load_checkpointables(
-    directory: PathLike, abstract: Mapping[str, Any] | None = None
+    directory: PathLike, abstract: Mapping[str, Any] | None = None, *, partial: bool = False
 ) -> dict[str, Any]:
     """Load checkpointables; with `abstract`, only the names it lists, shaped like its values.
+
+    A pytree value must name every key saved in its checkpointable (`StructureMismatchError`
+    lists the difference); with `partial`, it may name a subset, and only that is read.
 
     Examples:
         >>> import tempfile, numpy as np
@@ -96,24 +102,54 @@ def load_checkpointables(
         >>> load_checkpointables(d, {"b": None})
         {'b': [1, 2]}
     """
-    return load_many(directory, abstract)
+    return load_many(directory, abstract, partial=partial)
 
 
-def load_pytree(directory: PathLike, abstract_tree: Any = None, *, name: str = DEFAULT_ITEM) -> Any:
+def load_pytree(
+    directory: PathLike,
+    abstract_tree: Any = None,
+    *,
+    name: str = DEFAULT_ITEM,
+    partial: bool = False,
+) -> Any:
     """Load a pytree checkpointable (default `state`), shaped like `abstract_tree` when given.
 
     Abstract leaves choose what comes back: `jax.ShapeDtypeStruct` (with a sharding) gives a
-    `jax.Array` with that sharding and dtype; a numpy array or None gives numpy; keys missing
-    from `abstract_tree` are not read.
+    `jax.Array` with that sharding and dtype (a different dtype is a cast); a numpy array gives
+    numpy; None gives the saved subtree. `abstract_tree` must name every saved key, unless
+    `partial`: then the keys it leaves out are not read. Shapes never change. Without
+    `abstract_tree`, jax arrays come back with their saved shardings, or
+    `TopologyMismatchError` when this process lacks those devices.
 
     Examples:
         >>> import tempfile, jax, numpy as np
         >>> d = tempfile.mkdtemp() + "/1"
         >>> save_pytree(d, {"w": np.arange(4.0), "b": np.zeros(2)})
-        >>> load_pytree(d, {"w": jax.ShapeDtypeStruct((4,), np.float32)})["w"].dtype
+        >>> load_pytree(d, {"w": jax.ShapeDtypeStruct((4,), np.float32)}, partial=True)["w"].dtype
         dtype('float32')
     """
-    return load_one(require_step(directory), name, abstract_tree)
+    return load_one(require_step(directory), name, abstract_tree, partial=partial)
+
+
+def plan_load(
+    directory: PathLike,
+    abstract_tree: Any = None,
+    partial: bool = False,
+    *,
+    name: str = DEFAULT_ITEM,
+) -> LoadPlan:
+    """What `load_pytree(directory, abstract_tree, partial=partial)` would do, without reading
+    array data: keys matched and left out, dtype casts, arrays resharded, bytes per process.
+    Raises exactly what the load would raise before reading.
+
+    Examples:
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_pytree(d, {"w": np.zeros(4, np.float32)})
+        >>> plan_load(d, {"w": np.zeros(4, np.float32)}).bytes_per_process
+        {0: 16}
+    """
+    return plan_one(directory, name, abstract_tree, partial=partial)
 
 
 def pytree_metadata(directory: PathLike, *, name: str = DEFAULT_ITEM) -> Any:
@@ -222,6 +258,7 @@ def save_checkpointables_async(
     replace: bool = False,
 ) -> AsyncSave:
     """Start saving in the background; see `AsyncSave` for when arrays may be reused.
+    Stateful objects (Grain iterators) are saved at their state as of this call.
 
     With `replace`, an existing step is replaced, never deleted first: the new one is
     written and committed under a temporary name, swapped in, and the old one removed.
@@ -232,7 +269,7 @@ def save_checkpointables_async(
         >>> save_checkpointables_async(d, {"state": {"w": np.ones(2)}}).result().item_names
         ('state',)
     """
-    items = dict(checkpointables)
+    items = take_states(checkpointables)
     return AsyncSave(
         lambda: prepare_save(
             directory,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -18,8 +19,9 @@ from tenure.io.errors import (
     NotACheckpointError,
     TenureIOError,
 )
-from tenure.io.jsondoc import require_shallow
+from tenure.io.jsondoc import parse, plain_numbers, require_shallow
 from tenure.io.metadata import (
+    GRAIN_HANDLER,
     JSON_HANDLER,
     METRICS_HANDLER,
     PYTREE_HANDLER,
@@ -29,27 +31,38 @@ from tenure.io.metadata import (
     read_json,
     read_step_metadata,
 )
-from tenure.io.pytree import StagedPytree, item_metadata, load_item, stage, write_item
+from tenure.io.pytree import (
+    LoadPlan,
+    StagedPytree,
+    item_metadata,
+    load_item,
+    plan_item,
+    stage,
+    write_item,
+)
 from tenure.io.root import (
     DEFAULT_ITEM,
     ITEM_FILE,
     JSON_DATA_FILE,
     METRICS_FILE,
     METRICS_ITEM,
+    PROCESS_STATES_PATTERN,
     TENURE_DIR,
     TREE_METADATA_FILE,
     V0_JSON_FILE,
     ChecksumRecord,
     FileChecksum,
     PathLike,
+    check_file,
     check_recorded,
     file_checksums_file,
     is_committed,
     item_checksums,
+    process_state_file,
     validate_item_name,
     write_checksum_record,
 )
-from tenure.io.storage import Location, as_location, is_object_store
+from tenure.io.storage import Location, as_location, is_object_store, list_dir
 from tenure.io.tree import leaf_kind
 
 # Bit generators whose state is plain data; only these are rebuilt, so loading runs no code.
@@ -97,14 +110,68 @@ def _from_jsonable(value: Any) -> Any:
 
 @attrs.frozen
 class _Staged:
-    """One checkpointable after staging: either a pytree or a JSON document."""
+    """One checkpointable after staging: a pytree, a JSON document, or (for a stateful
+    object) the text of this process's state and whether the object gave it as bytes."""
 
     kind: str
     pytree: StagedPytree | None = None
     document: JsonValue = None
+    state_type: str = ""
+
+
+def is_stateful(value: Any) -> bool:
+    """True for an object checkpointed through its state: it has `get_state()` and
+    `set_state(state)`, as Grain's iterators do."""
+    return callable(getattr(value, "get_state", None)) and callable(
+        getattr(value, "set_state", None)
+    )
+
+
+@attrs.frozen
+class _TakenState:
+    """The state of a stateful object, taken when the save was asked for."""
+
+    state: Any
+
+    def get_state(self) -> Any:
+        return self.state
+
+    def set_state(self, state: Any) -> None:
+        raise TypeError("a state taken for a save is not restored into")
+
+
+def take_states(checkpointables: Mapping[str, Any]) -> dict[str, Any]:
+    """`checkpointables` with each stateful object replaced by its state as of now, so that a
+    save staged in the background records the position the caller saved at (an iterator may
+    move on before staging starts)."""
+    return {
+        name: _TakenState(copy.deepcopy(value.get_state())) if is_stateful(value) else value
+        for name, value in checkpointables.items()
+    }
+
+
+def _stage_state(name: str, value: Any) -> _Staged:
+    state = value.get_state()
+    if isinstance(state, bytes):
+        try:
+            return _Staged("stateful", document=state.decode("utf-8"), state_type="bytes")
+        except UnicodeDecodeError:
+            raise TenureIOError(
+                f"checkpointable {name!r}: get_state() returned bytes that are not UTF-8 text; "
+                "tenure stores states as text, as Grain does: return JSON (or its bytes)"
+            ) from None
+    if not _is_json(state):
+        raise TenureIOError(
+            f"checkpointable {name!r}: get_state() returned a {type(state).__name__}, which is "
+            "neither JSON (dicts with str keys, lists, str, numbers, None) nor bytes; return one"
+        )
+    require_shallow(state, f"the state of checkpointable {name!r}")
+    return _Staged("stateful", document=json.dumps(state, indent=4), state_type="json")
 
 
 def _stage(name: str, value: Any, processes: Processes, copy: bool, custom: JsonValue) -> _Staged:
+    if is_stateful(value):
+        return _stage_state(name, value)
     if isinstance(value, np.random.Generator):
         state = value.bit_generator.state
         if state["bit_generator"] not in _BIT_GENERATORS:
@@ -158,6 +225,9 @@ class PreparedSave:
                         kind=staged.kind,
                     )
                     handlers[name] = PYTREE_HANDLER
+                elif staged.kind == "stateful":
+                    _write_state_item(item_dir, staged, self.processes)
+                    handlers[name] = GRAIN_HANDLER
                 elif self.processes.primary:
                     # Orbax v1 reads data.json, v0's JsonCheckpointHandler reads `metadata`.
                     _write_json_item(
@@ -192,6 +262,23 @@ def _write_json_item(item_dir: Location, documents: Mapping[str, JsonValue]) -> 
     write_checksum_record(item_dir / TENURE_DIR / file_checksums_file(0), ChecksumRecord(files))
 
 
+def _write_state_item(item_dir: Location, staged: _Staged, processes: Processes) -> None:
+    """Every process writes its own state file, and the record of what it wrote."""
+    documents = {process_state_file(processes.index, processes.count): staged.document}
+    if processes.primary:
+        documents[f"{TENURE_DIR}/{ITEM_FILE}"] = json.dumps(
+            {"format_version": 1, "kind": staged.kind, "state_type": staged.state_type}
+        )
+    files = {}
+    for name, text in documents.items():
+        write_text(item_dir / name, text)
+        files[name] = FileChecksum.of(text.encode())
+    write_checksum_record(
+        item_dir / TENURE_DIR / file_checksums_file(processes.index),
+        ChecksumRecord(files, processes.count),
+    )
+
+
 def prepare_save(
     directory: PathLike,
     checkpointables: Mapping[str, Any],
@@ -217,6 +304,7 @@ def prepare_save(
     # Checked before anything is written: JSON nested this deep could not be read back.
     require_shallow(metrics, "metrics")
     require_shallow(custom_metadata, "custom_metadata")
+    metrics = plain_numbers(metrics, "metrics")
     items = {}
     for name, value in checkpointables.items():
         validate_item_name(name)
@@ -291,10 +379,70 @@ def item_kind(item_dir: Location) -> str:
         )
     if (item_dir / TREE_METADATA_FILE).is_file():
         return "pytree"
+    if list_dir(item_dir, PROCESS_STATES_PATTERN):
+        return "stateful"  # written by Orbax with Grain's handler
     return "json"
 
 
-_KINDS = ("pytree", "bare_leaf", "json", "numpy_generator")
+_KINDS = ("pytree", "bare_leaf", "json", "numpy_generator", "stateful")
+
+
+def _load_state(item_dir: Location, abstract: Any) -> Any:
+    """This process's saved state; given a stateful object, restored into it (in place)."""
+    recorded = item_checksums(item_dir)
+    if recorded is not None:
+        check_recorded(item_dir, recorded, set())
+    processes = Processes()
+    file_name = process_state_file(processes.index, processes.count)
+    path = item_dir / file_name
+    try:
+        data = check_file(path, path.read_bytes(), recorded, file_name)
+    except (FileNotFoundError, NotADirectoryError):
+        saved = sorted(p.name for p in list_dir(item_dir, PROCESS_STATES_PATTERN))
+        raise NotACheckpointError(
+            f"{item_dir} has no state for process {processes.index} of {processes.count} "
+            f"(it has {saved}): each process restores the state it saved, so restore with "
+            "the process count that saved it"
+        ) from None
+    state_type = _state_type(item_dir, recorded, abstract)
+    if state_type == "bytes":
+        state: Any = data
+    else:
+        state = parse(data, path)
+    if abstract is None:
+        return state
+    if not is_stateful(abstract):
+        raise TenureIOError(
+            f"{item_dir} holds the state of a stateful object (e.g. a Grain iterator): pass "
+            f"an object with set_state(state) to restore it into, or None; got "
+            f"{type(abstract).__name__}"
+        )
+    abstract.set_state(state)
+    # Grain's handler starts a restored iterator's prefetching; so does tenure.
+    start = getattr(abstract, "start_prefetch", None)
+    if callable(start):
+        start()
+    return abstract
+
+
+def _state_type(item_dir: Location, recorded: dict[str, FileChecksum] | None, abstract: Any) -> str:
+    """Whether the state goes back as bytes or JSON: tenure's record says; for Orbax's items,
+    the object being restored says, by the type of its own current state."""
+    name = f"{TENURE_DIR}/{ITEM_FILE}"
+    try:
+        record = read_json(item_dir / name, recorded, name)
+    except (FileNotFoundError, NotADirectoryError):
+        record = None
+    if isinstance(record, dict) and record.get("state_type") in ("json", "bytes"):
+        return str(record["state_type"])
+    if record is not None:
+        raise CorruptCheckpointError(
+            f"{item_dir / name} does not say how the state was given: it is damaged; "
+            "restore the step from another copy"
+        )
+    if is_stateful(abstract) and isinstance(abstract.get_state(), bytes):
+        return "bytes"
+    return "json"
 
 
 def _json_document(item_dir: Location) -> JsonValue:
@@ -311,8 +459,9 @@ def _json_document(item_dir: Location) -> JsonValue:
     raise NotACheckpointError(f"{item_dir} holds neither a pytree nor a JSON document")
 
 
-def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
-    """Read checkpointable `name` of a committed step, shaped like `abstract` when given."""
+def load_one(step_dir: Location, name: str, abstract: Any = None, *, partial: bool = False) -> Any:
+    """Read checkpointable `name` of a committed step, shaped like `abstract` when given
+    (a pytree target must name every saved key unless `partial`)."""
     item_dir = step_dir / validate_item_name(name)
     if not item_dir.is_dir():
         raise NotACheckpointError(
@@ -320,8 +469,10 @@ def load_one(step_dir: Location, name: str, abstract: Any = None) -> Any:
             f"{sorted(read_step_metadata(step_dir).item_names)}"
         )
     kind = item_kind(item_dir)
+    if kind == "stateful":
+        return _load_state(item_dir, abstract)
     if kind == "pytree":
-        return load_item(item_dir, abstract)
+        return load_item(item_dir, abstract, partial=partial)
     if kind == "bare_leaf":
         target = None if abstract is None else {_BARE_LEAF: abstract}
         return load_item(item_dir, target)[_BARE_LEAF]
@@ -351,10 +502,35 @@ def pytree_item_metadata(directory: PathLike, name: str) -> Any:
     return item_metadata(require_step(directory) / validate_item_name(name))
 
 
-def load_many(directory: PathLike, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Read the named checkpointables (all of them when `abstract` is None)."""
+def load_many(
+    directory: PathLike, abstract: Mapping[str, Any] | None, *, partial: bool = False
+) -> dict[str, Any]:
+    """Read the named checkpointables (all of them when `abstract` is None); checkpointables
+    left out of `abstract` are not read, whatever `partial` says."""
     step_dir = require_step(directory)
     if abstract is None:
         names = read_step_metadata(step_dir, check=True).item_names
         return {name: load_one(step_dir, name) for name in names}
-    return {name: load_one(step_dir, name, target) for name, target in abstract.items()}
+    return {
+        name: load_one(step_dir, name, target, partial=partial) for name, target in abstract.items()
+    }
+
+
+def plan_one(directory: PathLike, name: str, abstract: Any, *, partial: bool) -> LoadPlan:
+    """The plan of loading pytree checkpointable `name` shaped like `abstract`."""
+    step_dir = require_step(directory)
+    item_dir = step_dir / validate_item_name(name)
+    if not item_dir.is_dir():
+        raise NotACheckpointError(
+            f"{step_dir} has no checkpointable {name!r}; it has "
+            f"{sorted(read_step_metadata(step_dir).item_names)}"
+        )
+    kind = item_kind(item_dir)
+    if kind == "bare_leaf":
+        return plan_item(item_dir, None if abstract is None else {_BARE_LEAF: abstract})
+    if kind != "pytree":
+        raise NotACheckpointError(
+            f"{item_dir} holds a {kind} checkpointable, not a pytree: only pytree loads read "
+            "arrays, so only they have a plan"
+        )
+    return plan_item(item_dir, abstract, partial=partial)

@@ -28,7 +28,7 @@ class UnsupportedLeafError(TenureIOError, TypeError):
 
 
 class InvalidKeyError(TenureIOError, TypeError):
-    """A dict key cannot be encoded as a parameter name (not a string, or contains '/')."""
+    """A dict key cannot be stored: neither a str nor an int, or it contains '/' or NUL."""
 
 
 class KeyCollisionError(TenureIOError, ValueError):
@@ -51,7 +51,22 @@ class InsufficientSpaceError(TenureIOError, OSError):
 
 
 class StructureMismatchError(TenureIOError, ValueError):
-    """The abstract tree asks for a key, shape or structure the checkpoint does not have."""
+    """The abstract tree asks for a key, shape or structure the checkpoint does not have, or
+    (unless the load is partial) leaves out keys the checkpoint has.
+
+    `missing` and `unexpected` name those keys (parameter names) when the trees differ.
+
+    Examples:
+        >>> StructureMismatchError("differs", missing=("w",)).missing
+        ('w',)
+    """
+
+    def __init__(
+        self, message: str, *, missing: tuple[str, ...] = (), unexpected: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.unexpected = unexpected
 
 
 class StorageError(TenureIOError, OSError):
@@ -61,3 +76,8 @@ class StorageError(TenureIOError, OSError):
 class NestingTooDeepError(TenureIOError, ValueError):
     """A tree, or a JSON value to store (metrics, custom metadata, a JSON item), nests deeper
     than tenure's documented limits (`MAX_TREE_DEPTH`, `MAX_JSON_DEPTH` in `tenure.io.jsondoc`)."""
+
+
+class TopologyMismatchError(TenureIOError, ValueError):
+    """An array was saved over devices this process does not have, and no target sharding says
+    where to load it: pass an abstract tree with shardings."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tenure.io.errors import CorruptCheckpointError, NestingTooDeepError
+from tenure.io.errors import CorruptCheckpointError, NestingTooDeepError, UnsupportedLeafError
 
 MAX_JSON_DEPTH = 512
 MAX_TREE_DEPTH = 200
@@ -104,3 +104,44 @@ def parse(data: bytes, where: object) -> JsonValue:
             "writes: the file is damaged or hostile; restore it from another copy"
         )
     return doc
+
+
+def plain_numbers(value: JsonValue, what: str) -> JsonValue:
+    """`value` with numpy and jax scalars turned into Python numbers, so JSON can store it.
+
+    Iterative, so any depth is safe. An array that is not a scalar is refused with
+    `UnsupportedLeafError`.
+
+    Examples:
+        >>> plain_numbers({"loss": np.float32(0.5), "n": [np.int64(3)]}, "metrics")
+        {'loss': 0.5, 'n': [3]}
+    """
+    root = [value]
+    # (container, key, where): `where` links back to the parent, formatted only for an error.
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, None)]
+    while stack:
+        container, key, where = stack.pop()
+        node = container[key]
+        if isinstance(node, dict):
+            container[key] = node = dict(node)
+            stack.extend((node, k, (where, k)) for k in node)
+        elif isinstance(node, list | tuple):
+            container[key] = node = list(node)
+            stack.extend((node, i, (where, i)) for i in range(len(node)))
+        elif getattr(node, "shape", None) is not None:
+            if tuple(node.shape) != ():
+                raise UnsupportedLeafError(
+                    f"{what}{_where(where)} is an array of shape {tuple(node.shape)}; it is "
+                    "stored as JSON, which holds numbers: pass a scalar (e.g. "
+                    "float(x.mean())) or save the array in a checkpointable"
+                )
+            container[key] = np.asarray(node).item()
+    return root[0]
+
+
+def _where(link: Any) -> str:
+    keys = []
+    while link is not None:
+        link, key = link
+        keys.append(f"[{key!r}]")
+    return "".join(reversed(keys))

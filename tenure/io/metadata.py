@@ -35,6 +35,8 @@ EMPTY_VALUE_TYPES = ("None", "Dict", "List", "Tuple", "NamedTuple", "Unknown")
 PYTREE_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.pytree_handler.PyTreeHandler"
 JSON_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.JsonHandler"
 METRICS_HANDLER = "orbax.checkpoint.experimental.v1._src.handlers.json_handler.MetricsHandler"
+# Grain's Orbax handler; recorded for stateful checkpointables, whose files it reads.
+GRAIN_HANDLER = "grain._src.python.checkpoint.handler.CheckpointHandler"
 
 
 def read_json(

@@ -30,7 +30,12 @@ from tenure.io.arrays import (
     zarr3_dtype,
 )
 from tenure.io.commit import Processes, write_text
-from tenure.io.errors import CorruptCheckpointError, StructureMismatchError, TenureIOError
+from tenure.io.errors import (
+    CorruptCheckpointError,
+    StructureMismatchError,
+    TenureIOError,
+    TopologyMismatchError,
+)
 from tenure.io.metadata import (
     JsonValue,
     KeyPath,
@@ -128,7 +133,8 @@ def stage(
                 if s.replica_id == 0 and s.device.process_index == processes.index
             )
             chunk = tuple(array.sharding.shard_shape(shape))
-            recorded = shardings.to_json(leaf.value.sharding)
+            # For keys, the sharding of their data, as Orbax records it.
+            recorded = shardings.to_json(array.sharding)
             if recorded is not None:
                 recorded_shardings[leaf.name] = recorded
             writes.append(ArrayWrite(leaf.name, shape, np.dtype(array.dtype), chunk, pieces))
@@ -423,20 +429,60 @@ def _orbax_key_impls(files: _Files) -> dict[str, str]:
     return impls
 
 
+@attrs.frozen
+class LeafPlan:
+    """How one saved array will be read: worked out from metadata alone, before any read."""
+
+    path: KeyPath
+    name: str
+    kind: str
+    target: Any
+    shape: tuple[int, ...]
+    saved_dtype: np.dtype[Any]
+    cast: np.dtype[Any] | None
+    # None: the array is read onto the host (numpy, scalars, or keys on the default device).
+    sharding: jax.sharding.Sharding | None
+    resharded: bool
+
+    def bytes_per_process(self) -> dict[int, int]:
+        """Bytes of saved data each process reads for this array."""
+        itemsize = self.saved_dtype.itemsize
+        if self.sharding is None or self.kind == KEY:
+            size = int(np.prod(self.shape, dtype=np.int64)) * itemsize
+            return dict.fromkeys(range(jax.process_count()), size)
+        regions: dict[int, set[Region]] = {}
+        for device, index in self.sharding.devices_indices_map(self.shape).items():
+            full = _full(self.shape) if index is None else index
+            process = int(getattr(device, "process_index", 0))
+            regions.setdefault(process, set()).add(region(full, self.shape))
+        return {
+            p: sum(int(np.prod([b - a for a, b in r], dtype=np.int64)) * itemsize for r in rs)
+            for p, rs in regions.items()
+        }
+
+
 class _Pending:
-    """A leaf being read: `start` issues its reads, `resolve` waits for them and builds the value.
+    """A leaf being read, in three steps so that every check precedes every read and all reads
+    of a load overlap: `plan` (metadata only), `start` (issues reads), `resolve` (waits)."""
 
-    Every leaf is started before any is resolved, so all reads of a load overlap.
-    """
-
-    def __init__(self, start: Callable[[], Callable[[], Any]]) -> None:
-        self._start = start
+    def __init__(
+        self, reader: Reader, path: KeyPath, kind: str, target: Any, numpy_default: bool
+    ) -> None:
+        self._args = (path, kind, target, numpy_default)
+        self._reader = reader
+        self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
+
+    def plan(self) -> LeafPlan:
+        """Check the saved array against the target and decide how to read it."""
+        if self._plan is None:
+            self._plan = self._reader.plan(*self._args)
+        return self._plan
 
     def start(self) -> None:
         """Issue this leaf's reads without waiting for them."""
         if self._finish is None:
-            self._finish = self._start()
+            self._finish = self._reader.start(self.plan())
 
     def resolve(self) -> Any:
         """Wait for the reads and return the leaf's value."""
@@ -448,7 +494,7 @@ class _Pending:
 def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
     return StructureMismatchError(
         f"{display_path(path)}: {what}; pass an abstract tree that matches the checkpoint "
-        "(see pytree_metadata) or leave that key out to skip it"
+        "(see pytree_metadata)"
     )
 
 
@@ -469,6 +515,8 @@ class Reader:
     item: SavedItem
     stores: dict[str, Any] = attrs.field(factory=dict)
     raws: dict[str, RawArray | None] = attrs.field(factory=dict)
+    matched: list[str] = attrs.field(factory=list)
+    pending: list[_Pending] = attrs.field(factory=list)
 
     def store(self, name: str) -> Any:
         """Start opening array `name` with tensorstore (its metadata checked first)."""
@@ -508,6 +556,7 @@ class Reader:
                     f"{self.item.item_dir}: the string at {display_path(path)} is missing from "
                     f"{STRINGS_FILE}; the checkpoint is damaged; restore it from another copy"
                 )
+            self.matched.append(name)
             return value
         if not entry.is_array:
             raise _mismatch(path, f"the checkpoint holds an empty {entry.value_type} here")
@@ -518,44 +567,92 @@ class Reader:
                 kind = KEY
         if self._raw(name) is None:
             self.store(name)
-        return _Pending(lambda: self._start(path, name, kind, target, numpy_default))
+        self.matched.append(name)
+        self.pending.append(_Pending(self, path, kind, target, numpy_default))
+        return self.pending[-1]
 
-    def _start(
-        self, path: KeyPath, name: str, kind: str, target: Any, numpy_default: bool
-    ) -> Callable[[], Any]:
-        raw, store = self._raw(name), None
+    def plan(self, path: KeyPath, kind: str, target: Any, numpy_default: bool) -> LeafPlan:
+        """Check the saved array at `path` against `target`; decide dtype and placement."""
+        name = param_name(path)
+        raw = self._raw(name)
         if raw is None:
             store = self.opened(name)
-            saved_shape, saved_dtype = tuple(store.shape), store.dtype.numpy_dtype
+            shape, saved_dtype = tuple(store.shape), np.dtype(store.dtype.numpy_dtype)
         else:
-            saved_shape, saved_dtype = raw.shape, raw.dtype
-        self.item.check_array(name, saved_shape, saved_dtype)
+            shape, saved_dtype = raw.shape, np.dtype(raw.dtype)
+        self.item.check_array(name, shape, saved_dtype)
+        explicit = getattr(target, "sharding", None)
         if kind == KEY:
-            read_keys = self._issue(name, raw, store, _full(saved_shape))
-            impl, sharding = self.item.key_impls[name], getattr(target, "sharding", None)
-
-            def keys() -> Any:
-                data = jax.random.wrap_key_data(jax.numpy.asarray(read_keys()), impl=impl)
-                return data if sharding is None else jax.device_put(data, sharding)
-
-            return keys
-        shape = getattr(target, "shape", None)
-        if shape is not None and tuple(shape) != saved_shape:
+            sharding, resharded = self._placement(path, name, explicit, len(shape) - 1)
+            return LeafPlan(path, name, kind, target, shape, saved_dtype, None, sharding, resharded)
+        target_shape = getattr(target, "shape", None)
+        if target_shape is not None and tuple(target_shape) != shape:
             raise _mismatch(
-                path, f"saved shape {saved_shape} differs from requested shape {tuple(shape)}"
+                path, f"saved shape {shape} differs from requested shape {tuple(target_shape)}"
             )
         dtype = getattr(target, "dtype", None)
-        if dtype is not None and np.dtype(dtype) != saved_dtype:
-            raw, store = None, ts.cast(self.opened(name), np.dtype(dtype))
+        cast = np.dtype(dtype) if dtype is not None and np.dtype(dtype) != saved_dtype else None
+        sharding, resharded = None, False
         if isinstance(target, jax.ShapeDtypeStruct | jax.Array) or (
             target is None and not numpy_default and kind == JAX
         ):
-            sharding = getattr(target, "sharding", None) or self.item.saved_sharding(name)
+            sharding, resharded = self._placement(path, name, explicit, len(shape))
             if sharding is None:
+                # Nothing was recorded (Orbax without `_sharding`, or a numpy save).
                 sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-            return self._start_sharded(name, raw, store, saved_shape, sharding)
-        read = self._issue(name, raw, store, _full(saved_shape))
-        return lambda: _host_value(read(), kind, target)
+        return LeafPlan(path, name, kind, target, shape, saved_dtype, cast, sharding, resharded)
+
+    def _placement(
+        self, path: KeyPath, name: str, explicit: Any, ndim: int
+    ) -> tuple[jax.sharding.Sharding | None, bool]:
+        """The sharding to load onto and whether it differs from the saved one.
+
+        Without one in the target, the saved sharding is used; when this process lacks its
+        devices, the load is refused rather than moved to another device.
+        """
+        recorded = self.item.shardings.get(shardings.sharding_key(name))
+        saved = self.item.saved_sharding(name)
+        if explicit is not None:
+            try:
+                same = saved is not None and bool(explicit.is_equivalent_to(saved, ndim))
+            except (ValueError, TypeError):
+                same = False
+            return explicit, recorded is not None and not same
+        if recorded is not None and saved is None:
+            raise TopologyMismatchError(
+                f"{display_path(path)} was saved with sharding {recorded}, whose devices this "
+                f"process does not have ({jax.device_count()} devices here): pass an "
+                "abstract_state (abstract tree) giving each array the sharding to load onto, "
+                "e.g. jax.ShapeDtypeStruct(shape, dtype, sharding=...)"
+            )
+        return saved, False
+
+    def start(self, plan: LeafPlan) -> Callable[[], Any]:
+        """Issue the reads `plan` describes; return the function that builds the value."""
+        name = plan.name
+        raw, store = self._raw(name), None
+        if raw is None:
+            store = self.opened(name)
+        if plan.kind == KEY:
+            read_keys = self._issue(name, raw, store, _full(plan.shape))
+            impl, sharding = self.item.key_impls[name], plan.sharding
+            # A target's sharding is for the keys; a saved one is for their data (Orbax's).
+            of_keys = getattr(plan.target, "sharding", None) is not None
+
+            def keys() -> Any:
+                data = read_keys()
+                if sharding is not None and not of_keys:
+                    data = jax.device_put(data, sharding)
+                keys = jax.random.wrap_key_data(jax.numpy.asarray(data), impl=impl)
+                return jax.device_put(keys, sharding) if of_keys else keys
+
+            return keys
+        if plan.cast is not None:
+            raw, store = None, ts.cast(self.opened(name), plan.cast)
+        if plan.sharding is not None:
+            return self._start_sharded(name, raw, store, plan.shape, plan.sharding)
+        read = self._issue(name, raw, store, _full(plan.shape))
+        return lambda: _host_value(read(), plan.kind, plan.target)
 
     def _issue(self, name: str, raw: RawArray | None, store: Any, index: Index) -> Any:
         """Start reading `index` of `name`; return the function that waits for the numpy data."""
@@ -615,10 +712,10 @@ def _saved_subtree(reader: Reader, path: KeyPath, numpy_default: bool) -> Any:
         for key in path:
             if node["t"] == "leaf" or node["t"] == "None":
                 raise _mismatch(path, "the checkpoint has a leaf above this key")
-            keys = node.get("k") or [str(i) for i in range(len(node["c"]))]
-            if key.key not in keys:
+            texts = [str(k) for k in node.get("k") or range(len(node["c"]))]
+            if key.key not in texts:
                 raise _mismatch(path, "the checkpoint has no value at this key")
-            node = node["c"][keys.index(key.key)]
+            node = node["c"][texts.index(key.key)]
         return build_from_structure(
             node, lambda p: reader.leaf((*path, *p), None, numpy_default=numpy_default)
         )
@@ -640,43 +737,185 @@ def _is_target_leaf(node: Any) -> bool:
     return isinstance(node, jax.ShapeDtypeStruct | type) or leaf_kind(node) is not None
 
 
-def load_item(item_dir: Location, abstract: Any = None) -> Any:
+_LISTED = 10  # keys an error message names before it just counts
+
+
+def _listing(paths: list[KeyPath]) -> str:
+    shown = ", ".join(display_path(p) for p in paths[:_LISTED])
+    more = len(paths) - _LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+@attrs.frozen
+class _Match:
+    """The target tree with a placeholder for every leaf to read; the saved keys it omits."""
+
+    tree: Any
+    unexpected: tuple[KeyPath, ...]
+
+
+def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
+    """Lay `abstract` over the saved tree: every key it names must be saved, and (unless
+    `partial`) every saved key must be named; otherwise `StructureMismatchError` lists them."""
+    item = reader.item
+    if abstract is None:
+        return _Match(_saved_subtree(reader, (), numpy_default=False), ())
+    prefixes: set[tuple[str, ...]] = set()  # every saved path and its ancestors, when needed
+
+    def is_saved_prefix(keys: tuple[str, ...]) -> bool:
+        if not prefixes:
+            prefixes.update(
+                tuple(k.key for k in e.path[:i])
+                for e in item.meta.entries
+                for i in range(len(e.path) + 1)
+            )
+        return keys in prefixes
+
+    named: set[tuple[str, ...]] = set()  # paths the target names exactly
+    whole: set[tuple[str, ...]] = set()  # paths under which a None target takes everything
+    missing: list[KeyPath] = []
+
+    def walk(node: Any, path: KeyPath) -> Any:
+        keys = tuple(k.key for k in path)
+        if node is None:
+            entry = item.entry(path)
+            if entry is not None and entry.value_type == "None":
+                named.add(keys)
+                return None
+            if not is_saved_prefix(keys):
+                missing.append(path)
+                return None
+            whole.add(keys)
+            return _saved_subtree(reader, path, numpy_default=True)
+        if _is_target_leaf(node):
+            if item.entry(path) is None:
+                missing.append(path)
+                return None
+            named.add(keys)
+            return reader.leaf(path, node, numpy_default=True)
+        container, pairs = children(node, path)
+        if not pairs:
+            named.add(keys)
+        values = [walk(child, (*path, key)) for key, child in pairs]
+        if isinstance(node, dict):
+            return dict(zip(node, values, strict=True))
+        if container == "NamedTuple":
+            return type(node)(*values)
+        if isinstance(node, tuple | list):
+            return type(node)(values)
+        return jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
+        )
+
+    tree = walk(abstract, ())
+    unexpected = []
+    for entry in item.meta.entries:
+        keys = tuple(k.key for k in entry.path)
+        if keys in named or (whole and any(keys[:i] in whole for i in range(len(keys) + 1))):
+            continue
+        unexpected.append(entry.path)
+    if missing or (unexpected and not partial):
+        raise _structure_error(item.item_dir, missing, [] if partial else unexpected)
+    return _Match(tree, tuple(unexpected))
+
+
+def _structure_error(
+    item_dir: Location, missing: list[KeyPath], unexpected: list[KeyPath]
+) -> StructureMismatchError:
+    problems = []
+    if missing:
+        problems.append(
+            f"{len(missing)} target key(s) are not in the checkpoint: {_listing(missing)}"
+        )
+    if unexpected:
+        problems.append(
+            f"{len(unexpected)} saved key(s) are not in the target: {_listing(unexpected)}"
+        )
+    advice = (
+        "remove the missing keys from the target (pytree_metadata shows what was saved)"
+        if missing
+        else "pass partial=True to load only the keys the target names, or add them to it"
+    )
+    return StructureMismatchError(
+        f"the target tree does not match the checkpoint in {item_dir}: "
+        f"{'; '.join(problems)}. To load it, {advice}",
+        missing=tuple(param_name(p) for p in missing),
+        unexpected=tuple(param_name(p) for p in unexpected),
+    )
+
+
+def _resolved(node: Any) -> Any:
+    """`node` with every placeholder replaced by its value.
+
+    Dicts are walked here rather than by jax, which cannot order mixed int and str keys.
+    """
+    if isinstance(node, _Pending):
+        return node.resolve()
+    if type(node) is dict:
+        return {k: _resolved(v) for k, v in node.items()}
+    if type(node) is list:
+        return [_resolved(v) for v in node]
+    if type(node) is tuple:
+        return tuple(_resolved(v) for v in node)
+    if node is None or leaf_kind(node) is not None:
+        return node
+    return jax.tree_util.tree_map(_resolved, node, is_leaf=lambda x: x is not node)
+
+
+def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False) -> Any:
     """Read a pytree item, shaped like `abstract` when given (see `load_pytree`)."""
     reader = Reader(SavedItem.open(item_dir))
-    if abstract is None:
-        tree = _saved_subtree(reader, (), numpy_default=False)
-    else:
-
-        def walk(node: Any, path: KeyPath) -> Any:
-            if node is None:
-                entry = reader.item.entry(path)
-                if entry is not None and entry.value_type == "None":
-                    return None
-                return _saved_subtree(reader, path, numpy_default=True)
-            if _is_target_leaf(node):
-                return reader.leaf(path, node, numpy_default=True)
-            container, pairs = children(node, path)
-            values = [walk(child, (*path, key)) for key, child in pairs]
-            if isinstance(node, dict):
-                return dict(zip(node, values, strict=True))
-            if container == "NamedTuple":
-                return type(node)(*values)
-            if isinstance(node, tuple | list):
-                return type(node)(values)
-            return jax.tree_util.tree_unflatten(
-                jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
-            )
-
-        tree = walk(abstract, ())
-
-    def is_pending(x: Any) -> bool:
-        return isinstance(x, _Pending)
-
-    pending = [x for x in jax.tree_util.tree_leaves(tree, is_leaf=is_pending) if is_pending(x)]
-    for leaf in pending:
+    tree = _match(reader, abstract, partial).tree
+    # Every check (shapes, devices) before any read.
+    for leaf in reader.pending:
+        leaf.plan()
+    for leaf in reader.pending:
         leaf.start()
-    return jax.tree_util.tree_map(
-        lambda x: x.resolve() if is_pending(x) else x, tree, is_leaf=is_pending
+    return _resolved(tree)
+
+
+@attrs.frozen
+class LoadPlan:
+    """What a load would do, worked out from metadata without reading array data.
+
+    Keys are parameter names (the '.'-joined key paths). A plan is returned only when the load
+    would start: its errors are the load's errors, so keys the target names but the checkpoint
+    lacks are `StructureMismatchError.missing`, never part of a plan.
+
+    Examples:
+        >>> import tempfile, jax, numpy as np
+        >>> from tenure.io import save_pytree, plan_load
+        >>> d = tempfile.mkdtemp() + "/1"
+        >>> save_pytree(d, {"w": np.zeros(4), "b": np.zeros(2)})
+        >>> plan = plan_load(d, {"w": jax.ShapeDtypeStruct((4,), np.float32)}, partial=True)
+        >>> plan.matched, plan.unexpected, plan.casts
+        (('w',), ('b',), {'w': ('float64', 'float32')})
+        >>> plan.bytes_per_process
+        {0: 32}
+    """
+
+    matched: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    casts: dict[str, tuple[str, str]]
+    resharded: tuple[str, ...]
+    bytes_per_process: dict[int, int]
+
+
+def plan_item(item_dir: Location, abstract: Any = None, *, partial: bool = False) -> LoadPlan:
+    """The plan of `load_item(item_dir, abstract, partial=partial)`."""
+    reader = Reader(SavedItem.open(item_dir))
+    match = _match(reader, abstract, partial)
+    plans = [leaf.plan() for leaf in reader.pending]
+    per_process: dict[int, int] = {}
+    for plan in plans:
+        for process, size in plan.bytes_per_process().items():
+            per_process[process] = per_process.get(process, 0) + size
+    return LoadPlan(
+        matched=tuple(reader.matched),
+        unexpected=tuple(param_name(p) for p in match.unexpected),
+        casts={p.name: (p.saved_dtype.name, p.cast.name) for p in plans if p.cast is not None},
+        resharded=tuple(p.name for p in plans if p.resharded),
+        bytes_per_process=dict(sorted(per_process.items())),
     )
 
 

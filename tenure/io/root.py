@@ -56,6 +56,9 @@ ZARR_CHUNK_DIR = "c"
 OCDBT_MANIFEST_FILE = "manifest.ocdbt"
 STEP_CHECKSUMS_FILE = "_tenure_checksums.json"
 FILE_CHECKSUMS_PATTERN = "files.process_*.json"
+# A stateful checkpointable (a Grain iterator) keeps one state file per process, named as
+# Grain's Orbax handler names them.
+PROCESS_STATES_PATTERN = "process_*-of-*.json"
 # Item-level names a parameter (an array directory) must not take, compared case-folded so
 # that case-insensitive file systems are safe too.
 RESERVED_ITEM_NAMES = frozenset(
@@ -90,6 +93,16 @@ def checksums_file(process_index: int) -> str:
 def file_checksums_file(process_index: int) -> str:
     """Name of a process's file-checksum record inside `_tenure/`."""
     return f"files.process_{process_index}.json"
+
+
+def process_state_file(process_index: int, process_count: int) -> str:
+    """The state file of one process in a stateful checkpointable (Grain's name for it).
+
+    Examples:
+        >>> process_state_file(0, 2)
+        'process_0-of-2.json'
+    """
+    return f"process_{process_index}-of-{process_count}.json"
 
 
 def array_metadatas_file(process_index: int) -> str:

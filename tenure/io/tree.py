@@ -84,22 +84,33 @@ def children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]]]
     Registered pytree nodes (dataclasses, optax states) use their own key paths; attribute
     and dict keys are recorded as mapping keys, indices as sequence keys, as Orbax does.
     """
+    kind, pairs, _ = _children(node, path)
+    return kind, pairs
+
+
+def _children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]], list[Any]]:
+    """`children`, plus the mapping keys as Python has them (ints stay ints) for the record."""
     if node is None:
-        return "None", []
+        return "None", [], []
     if isinstance(node, dict):
-        for key in node:
-            if not isinstance(key, str):
+        pairs = []
+        for key, value in node.items():
+            # Orbax records an int key as its text with the dict key type, as jax's DictKey
+            # does; tenure's structure record keeps the int, so it comes back an int.
+            if type(key) is not str and type(key) is not int:
                 raise InvalidKeyError(
                     f"dict key {key!r} ({type(key).__name__}) at {display_path(path)} cannot "
-                    "be stored: Orbax's format only has string keys; convert keys with str() "
-                    "before saving"
+                    "be stored: tenure stores str and int dict keys; convert the key to one "
+                    "of those before saving"
                 )
-        return "Dict", [(KeyEntry(k, DICT_KEY), v) for k, v in node.items()]
+            pairs.append((KeyEntry(str(key), DICT_KEY), value))
+        return "Dict", pairs, list(node)
     if _is_namedtuple(node):
-        return "NamedTuple", [(KeyEntry(f, DICT_KEY), getattr(node, f)) for f in node._fields]
+        fields = node._fields
+        return "NamedTuple", [(KeyEntry(f, DICT_KEY), getattr(node, f)) for f in fields], []
     if isinstance(node, tuple | list):
         kind = "Tuple" if isinstance(node, tuple) else "List"
-        return kind, [(KeyEntry(str(i), SEQUENCE_KEY), v) for i, v in enumerate(node)]
+        return kind, [(KeyEntry(str(i), SEQUENCE_KEY), v) for i, v in enumerate(node)], []
     flat, _ = jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
     if len(flat) == 1 and flat[0][0] == () and flat[0][1] is node:
         raise UnsupportedLeafError(
@@ -108,17 +119,22 @@ def children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]]]
             "(register custom classes as pytree nodes)"
         )
     pairs = []
+    raw: list[Any] = []
     for key_path, child in flat:
         (key,) = key_path
         if isinstance(key, jax.tree_util.SequenceKey | jax.tree_util.FlattenedIndexKey):
-            pairs.append(
-                (KeyEntry(str(getattr(key, "idx", getattr(key, "key", ""))), SEQUENCE_KEY), child)
-            )
+            text = str(getattr(key, "idx", getattr(key, "key", "")))
+            pairs.append((KeyEntry(text, SEQUENCE_KEY), child))
+            raw.append(text)
         elif isinstance(key, jax.tree_util.GetAttrKey):
             pairs.append((KeyEntry(key.name, DICT_KEY), child))
+            raw.append(key.name)
         else:
-            pairs.append((KeyEntry(str(getattr(key, "key", key)), DICT_KEY), child))
-    return "Unknown", pairs
+            value = getattr(key, "key", key)
+            pairs.append((KeyEntry(str(value), DICT_KEY), child))
+            # An int key of a registered mapping (nnx.State of an nnx.List) stays an int.
+            raw.append(value if type(value) is int else str(value))
+    return "Unknown", pairs, raw
 
 
 @attrs.frozen
@@ -159,12 +175,14 @@ def flatten(tree: Any) -> FlatTree:
                 "...; tenure stores trees up to that depth: flatten the nesting (e.g. a dict "
                 "keyed by joined paths)"
             )
-        container, pairs = children(node, path)
+        container, pairs, raw = _children(node, path)
         if not pairs:
             empties.append(TreeEntry(path, container))
         nodes = [walk(child, (*path, key)) for key, child in pairs]
         doc: dict[str, JsonValue] = {"t": container, "c": nodes}
-        if container in ("Dict", "NamedTuple", "Unknown"):
+        if container in ("Dict", "Unknown"):
+            doc["k"] = raw
+        elif container == "NamedTuple":
             doc["k"] = [key.key for key, _ in pairs]
         if container == "NamedTuple":
             doc["name"] = type(node).__name__
@@ -223,8 +241,11 @@ def validate_structure(structure: JsonValue) -> None:
             keys = node.get("k")
             if not isinstance(keys, list) or len(keys) != len(kids):
                 raise ValueError("keys and children differ in number")
-            if not all(isinstance(k, str) for k in keys):
-                raise ValueError("a key is not a string")
+            allowed = (str,) if kind == "NamedTuple" else (str, int)
+            if not all(type(k) in allowed for k in keys):
+                raise ValueError("a key is not a string (nor an int, in a mapping)")
+            if len({str(k) for k in keys}) != len(keys):
+                raise ValueError("a mapping has two keys with the same text")
         if kind == "Unknown":
             types = node.get("kt")
             if not isinstance(types, list) or len(types) != len(kids):
@@ -258,9 +279,9 @@ def iter_leaf_specs(structure: JsonValue, path: KeyPath = ()) -> Iterator[tuple[
 def _structure_keys(structure: JsonValue) -> list[KeyEntry]:
     kind = structure["t"]
     if kind in ("Dict", "NamedTuple"):
-        return [KeyEntry(k, DICT_KEY) for k in structure["k"]]
+        return [KeyEntry(str(k), DICT_KEY) for k in structure["k"]]
     if kind == "Unknown":
-        return [KeyEntry(k, t) for k, t in zip(structure["k"], structure["kt"], strict=True)]
+        return [KeyEntry(str(k), t) for k, t in zip(structure["k"], structure["kt"], strict=True)]
     return [KeyEntry(str(i), SEQUENCE_KEY) for i in range(len(structure["c"]))]
 
 
@@ -286,6 +307,8 @@ def build_from_structure(structure: JsonValue, leaf: Callable[[KeyPath], Any]) -
         if kind == "NamedTuple":
             cls = collections.namedtuple(node["name"], node["k"])  # type: ignore[misc]
             return cls(*values)
+        if kind in ("Dict", "Unknown"):
+            return dict(zip(node["k"], values, strict=True))
         return {k.key: v for k, v in zip(keys, values, strict=True)}
 
     return build(structure, ())

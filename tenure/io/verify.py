@@ -17,6 +17,7 @@ from tenure.io.pytree import Reader, SavedItem
 from tenure.io.root import (
     METRICS_ITEM,
     PathLike,
+    check_recorded,
     is_committed,
     item_checksums,
     step_checksums,
@@ -77,6 +78,11 @@ def _verify_step(step_dir: Location) -> int:
         kind = item_kind(item_dir)
         if kind in ("pytree", "bare_leaf"):
             checked += _verify_item(item_dir)
+        elif kind == "stateful":
+            # Each process's state is its own; every file is checked, whatever process this is.
+            recorded = item_checksums(item_dir)
+            if recorded is not None:
+                check_recorded(item_dir, recorded, set())
         else:
             load_one(step_dir, name)
         if item_checksums(item_dir) is None:

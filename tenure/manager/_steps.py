@@ -8,7 +8,9 @@ while this reads the disk (`scan`, `describe` return values to install under the
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import operator
 import warnings
 from collections.abc import Mapping
 from datetime import datetime
@@ -60,8 +62,12 @@ class CheckpointMetadata:
 
 
 def step_of(step: int | CheckpointMetadata) -> int:
-    """The step number `step` stands for; raises `InvalidStepError` for anything else."""
-    number = step.step if isinstance(step, CheckpointMetadata) else step
+    """The step number `step` stands for (numpy and jax integer scalars too); raises
+    `InvalidStepError` for anything else."""
+    number: Any = step.step if isinstance(step, CheckpointMetadata) else step
+    if getattr(number, "shape", None) == ():
+        with contextlib.suppress(TypeError):  # a float scalar is refused below
+            number = operator.index(number)
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
         raise InvalidStepError(f"step={step!r} must be an integer >= 0 or a CheckpointMetadata")
     return number

@@ -77,8 +77,14 @@ def save_async(
     )
 
 
-def load(step_dir: Location, abstract: Mapping[str, Any] | None) -> dict[str, Any]:
-    return io.load_checkpointables(step_dir, abstract)
+def load(
+    step_dir: Location, abstract: Mapping[str, Any] | None, *, partial: bool = False
+) -> dict[str, Any]:
+    return io.load_checkpointables(step_dir, abstract, partial=partial)
+
+
+def plan_load(step_dir: Location, name: str, abstract: Any, *, partial: bool) -> io.LoadPlan:
+    return io.plan_load(step_dir, abstract, partial, name=name)
 
 
 def process_count() -> int:

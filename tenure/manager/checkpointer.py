@@ -31,6 +31,8 @@ import attrs
 
 from tenure.io import root as rootfs
 from tenure.io.errors import StorageError
+from tenure.io.jsondoc import plain_numbers
+from tenure.io.pytree import LoadPlan
 from tenure.io.root import StepNameFormat
 from tenure.io.storage import Location, ObjectPath, as_location
 from tenure.manager import _store, distributed
@@ -209,7 +211,7 @@ class Checkpointer:
     def should_save(self, step: int, *, metrics: Mapping[str, Any] | None = None) -> bool:
         """What the save policy says about `step` now, with `metrics` if given; the primary
         process decides."""
-        return self._decide(CheckpointInfo(step, self._clock(), metrics))
+        return self._decide(CheckpointInfo(step_of(step), self._clock(), _plain(metrics)))
 
     def _decide(self, info: CheckpointInfo) -> bool:
         # The hot path: runs at every training step, so it reads the cached view without the
@@ -362,7 +364,7 @@ class Checkpointer:
                 "rename that checkpointable"
             )
         # The caller is blocked from the decision until the save has started (or committed).
-        info = CheckpointInfo(number, self._clock(), None if metrics is None else dict(metrics))
+        info = CheckpointInfo(number, self._clock(), _plain(metrics))
         if not force and not self._decide(info):
             return None
         self.wait()  # one save at a time
@@ -486,22 +488,44 @@ class Checkpointer:
         abstract_state: Any = None,
         *,
         checkpointable_name: str = "state",
+        partial: bool = False,
     ) -> Any:
-        """Loads one checkpointable of `step` (the latest when None)."""
-        loaded = self.load_checkpointables(step, {checkpointable_name: abstract_state})
+        """Loads one checkpointable of `step` (the latest when None). `abstract_state` must
+        name every saved key unless `partial` (see `tenure.io.load_pytree`)."""
+        loaded = self.load_checkpointables(
+            step, {checkpointable_name: abstract_state}, partial=partial
+        )
         return loaded[checkpointable_name]
+
+    def plan_load(
+        self,
+        step: int | CheckpointMetadata | None = None,
+        abstract_state: Any = None,
+        *,
+        checkpointable_name: str = "state",
+        partial: bool = False,
+    ) -> LoadPlan:
+        """What `load` would do, without reading array data (see `tenure.io.plan_load`)."""
+        entry = self._resolve(step)
+        with self._gone_is_not_found(entry):
+            return _store.plan_load(
+                entry.path, checkpointable_name, abstract_state, partial=partial
+            )
 
     def load_checkpointables(
         self,
         step: int | CheckpointMetadata | None = None,
         abstract_checkpointables: Mapping[str, Any] | None = None,
+        *,
+        partial: bool = False,
     ) -> dict[str, Any]:
         """Loads the named checkpointables of `step` (all of them when None); reads only
-        what is asked. The step becomes protected for as long as this Checkpointer lives."""
+        what is asked (a stateful object, such as a Grain iterator, is restored in place and
+        returned). The step becomes protected for as long as this Checkpointer lives."""
         self._raise_background_error()
         entry = self._resolve(step)
         with self._gone_is_not_found(entry):
-            loaded = _store.load(entry.path, abstract_checkpointables)
+            loaded = _store.load(entry.path, abstract_checkpointables, partial=partial)
         with self._lock:
             self._resumed_from = entry.step
         return loaded
@@ -643,6 +667,11 @@ class Checkpointer:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _plain(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Metrics with numpy and jax scalars as Python numbers, as they will be stored."""
+    return None if metrics is None else plain_numbers(dict(metrics), "metrics")
 
 
 def _run_in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:

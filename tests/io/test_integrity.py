@@ -73,7 +73,9 @@ def test_leftover_temporary_dirs_are_ignored_and_removable(tmp_path: Path) -> No
     ("tree", "error", "text"),
     [
         ({"a": object()}, io.UnsupportedLeafError, r"\['a'\]"),
-        ({1: np.ones(1)}, io.InvalidKeyError, "str"),
+        ({1.5: np.ones(1)}, io.InvalidKeyError, "str and int"),
+        ({True: np.ones(1)}, io.InvalidKeyError, "bool"),
+        ({0: np.ones(1), "0": np.ones(1)}, io.KeyCollisionError, "'0'"),
         ({"a/b": np.ones(1)}, io.InvalidKeyError, "'/'"),
         ({"a.b": np.ones(1), "a": {"b": np.ones(1)}}, io.KeyCollisionError, "'a.b'"),
     ],

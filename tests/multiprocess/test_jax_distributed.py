@@ -103,3 +103,11 @@ def test_a_process_dying_mid_save_commits_nothing_and_the_job_restarts(root: Loc
     restarted = run_job("restore", 2, root)
     assert_ok(restarted)
     assert all("restored step 0" in r.stdout for r in restarted)
+
+
+def test_each_process_saves_and_restores_its_own_grain_iterator(tmp_path: Path) -> None:
+    """One `process_<i>-of-<n>.json` per process, as Grain's Orbax handler writes them."""
+    root = tmp_path / "root"
+    assert_ok(run_job("grain", 2, root))
+    names = sorted(p.name for p in (root / "0" / "data").iterdir() if p.suffix == ".json")
+    assert names == ["process_0-of-2.json", "process_1-of-2.json"]

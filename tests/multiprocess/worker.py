@@ -99,6 +99,22 @@ def main() -> None:
             assert latest is not None
             check(ckptr.load(abstract_state=abstract()), latest.step)
             print(f"restored step {latest.step}", flush=True)
+    elif ROLE == "grain":
+        import grain
+
+        def shard() -> object:
+            source = grain.MapDataset.source(np.arange(40))[PID::COUNT]  # this process's share
+            return iter(source.shuffle(seed=PID).batch(2).to_iter_dataset())
+
+        data = shard()
+        next(data)
+        with open_root() as ckptr:
+            ckptr.save_checkpointables(0, {"state": global_state(0), "data": data})
+        expected_batch = next(data)
+        fresh = shard()
+        with open_root() as ckptr:
+            ckptr.load_checkpointables(0, {"state": abstract(), "data": fresh})
+        np.testing.assert_array_equal(next(fresh), expected_batch)
     elif ROLE == "die-mid-save":
         with open_root() as ckptr:
             ckptr.save(0, global_state(0))
