@@ -152,7 +152,8 @@ class StepTransaction:
         >>> import tempfile
         >>> txn = StepTransaction(Path(tempfile.mkdtemp()) / "3", Processes(0, 1))
         >>> txn.begin()
-        >>> txn.commit(StepMetadata(item_handlers={}))
+        >>> txn.commit(StepMetadata(item_handlers={})).commit_timestamp_nsecs > 0
+        True
         >>> is_committed(txn.final)
         True
     """
