@@ -459,15 +459,21 @@ def _json_document(item_dir: Location) -> JsonValue:
     raise NotACheckpointError(f"{item_dir} holds neither a pytree nor a JSON document")
 
 
-def load_one(step_dir: Location, name: str, abstract: Any = None, *, partial: bool = False) -> Any:
-    """Read checkpointable `name` of a committed step, shaped like `abstract` when given
-    (a pytree target must name every saved key unless `partial`)."""
+def _item_dir(step_dir: Location, name: str) -> Location:
+    """The directory of checkpointable `name`; an error naming the ones the step has."""
     item_dir = step_dir / validate_item_name(name)
     if not item_dir.is_dir():
         raise NotACheckpointError(
             f"{step_dir} has no checkpointable {name!r}; it has "
             f"{sorted(read_step_metadata(step_dir).item_names)}"
         )
+    return item_dir
+
+
+def load_one(step_dir: Location, name: str, abstract: Any = None, *, partial: bool = False) -> Any:
+    """Read checkpointable `name` of a committed step, shaped like `abstract` when given
+    (a pytree target must name every saved key unless `partial`)."""
+    item_dir = _item_dir(step_dir, name)
     kind = item_kind(item_dir)
     if kind == "stateful":
         return _load_state(item_dir, abstract)
@@ -519,12 +525,7 @@ def load_many(
 def plan_one(directory: PathLike, name: str, abstract: Any, *, partial: bool) -> LoadPlan:
     """The plan of loading pytree checkpointable `name` shaped like `abstract`."""
     step_dir = require_step(directory)
-    item_dir = step_dir / validate_item_name(name)
-    if not item_dir.is_dir():
-        raise NotACheckpointError(
-            f"{step_dir} has no checkpointable {name!r}; it has "
-            f"{sorted(read_step_metadata(step_dir).item_names)}"
-        )
+    item_dir = _item_dir(step_dir, name)
     kind = item_kind(item_dir)
     if kind == "bare_leaf":
         return plan_item(item_dir, None if abstract is None else {_BARE_LEAF: abstract})

@@ -11,8 +11,6 @@ steps since with the same policies. See docs/cadence.md for the model and its as
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import heapq
 import math
 import random
@@ -39,6 +37,7 @@ from tenure.retention.save_policies import (
     SpecificStepsPolicy,
     StepRangePolicy,
 )
+from tenure.retention.simulator import _cyclic_gc_paused
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 BlockedSource = float | Callable[[int | None], float]
@@ -459,17 +458,6 @@ class _RunState:
         self.step = 0 if resume is None else resume
         # A fresh start decides step 0 again; a resumed run goes on after its checkpoint.
         return resume is None
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _rng(seed: int, run: int) -> random.Random:
