@@ -45,7 +45,8 @@ class CheckpointInfo:
     """One checkpoint (or candidate step) as the policies see it.
 
     It has the attributes of Orbax's `PolicyCheckpointInfo`, so policies written for
-    Orbax accept it.
+    Orbax accept it. `item_bytes` gives the bytes of each checkpointable item the step
+    holds (None when unknown).
 
     Examples:
         >>> from datetime import datetime, timezone
@@ -57,6 +58,7 @@ class CheckpointInfo:
     step: int
     time: datetime = attrs.field(validator=_validate_time)
     metrics: Mapping[str, Any] | None = None
+    item_bytes: Mapping[str, int] | None = None
 
 
 @attrs.frozen(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
@@ -33,6 +33,8 @@ class Decision:
 class RetentionPlan:
     """Steps to keep and to delete, oldest first, with a decision for every checkpoint.
 
+    `thin` maps a kept step to the items to remove from it (the step itself stays).
+
     Examples:
         >>> plan = RetentionPlan(keep=(3, 4), delete=(1, 2), decisions=())
         >>> plan.delete
@@ -42,6 +44,7 @@ class RetentionPlan:
     keep: tuple[int, ...]
     delete: tuple[int, ...]
     decisions: tuple[Decision, ...]
+    thin: Mapping[int, frozenset[str]] = attrs.field(factory=dict)
 
 
 def _check_sorted(checkpoints: Sequence[CheckpointInfo]) -> None:
