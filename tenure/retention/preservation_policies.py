@@ -177,7 +177,7 @@ class PreservationPolicyBase(CombinablePolicy[PreservationPolicy]):
         """Whether a rule in this policy keeps parts of steps (`.only`) or counts bytes."""
         return False
 
-    def only(self, *items: str) -> PreservationPolicy:
+    def only(self, *items: str) -> Only:
         """Keeps just `items` of the steps this policy keeps.
 
         Examples:
