@@ -85,8 +85,12 @@ def _decide(info: CheckpointInfo, pairs: ItemReasons) -> Decision:
     whole: thinning it would need names the planner does not have, and keeping loses
     nothing. A step of which nothing it holds is kept is deleted.
     """
+    if not pairs:
+        return Decision(info.step, False)
     notes = tuple(label for label, items in pairs if not items)  # rules that let it go
     kept = kept_items(pairs)
+    if kept.is_all and all(items.is_all for _, items in pairs if items):  # whole, all rules
+        return Decision(info.step, True, tuple(label for label, items in pairs if items) + notes)
     held = None if info.item_bytes is None else frozenset(info.item_bytes)
     if not kept or (held and not kept.resolve(held)):
         return Decision(step=info.step, keep=False, reasons=notes)
