@@ -21,6 +21,7 @@ from tenure.retention import (
     MinimumStepGapPolicy,
     NaiveDatetimeError,
     NewBestPolicy,
+    PolicyArgumentError,
     PreemptionCheckpointingPolicy,
     PreservationContext,
     SpecificStepsPolicy,
@@ -168,4 +169,123 @@ def test_naive_start_time_is_rejected() -> None:
             steps=3,
             start_time=datetime(2026, 1, 1),
             step_duration=SECOND,
+        )
+
+
+class _Recorder:
+    """A plain (not built-in) preservation policy that keeps everything and records the
+    item sizes the planner showed it."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, Any] = {}
+
+    def should_preserve(self, checkpoints: Any, *, context: PreservationContext) -> list[bool]:
+        self.seen.update({c.step: c.item_bytes for c in checkpoints})
+        return [True] * len(checkpoints)
+
+
+def test_item_bytes_reach_the_planner_as_checkpoint_info() -> None:
+    recorder = _Recorder()
+    simulate(
+        FixedIntervalPolicy(10),
+        recorder,
+        steps=31,
+        start_time=START,
+        step_duration=SECOND,
+        item_bytes=lambda step: {"params": step, "opt_state": 2 * step},
+    )
+    assert recorder.seen == {s: {"params": s, "opt_state": 2 * s} for s in (0, 10, 20, 30)}
+
+
+def test_quota_is_exceeded_at_the_first_commit_over_it() -> None:
+    # A step k holds 10 + k bytes; LatestN(2) keeps two, so the commit of step k >= 20
+    # finds k-20, k-10 and k on disk: 30 + 3k - 30 = 3k bytes, over 200 first at k = 70.
+    def sizes(step: int) -> dict[str, int]:
+        return {"params": 10, "opt_state": step}
+
+    run = {
+        "steps": 101,
+        "start_time": START,
+        "step_duration": SECOND,
+        "item_bytes": sizes,
+    }
+    result = simulate(FixedIntervalPolicy(10), LatestN(2), quota=200, **run)
+    assert result.quota_exceeded_at == 70
+    assert result.quota == 200
+    assert result.peak_bytes == 3 * 100
+    assert result.peak_item_bytes == {"params": 30, "opt_state": 80 + 90 + 100}
+    assert result.final_item_bytes == {"params": 20, "opt_state": 90 + 100}
+    # Just at the quota is not over it: 3k = 210 at k = 70 is the first over 209.
+    assert simulate(FixedIntervalPolicy(10), LatestN(2), quota=209, **run).quota_exceeded_at == 70
+    assert simulate(FixedIntervalPolicy(10), LatestN(2), quota=210, **run).quota_exceeded_at == 80
+    assert simulate(FixedIntervalPolicy(10), LatestN(2), quota=300, **run).quota_exceeded_at is None
+
+
+def test_quota_works_with_whole_checkpoint_sizes_too() -> None:
+    result = simulate(
+        FixedIntervalPolicy(10),
+        LatestN(3),
+        steps=101,
+        start_time=START,
+        step_duration=SECOND,
+        checkpoint_bytes=100,
+        quota=350,
+    )
+    assert result.quota_exceeded_at == 30  # four on disk before the pass: 0, 10, 20, 30
+    assert result.peak_item_bytes is None
+    assert result.final_item_bytes is None
+
+
+@given(
+    save_policies,
+    policies,
+    st.integers(1, 150),
+    st.dictionaries(st.sampled_from(["params", "opt_state", "ema"]), st.integers(0, 1000)),
+    st.integers(0, 5000),
+)
+def test_item_sizes_without_parts_change_no_decision(
+    save: Any, keep: Any, steps: int, item_bytes: dict[str, int], quota: int
+) -> None:
+    """Law: under a policy that keeps steps whole, simulating with item sizes saves and
+    deletes exactly what simulating with their sum as the checkpoint size does, and the
+    quota is exceeded iff the peak is over it."""
+    run: dict[str, Any] = {
+        "steps": steps,
+        "start_time": START,
+        "step_duration": SECOND,
+        "metrics": loss_curve,
+        "quota": quota,
+    }
+    by_item = simulate(save, keep, item_bytes=item_bytes, **run)
+    whole = simulate(save, keep, checkpoint_bytes=sum(item_bytes.values()), **run)
+    assert by_item.events == whole.events
+    assert by_item.kept == whole.kept
+    assert by_item.peak_bytes == whole.peak_bytes
+    assert by_item.quota_exceeded_at == whole.quota_exceeded_at
+    assert (by_item.quota_exceeded_at is None) == ((by_item.peak_bytes or 0) <= quota)
+    saved = item_bytes if by_item.saves else {}  # an item counts once a step holds it
+    assert by_item.final_item_bytes == {
+        name: nbytes * len(by_item.kept) for name, nbytes in saved.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"checkpoint_bytes": 10, "item_bytes": {"params": 10}}, "not both"),
+        ({"quota": 100}, "quota needs the checkpoints' sizes"),
+        ({"checkpoint_bytes": 10, "quota": -1}, "must be a whole number"),
+        ({"item_bytes": {"params": -1}}, "'params' has -1 bytes"),
+        ({"item_bytes": lambda step: {"": 1}}, "item names must be non-empty"),
+    ],
+)
+def test_bad_sizes_are_refused_with_a_message(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(PolicyArgumentError, match=message):
+        simulate(
+            FixedIntervalPolicy(1),
+            LatestN(1),
+            steps=3,
+            start_time=START,
+            step_duration=SECOND,
+            **arguments,
         )
