@@ -118,8 +118,10 @@ def plot_simulation(
 
     Top: one horizontal line per checkpoint at the height of its step, from its save to
     its deletion (or to `end_step`, by default the last event); the checkpoints kept at
-    the end are black, the deleted ones coloured by the rule that let them go. Bottom:
-    the bytes (or, without sizes, the checkpoints) on disk, with the peak annotated.
+    the end are black, the deleted ones coloured by the rule that let them go, and a line
+    goes faint once its checkpoint was thinned. Bottom: the bytes (or, without sizes, the
+    checkpoints) on disk, with the peak annotated; stacked by item when the run had
+    `item_bytes`, with the quota and the step that first exceeded it when it had one.
 
     Examples:
         >>> import tempfile
@@ -222,28 +224,33 @@ def _draw_lifetimes(axes: Axes, result: SimulationResult, end: int) -> None:
     tally = Counter(rules.values())
     colours = {rule: f"C{i % 10}" for i, (rule, _) in enumerate(tally.most_common())}
     doomed = [life for life in result.lifetimes if life.step in rules]
-    deleted = [
-        (
-            (life.step, life.step),
-            (end if life.deleted_at_step is None else life.deleted_at_step, life.step),
-        )
-        for life in doomed
-    ]
-    survivors = [((step, step), (end, step)) for step in sorted(kept)]
+    survivors = [life for life in result.lifetimes if life.step in kept]
     # One collection per kind: a Line2D per checkpoint would take minutes for thousands.
     # Thinner lines as they crowd the ~400 pixels of height, so each stays apart.
     width = max(0.4, min(2.0, 300 / max(len(result.lifetimes), 1)))
     kept_width = max(0.8, min(3.0, 150 / max(len(kept), 1)))
-    axes.add_collection(
-        LineCollection(
-            deleted,
-            colors=[colours[rules[life.step]] for life in doomed],
-            linewidths=width,
+    thinned: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    thinned_colours: list[str] = []
+    for lives, line_colours, line_width, zorder in (
+        (doomed, [colours[rules[life.step]] for life in doomed], width, 2),
+        (survivors, [_KEPT_COLOUR] * len(survivors), kept_width, 3),
+    ):
+        whole = []
+        for life, colour in zip(lives, line_colours, strict=True):
+            stop = end if life.deleted_at_step is None else life.deleted_at_step
+            # A thinned checkpoint's line goes faint from its first thinning on.
+            thin_at = life.thinned[0][0] if life.thinned else stop
+            whole.append(((life.step, life.step), (thin_at, life.step)))
+            if thin_at < stop:
+                thinned.append(((thin_at, life.step), (stop, life.step)))
+                thinned_colours.append(colour)
+        axes.add_collection(
+            LineCollection(whole, colors=line_colours, linewidths=line_width, zorder=zorder)
         )
-    )
-    axes.add_collection(
-        LineCollection(survivors, colors=_KEPT_COLOUR, linewidths=kept_width, zorder=3)
-    )
+    if thinned:
+        axes.add_collection(
+            LineCollection(thinned, colors=thinned_colours, linewidths=width, alpha=0.35)
+        )
     axes.set_xlim(min(kept | rules.keys(), default=0), max(end, 1))
     axes.autoscale(axis="y")
     axes.set_ylabel("checkpoint (its step)")
@@ -252,6 +259,9 @@ def _draw_lifetimes(axes: Axes, result: SimulationResult, end: int) -> None:
     for rule, count in tally.most_common():
         handles.append(Line2D([], [], color=colours[rule], linewidth=2))
         labels.append(f"let go by {rule} ({count:,})")
+    if thinned:
+        handles.append(Line2D([], [], color=_KEPT_COLOUR, linewidth=1, alpha=0.35))
+        labels.append(f"after thinning: fewer items ({len(thinned):,})")
     axes.legend(handles, labels, loc="upper left", fontsize="small", frameon=False)
     axes.yaxis.set_major_formatter("{x:,.0f}")
 
@@ -302,7 +312,8 @@ def _draw_disk_use(axes: Axes, result: SimulationResult, end: int) -> None:
     if quota is not None:
         _draw_quota(axes, result, quota, scale, drawn=quota_drawn)
     if result.peak_item_bytes is not None or quota is not None:
-        axes.legend(loc="upper left", fontsize="small", frameon=False)
+        # A frame, so the quota line does not run through the item names.
+        axes.legend(loc="upper left", fontsize="small", framealpha=0.85, edgecolor="none")
 
 
 def _stack_items(axes: Axes, result: SimulationResult, steps: list[int], scale: int) -> None:
