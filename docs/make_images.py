@@ -3,7 +3,7 @@
 Run from anywhere, on purpose only (the images are committed; the cadence scan takes about
 a minute); name images to redraw only those:
 
-    .venv/bin/python docs/make_images.py [simulation.png] [cadence.png]
+    .venv/bin/python docs/make_images.py [simulation.png] [cadence.png] [parts.png] [quota.png]
 """
 
 from __future__ import annotations
@@ -54,7 +54,35 @@ CADENCE = [
     "--best-interval",
 ]
 
-RUNS = {"simulation.png": SIMULATION, "cadence.png": CADENCE}
+# The cookbook's "keep optimizer state only for the newest three": a save every 1000
+# steps of params (2 GiB) and Adam state (4 GiB), the params of every 10,000th kept.
+PARTS_KEEP = "LatestN(3) | EveryNSteps(10_000).only('params')"
+ITEMS = ["--item-size", "params=2GiB", "--item-size", "opt_state=4GiB"]
+PARTS = [
+    "simulate",
+    "--save",
+    "FixedIntervalPolicy(1000)",
+    "--keep",
+    PARTS_KEEP,
+    "--steps",
+    "200001",
+    "--step-seconds",
+    "2",
+    *ITEMS,
+    "--quota",
+    "64GiB",
+]
+
+# The cookbook's "stay under a quota": the same run within a 64 GiB quota, keeping one
+# checkpoint's room for the save that lands before retention runs.
+QUOTA = [*PARTS[:4], f"WithinBytes({PARTS_KEEP}, max_bytes='58GiB')", *PARTS[5:]]
+
+RUNS = {
+    "simulation.png": SIMULATION,
+    "cadence.png": CADENCE,
+    "parts.png": PARTS,
+    "quota.png": QUOTA,
+}
 
 
 def main() -> None:
