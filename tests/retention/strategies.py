@@ -7,6 +7,7 @@ import operator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from tenure.retention import (
@@ -24,6 +25,7 @@ from tenure.retention import (
     PerStepBucket,
     PreservationPolicy,
     PreserveAll,
+    RetentionPlan,
     Weekly,
     Yearly,
 )
@@ -116,3 +118,18 @@ def _join(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 positive_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
     leaf_policies, _join, max_leaves=5
 )
+
+
+def apply_plan(checkpoints: list[CheckpointInfo], plan: RetentionPlan) -> list[CheckpointInfo]:
+    """What is left after the plan is carried out: deleted steps gone, thinned items gone."""
+    deleted = set(plan.delete)
+    left = []
+    for info in checkpoints:
+        if info.step in deleted:
+            continue
+        gone = plan.thin.get(info.step, frozenset())
+        if gone:
+            sizes = {k: v for k, v in (info.item_bytes or {}).items() if k not in gone}
+            info = attrs.evolve(info, item_bytes=sizes)
+        left.append(info)
+    return left
