@@ -27,6 +27,7 @@ from tenure.retention.info import (
     PreservationContext,
     require_aware,
 )
+from tenure.retention.items import parse_bytes
 from tenure.retention.planner import Decision, plan_retention
 from tenure.retention.preservation_policies import PreservationPolicy
 from tenure.retention.save_policies import SaveDecisionPolicy
@@ -44,7 +45,7 @@ class SimulationEvent:
     `at_step` is the training step during which it happened. For a deletion, `reasons`
     are the rules that had kept the checkpoint until then: the rules that let it go. For
     a thinning (`kind == "thin"`), `items` are the items removed from the step, which
-    stays.
+    stays, and `reasons` the rules that keep the rest.
 
     Examples:
         >>> from datetime import datetime, timezone
@@ -343,10 +344,19 @@ class _Run:
         self._uncount(info.step, removed, nbytes)
         self.sizes[info.step] = (self.sizes[info.step] or 0) - nbytes
         names = frozenset(removed)
-        self.events.append(SimulationEvent("thin", info.step, at_step, time, items=names))
+        reasons = self.reasons[info.step]  # the rules that keep the rest
+        self.events.append(SimulationEvent("thin", info.step, at_step, time, reasons, names))
         life = self.lifetimes[info.step]
         self.lifetimes[info.step] = attrs.evolve(life, thinned=(*life.thinned, (at_step, names)))
         return attrs.evolve(info, item_bytes=left)
+
+    def kept_decision(self, info: CheckpointInfo) -> Decision:
+        """A step alive at the end: the rules of the last pass, and for a step thinned at
+        any pass the items it still holds (the last pass saw only those, and kept them
+        all)."""
+        thinned = self.lifetimes[info.step].thinned
+        items = frozenset(info.item_bytes or ()) if thinned else None
+        return Decision(info.step, keep=True, reasons=self.reasons[info.step], items=items)
 
     def resume(self) -> None:
         self.resumed_from = self.alive[-1].step if self.alive else None
@@ -364,7 +374,7 @@ def simulate(
     save_duration: timedelta = timedelta(0),
     checkpoint_bytes: BytesSource = None,
     item_bytes: ItemBytesSource = None,
-    quota: int | None = None,
+    quota: int | str | None = None,
 ) -> SimulationResult:
     """Runs the save and retention decisions over a whole training run.
 
@@ -375,7 +385,7 @@ def simulate(
     or a callable of the step returning one) does too, instead: each saved step holds those
     items, the planner sees them in `CheckpointInfo.item_bytes`, and the items a plan thins
     leave the step. `quota` (bytes) is the disk space the run may fill; the result says at
-    which step it was first exceeded.
+    which step it was first exceeded; like `WithinBytes`, it takes text such as `"20TiB"`.
 
     Examples:
         >>> from datetime import datetime, timedelta, timezone
@@ -386,13 +396,20 @@ def simulate(
         ...     step_duration=timedelta(seconds=2), checkpoint_bytes=2**30)
         >>> [d.step for d in result.kept]
         [0, 1000, 2000, 3000, 4000, 4800, 4900, 5000]
+
+        With item sizes, the optimizer state of every 1000th step goes once three newer
+        steps are saved, and a 15 GiB quota is first exceeded at step 3400 (the newest
+        three and the new save, 12 GiB, and the params of steps 0 to 3000):
+
         >>> result = simulate(
-        ...     FixedIntervalPolicy(100), LatestN(3) | EveryNSteps(1000),
-        ...     steps=5001, start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        ...     FixedIntervalPolicy(100), LatestN(3) | EveryNSteps(1000).only("params"),
+        ...     steps=10_001, start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
         ...     step_duration=timedelta(seconds=2),
-        ...     item_bytes={"params": 2**30, "opt_state": 2 * 2**30}, quota=20 * 2**30)
-        >>> result.peak_item_bytes["opt_state"] // 2**30, result.quota_exceeded_at
-        (18, 2400)
+        ...     item_bytes={"params": 2**30, "opt_state": 2 * 2**30}, quota="15GiB")
+        >>> sorted(result.kept_items[2000]), sorted(result.kept_items[10_000])
+        (['params'], ['opt_state', 'params'])
+        >>> result.quota_exceeded_at
+        3400
     """
     policy_kinds(save_policy, preservation_policy)
     require_aware("start_time", start_time)
@@ -403,8 +420,7 @@ def simulate(
             "give checkpoint_bytes or item_bytes, not both: a step's bytes are its items' bytes"
         )
     if quota is not None:
-        if isinstance(quota, bool) or not isinstance(quota, int) or quota < 0:
-            raise PolicyArgumentError(f"quota={quota!r} must be a whole number of bytes >= 0")
+        quota = parse_bytes(quota)
         if checkpoint_bytes is None and item_bytes is None:
             raise PolicyArgumentError(
                 "quota needs the checkpoints' sizes: give checkpoint_bytes or item_bytes"
@@ -453,7 +469,7 @@ def simulate(
         steps_simulated=count,
         events=tuple(run.events),
         lifetimes=tuple(run.lifetimes[s] for s in sorted(run.lifetimes)),
-        kept=tuple(Decision(c.step, keep=True, reasons=run.reasons[c.step]) for c in run.alive),
+        kept=tuple(run.kept_decision(c) for c in run.alive),
         peak_count=run.peak_count,
         peak_bytes=run.peak_bytes,
         total_bytes_written=run.total_bytes,

@@ -25,11 +25,12 @@ from tenure.retention import (
     PreemptionCheckpointingPolicy,
     PreservationContext,
     SpecificStepsPolicy,
+    WithinBytes,
     plan_retention,
     simulate,
 )
 
-from .strategies import policies
+from .strategies import apply_plan, policies
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -212,6 +213,8 @@ def test_quota_is_exceeded_at_the_first_commit_over_it() -> None:
     result = simulate(FixedIntervalPolicy(10), LatestN(2), quota=200, **run)
     assert result.quota_exceeded_at == 70
     assert result.quota == 200
+    # Text is read as WithinBytes reads it.
+    assert simulate(FixedIntervalPolicy(10), LatestN(2), quota="1KiB", **run).quota == 1024
     assert result.peak_bytes == 3 * 100
     assert result.peak_item_bytes == {"params": 30, "opt_state": 80 + 90 + 100}
     assert result.final_item_bytes == {"params": 20, "opt_state": 90 + 100}
@@ -274,7 +277,8 @@ def test_item_sizes_without_parts_change_no_decision(
     [
         ({"checkpoint_bytes": 10, "item_bytes": {"params": 10}}, "not both"),
         ({"quota": 100}, "quota needs the checkpoints' sizes"),
-        ({"checkpoint_bytes": 10, "quota": -1}, "must be a whole number"),
+        ({"checkpoint_bytes": 10, "quota": -1}, "-1 bytes is negative"),
+        ({"checkpoint_bytes": 10, "quota": "lots"}, "'lots' is not a size"),
         ({"item_bytes": {"params": -1}}, "'params' has -1 bytes"),
         ({"item_bytes": lambda step: {"": 1}}, "item names must be non-empty"),
     ],
@@ -289,3 +293,145 @@ def test_bad_sizes_are_refused_with_a_message(arguments: dict[str, Any], message
             step_duration=SECOND,
             **arguments,
         )
+
+
+SIZES = {"params": 2 * 2**30, "opt_state": 4 * 2**30}
+item_names = st.sampled_from(["params", "opt_state", "ema"])
+part_policies = st.one_of(
+    st.builds(
+        lambda a, b, names: a | b.only(*names), policies, policies, st.sets(item_names, min_size=1)
+    ),
+    st.builds(lambda a, names: a.only(*names), policies, st.sets(item_names, min_size=1)),
+    st.builds(
+        lambda a, b, names: a & ~b.only(*names), policies, policies, st.sets(item_names, min_size=1)
+    ),
+)
+
+
+def test_the_issue_example_keeps_the_params_of_every_tenth_and_the_newest_three_whole() -> None:
+    result = simulate(
+        FixedIntervalPolicy(1),
+        LatestN(3) | EveryNSteps(10).only("params"),
+        steps=range(1, 101),
+        start_time=START,
+        step_duration=SECOND,
+        item_bytes=SIZES,
+    )
+    both = frozenset(SIZES)
+    assert result.kept_items == {
+        **{step: frozenset({"params"}) for step in range(10, 100, 10)},
+        98: both,
+        99: both,
+        100: both,
+    }
+    thinned = [e for e in result.events if e.kind == "thin"]
+    # Each tenth step loses its optimizer state when three newer steps have been saved.
+    assert [(e.step, e.at_step, e.items) for e in thinned] == [
+        (step, step + 3, frozenset({"opt_state"})) for step in range(10, 100, 10)
+    ]
+    assert thinned[0].reasons == ("EveryNSteps(interval_steps=10).only('params')",)
+    kept = {d.step: d for d in result.kept}
+    assert kept[50].items == frozenset({"params"})
+    assert kept[100].items is None
+    assert result.final_item_bytes == {
+        "params": 12 * SIZES["params"],
+        "opt_state": 3 * SIZES["opt_state"],
+    }
+    # At a commit: 9 or fewer thinned tenths, three whole and the new one.
+    assert result.peak_item_bytes == {
+        "params": 13 * SIZES["params"],
+        "opt_state": 4 * SIZES["opt_state"],
+    }
+    assert result.peak_bytes == 9 * SIZES["params"] + 4 * (SIZES["params"] + SIZES["opt_state"])
+
+
+def test_quota_counts_thinned_steps_by_the_items_they_still_hold() -> None:
+    # p costs 1 byte, o 10. At the commit of step k the newest three are whole (33 bytes)
+    # and the multiples of 5 up to k - 3 hold p alone: at k = 12 those are 0 and 5 (35
+    # bytes), at k = 13 also 10 (36 bytes), the first over 35.
+    run: dict[str, Any] = {
+        "steps": 40,
+        "start_time": START,
+        "step_duration": SECOND,
+        "item_bytes": {"p": 1, "o": 10},
+        "quota": 35,
+    }
+    thinned = simulate(FixedIntervalPolicy(1), LatestN(2) | EveryNSteps(5).only("p"), **run)
+    assert thinned.quota_exceeded_at == 13
+    # Kept whole, the multiples of 5 cost 11 bytes each: 0, 1, 2 and 3 make 44 at step 3.
+    whole = simulate(FixedIntervalPolicy(1), LatestN(2) | EveryNSteps(5), **run)
+    assert whole.quota_exceeded_at == 3
+
+
+def replay_with_items(
+    save: Any, keep: Any, steps: int, sizes: dict[str, int]
+) -> list[tuple[int, frozenset[str]]]:
+    """The plainest run with items: save, plan, delete and thin; one step at a time."""
+    alive: list[CheckpointInfo] = []
+    for step in range(steps):
+        info = CheckpointInfo(step, START + step * SECOND, loss_curve(step), dict(sizes))
+        if save.should_save(info, list(alive), context=DecisionContext()):
+            alive.append(info)
+            alive = apply_plan(
+                alive, plan_retention(alive, keep, PreservationContext(now=info.time))
+            )
+    return [(c.step, frozenset(c.item_bytes or ())) for c in alive]
+
+
+@given(
+    save_policies,
+    part_policies,
+    st.integers(1, 120),
+    st.dictionaries(item_names, st.integers(0, 1000), min_size=1),
+)
+def test_simulate_with_items_agrees_with_a_replay_that_deletes_and_thins(
+    save: Any, keep: Any, steps: int, sizes: dict[str, int]
+) -> None:
+    """Law: with item sizes, simulate() leaves exactly the steps and items that a plain
+    replay of plan_retention, deleting and thinning as the plan says, leaves; and its
+    final bytes per item are those items' bytes."""
+    result = simulate(
+        save,
+        keep,
+        steps=steps,
+        start_time=START,
+        step_duration=SECOND,
+        metrics=loss_curve,
+        item_bytes=sizes,
+    )
+    alive = replay_with_items(save, keep, steps, sizes)
+    assert sorted(result.kept_items.items()) == alive
+    final = dict.fromkeys(sizes, 0) if result.saves else {}
+    for _, items in alive:
+        for name in items:
+            final[name] += sizes[name]
+    assert result.final_item_bytes == final
+
+
+@given(
+    save_policies,
+    part_policies,
+    st.integers(1, 120),
+    st.dictionaries(item_names, st.integers(0, 1000), min_size=1),
+    st.integers(0, 5000),
+)
+def test_within_bytes_holds_the_disk_to_its_budget_plus_the_new_save(
+    save: Any, keep: Any, steps: int, sizes: dict[str, int], budget: int
+) -> None:
+    """Law: under WithinBytes(policy, budget), the disk never holds more than the budget
+    (or the newest step alone, if larger) plus the save that lands before the next pass,
+    so a quota of that much is never exceeded."""
+    step_bytes = sum(sizes.values())
+    quota = max(budget, step_bytes) + step_bytes
+    result = simulate(
+        save,
+        WithinBytes(keep, budget),
+        steps=steps,
+        start_time=START,
+        step_duration=SECOND,
+        metrics=loss_curve,
+        item_bytes=sizes,
+        quota=quota,
+    )
+    assert (result.peak_bytes or 0) <= quota
+    assert result.quota_exceeded_at is None
