@@ -132,3 +132,34 @@ def test_bad_item_sizes_exit_2_and_say_why(extra: list[str], message: str) -> No
     run = tenure(*ARGS[:5], "--steps", "101", "--step-seconds", "1", *extra)
     assert run.returncode == 2
     assert message in run.stderr
+
+
+def test_simulate_thins_the_items_a_policy_does_not_keep() -> None:
+    run = tenure(
+        "simulate",
+        "--save",
+        "FixedIntervalPolicy(1)",
+        "--keep",
+        "LatestN(3) | EveryNSteps(10).only('params')",
+        "--steps",
+        "100",
+        "--step-seconds",
+        "1",
+        "--item-size",
+        "params=2GiB",
+        "--item-size",
+        "opt_state=4GiB",
+        "--json",
+    )
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    items = {k["step"]: k["items"] for k in data["kept"]}
+    assert items == {
+        **{step: ["params"] for step in range(0, 100, 10)},
+        97: ["opt_state", "params"],
+        98: ["opt_state", "params"],
+        99: ["opt_state", "params"],
+    }
+    first = data["checkpoints"][0]
+    assert first["thinned"] == [{"at_step": 3, "items": ["opt_state"]}]
+    assert data["final_item_bytes"] == {"params": 13 * 2 * 2**30, "opt_state": 3 * 4 * 2**30}
