@@ -299,19 +299,20 @@ def _draw_disk_use(axes: Axes, result: SimulationResult, end: int) -> None:
     peak_text = f"peak: {result.peak_count:,} checkpoints"
     if result.peak_bytes is not None:
         peak_text += f", {format_bytes(result.peak_bytes)}"
+    legend = result.peak_item_bytes is not None or quota is not None
     axes.annotate(
         f"{peak_text} at step {steps[peak_index]:,}",
         xy=(steps[peak_index], values[peak_index]),
-        xytext=(0.5, 0.95),
+        xytext=(0.98, 0.95) if legend else (0.5, 0.95),  # clear of the legend, top left
         textcoords="axes fraction",
-        ha="center",
+        ha="right" if legend else "center",
         va="top",
         arrowprops={"arrowstyle": "->", "color": "0.3"},
     )
     axes.set_ylim(0, max(values[peak_index], top / scale) * 1.35)
     if quota is not None:
         _draw_quota(axes, result, quota, scale, drawn=quota_drawn)
-    if result.peak_item_bytes is not None or quota is not None:
+    if legend:
         # A frame, so the quota line does not run through the item names.
         axes.legend(loc="upper left", fontsize="small", framealpha=0.85, edgecolor="none")
 

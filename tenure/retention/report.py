@@ -72,7 +72,7 @@ def render_table(result: SimulationResult) -> str:
         lines.append("  " + "  ".join([*cells, row[-1]]))
     tally = deletions_by_rule(result)
     if tally:
-        lines += ["", "Deleted checkpoints, by the rule that had kept them last:"]
+        lines += ["", "Deleted checkpoints, by the rule that let them go:"]
         width = max(len(rule) for rule in tally)
         lines += [f"  {rule:<{width}}  {count:>8,}" for rule, count in tally.most_common()]
     return "\n".join(lines)

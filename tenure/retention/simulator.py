@@ -43,7 +43,8 @@ class SimulationEvent:
     """A save that committed, a checkpoint that was deleted, or one that was thinned.
 
     `at_step` is the training step during which it happened. For a deletion, `reasons`
-    are the rules that had kept the checkpoint until then: the rules that let it go. For
+    are the rules that had kept the checkpoint until then: the rules that let it go (or,
+    for a step a `WithinBytes` budget gave up, the budget's reason). For
     a thinning (`kind == "thin"`), `items` are the items removed from the step, which
     stays, and `reasons` the rules that keep the rest.
 
@@ -316,7 +317,10 @@ class _Run:
             if decision.keep:
                 self.reasons[decision.step] = decision.reasons
                 continue
-            let_go_by = self.reasons.pop(decision.step, ())
+            # A budget that gives a step up says so; otherwise the rules that had kept it
+            # until now are the ones that let it go.
+            let_go_by = decision.reasons or self.reasons.pop(decision.step, ())
+            self.reasons.pop(decision.step, None)
             self.events.append(SimulationEvent("delete", decision.step, at_step, time, let_go_by))
             self.lifetimes[decision.step] = attrs.evolve(
                 self.lifetimes[decision.step], deleted_at_step=at_step, let_go_by=let_go_by

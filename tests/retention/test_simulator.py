@@ -24,6 +24,7 @@ from tenure.retention import (
     PolicyArgumentError,
     PreemptionCheckpointingPolicy,
     PreservationContext,
+    PreserveAll,
     SpecificStepsPolicy,
     WithinBytes,
     plan_retention,
@@ -435,3 +436,24 @@ def test_within_bytes_holds_the_disk_to_its_budget_plus_the_new_save(
     )
     assert (result.peak_bytes or 0) <= quota
     assert result.quota_exceeded_at is None
+
+
+def test_a_step_a_budget_gives_up_is_let_go_by_the_budget() -> None:
+    # Each step holds 10 bytes; a 35-byte budget holds three, so at every pass from the
+    # fourth save on the oldest is given up.
+    result = simulate(
+        FixedIntervalPolicy(1),
+        WithinBytes(PreserveAll(), 35),
+        steps=6,
+        start_time=START,
+        step_duration=SECOND,
+        item_bytes={"params": 10},
+    )
+    assert [d.step for d in result.kept] == [3, 4, 5]
+    given_up = ("WithinBytes(max_bytes=35): given up for the budget, oldest first",)
+    assert [(life.step, life.let_go_by) for life in result.lifetimes if not life.survived] == [
+        (0, given_up),
+        (1, given_up),
+        (2, given_up),
+    ]
+    assert "WithinBytes(max_bytes=35): given up for the budget, oldest first" in result.table()
