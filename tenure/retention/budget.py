@@ -19,12 +19,10 @@ from tenure.retention.info import CheckpointInfo, PreservationContext
 from tenure.retention.items import ItemSet, format_bytes_text, parse_bytes
 from tenure.retention.preservation_policies import (
     ItemReasons,
+    PartsPolicyBase,
     PreservationPolicy,
-    PreservationPolicyBase,
-    Reasons,
     item_reasons_of,
     kept_items,
-    labels_of,
     require_preservation,
 )
 from tenure.retention.report import format_bytes
@@ -48,7 +46,7 @@ def _forced(checkpoints: Sequence[CheckpointInfo], context: PreservationContext)
 
 
 @attrs.frozen(repr=False)
-class WithinBytes(PreservationPolicyBase):
+class WithinBytes(PartsPolicyBase):
     """Keeps what `policy` keeps while the bytes kept stay within `max_bytes` (an int or
     text such as `"2TiB"`); over it, gives up the oldest kept steps first, never the
     newest or protected ones. Put it outermost: `WithinBytes(a, n) | b` also keeps `b`.
@@ -69,22 +67,6 @@ class WithinBytes(PreservationPolicyBase):
 
     policy: PreservationPolicy = attrs.field(converter=require_preservation)
     max_bytes: int = attrs.field(converter=parse_bytes)
-
-    def should_preserve(
-        self,
-        checkpoints: Sequence[CheckpointInfo],
-        *,
-        context: PreservationContext,
-    ) -> Sequence[bool]:
-        return [bool(kept_items(p)) for p in self.item_reasons(checkpoints, context=context)]
-
-    def reasons(
-        self,
-        checkpoints: Sequence[CheckpointInfo],
-        *,
-        context: PreservationContext,
-    ) -> list[Reasons]:
-        return [labels_of(p) for p in self.item_reasons(checkpoints, context=context)]
 
     def item_reasons(
         self,
@@ -123,9 +105,6 @@ class WithinBytes(PreservationPolicyBase):
             f"over the budget of {format_bytes(self.max_bytes)}; they are kept all the same. "
             "Raise max_bytes, or save fewer or smaller items"
         )
-
-    def uses_items(self) -> bool:
-        return True
 
     def _short(self) -> str:
         return f"WithinBytes(max_bytes={format_bytes_text(self.max_bytes)!r})"

@@ -20,7 +20,16 @@ from tenure.retention.report import rule_of
 
 
 def item_names(names: Iterable[Any]) -> frozenset[str]:
-    """Converter: item names as a frozenset, refusing anything but non-empty strings."""
+    """Converter: item names as a frozenset, refusing anything but non-empty strings.
+
+    Examples:
+        >>> sorted(item_names(["params", "opt_state", "params"]))
+        ['opt_state', 'params']
+        >>> item_names("params")
+        Traceback (most recent call last):
+        ...
+        tenure.retention.errors.PolicyArgumentError: items='params' is one string; ...
+    """
     if isinstance(names, str):
         raise PolicyArgumentError(
             f"items={names!r} is one string; give item names one by one, e.g. "

@@ -107,6 +107,10 @@ def _decide(info: CheckpointInfo, pairs: ItemReasons) -> Decision:
     )
 
 
+def _kept_whole(decision: Decision, rule: str) -> Decision:
+    return Decision(decision.step, True, (*decision.reasons, rule))
+
+
 def _budgets(policy: PreservationPolicy) -> list[WithinBytes]:
     """Every `WithinBytes` inside `policy`, outermost first."""
     found = []
@@ -189,9 +193,9 @@ def plan_retention(
         ((10, 20, 21), (15,), {10: frozenset({'opt_state'}), 20: frozenset({'opt_state'})})
     """
     _check_sorted(checkpoints)
-    protected = frozenset(protected) | context.protected
-    if protected != context.protected:
-        context = attrs.evolve(context, protected=protected)
+    if protected and not context.protected.issuperset(protected):
+        context = attrs.evolve(context, protected=context.protected.union(protected))
+    protected = context.protected
     by_items = uses_items(policy)
     if by_items:
         pairs = item_reasons_of(policy, checkpoints, context)
@@ -202,13 +206,12 @@ def plan_retention(
             Decision(step=info.step, keep=bool(why), reasons=why)
             for info, why in zip(checkpoints, reasons, strict=True)
         ]
-    last = len(checkpoints) - 1
-    for index, info in enumerate(checkpoints):
-        if index == last or info.step in protected:
-            safety: tuple[str, ...] = (NEWEST,) if index == last else ()
+    if decisions:
+        decisions[-1] = _kept_whole(decisions[-1], NEWEST)
+    if protected:
+        for index, info in enumerate(checkpoints):
             if info.step in protected:
-                safety += (PROTECTED,)
-            decisions[index] = Decision(info.step, True, decisions[index].reasons + safety)
+                decisions[index] = _kept_whole(decisions[index], PROTECTED)
     thin: dict[int, frozenset[str]] = {}
     over_budget: tuple[str, ...] = ()
     if by_items:

@@ -119,6 +119,18 @@ def labels_of(pairs: ItemReasons) -> Reasons:
     return tuple(label_with_items(label, items) for label, items in pairs if items)
 
 
+def _restrict(pairs: ItemReasons, to: ItemSet) -> ItemReasons:
+    """Each rule with only what it keeps of `to`; rules left keeping nothing drop out, but
+    a rule that let the step go (an empty set to begin with) stays on record."""
+    result = []
+    for label, items in pairs:
+        if not items:
+            result.append((label, items))
+        elif mine := items & to:
+            result.append((label, mine))
+    return tuple(result)
+
+
 def _check_length(policy: object, flags: Sequence[bool], checkpoints: Sequence[Any]) -> None:
     if len(flags) != len(checkpoints):
         raise PolicyArgumentError(
@@ -165,7 +177,7 @@ class PreservationPolicyBase(CombinablePolicy[PreservationPolicy]):
         """Whether a rule in this policy keeps parts of steps (`.only`) or counts bytes."""
         return False
 
-    def only(self, *items: str) -> PreservationPolicy:
+    def only(self, *items: str) -> Only:
         """Keeps just `items` of the steps this policy keeps.
 
         Examples:
@@ -187,6 +199,40 @@ class ReasonedPolicyBase(PreservationPolicyBase):
         context: PreservationContext,
     ) -> Sequence[bool]:
         return [bool(r) for r in self.reasons(checkpoints, context=context)]
+
+
+class PartsPolicyBase(PreservationPolicyBase):
+    """For policies that work per (step, item): what they keep, and why, follows from
+    their `item_reasons`."""
+
+    __slots__ = ()
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        return [bool(kept_items(p)) for p in self.item_reasons(checkpoints, context=context)]
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        return [labels_of(p) for p in self.item_reasons(checkpoints, context=context)]
+
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        raise NotImplementedError
+
+    def uses_items(self) -> bool:
+        return True
 
 
 PRESERVATION: Kind[PreservationPolicy] = Kind("preservation", PreservationPolicy, "should_preserve")
@@ -611,16 +657,8 @@ class AllPreservationPolicy(AllOf, PreservationPolicyBase):
             both = ItemSet.ALL
             for pairs in column:
                 both &= kept_items(pairs)
-            # Each rule is named with what it keeps of the intersection; every child keeps
-            # some of a non-empty intersection, so every child stays named.
-            named: list[tuple[str, ItemSet]] = []
-            for pairs in column:
-                for label, items in pairs:
-                    if not items:  # a rule that let the step go stays on record
-                        named.append((label, items))
-                    elif mine := items & both:
-                        named.append((label, mine))
-            result.append(tuple(named))
+            # Every child keeps some of a non-empty intersection, so every child stays named.
+            result.append(_restrict(sum(column, ()), both))
         return result
 
     def uses_items(self) -> bool:
@@ -688,7 +726,7 @@ def _only_items(items: Iterable[Any]) -> frozenset[str]:
 
 
 @attrs.frozen(repr=False)
-class Only(PreservationPolicyBase):
+class Only(PartsPolicyBase):
     """Keeps just `items` of the steps that `policy` keeps; `policy.only(*items)` builds one.
 
     Examples:
@@ -704,22 +742,6 @@ class Only(PreservationPolicyBase):
     policy: PreservationPolicy = attrs.field(converter=require_preservation)
     items: frozenset[str] = attrs.field(converter=_only_items)
 
-    def should_preserve(
-        self,
-        checkpoints: Sequence[CheckpointInfo],
-        *,
-        context: PreservationContext,
-    ) -> Sequence[bool]:
-        return [bool(kept_items(p)) for p in self.item_reasons(checkpoints, context=context)]
-
-    def reasons(
-        self,
-        checkpoints: Sequence[CheckpointInfo],
-        *,
-        context: PreservationContext,
-    ) -> list[Reasons]:
-        return [labels_of(p) for p in self.item_reasons(checkpoints, context=context)]
-
     def item_reasons(
         self,
         checkpoints: Sequence[CheckpointInfo],
@@ -727,13 +749,7 @@ class Only(PreservationPolicyBase):
         context: PreservationContext,
     ) -> list[ItemReasons]:
         only = ItemSet(self.items)
-        return [
-            tuple((label, items & only) for label, items in pairs if not items or items & only)
-            for pairs in item_reasons_of(self.policy, checkpoints, context)
-        ]
-
-    def uses_items(self) -> bool:
-        return True
+        return [_restrict(p, only) for p in item_reasons_of(self.policy, checkpoints, context)]
 
     def __repr__(self) -> str:
         inner = repr(self.policy)

@@ -19,6 +19,7 @@ from tenure.retention import (
     EveryNSteps,
     EveryNStepsClosest,
     Hourly,
+    ItemSet,
     LatestDuration,
     LatestN,
     Monthly,
@@ -133,3 +134,42 @@ def apply_plan(checkpoints: list[CheckpointInfo], plan: RetentionPlan) -> list[C
             info = attrs.evolve(info, item_bytes=sizes)
         left.append(info)
     return left
+
+
+ITEMS = ("params", "opt_state", "ema")
+item_subsets = st.sets(st.sampled_from(ITEMS), min_size=1).map(sorted)
+item_sets: st.SearchStrategy[ItemSet] = st.builds(
+    ItemSet, st.sets(st.sampled_from(ITEMS)), st.booleans()
+)
+sizes = st.integers(0, 100)
+item_bytes = st.one_of(
+    st.fixed_dictionaries(dict.fromkeys(ITEMS, sizes)),
+    st.dictionaries(st.sampled_from(ITEMS), st.integers(0, 100)),
+    st.none(),
+)
+
+
+@st.composite
+def sized_checkpoint_lists(draw: st.DrawFn, max_size: int = 30) -> list[CheckpointInfo]:
+    """`checkpoint_lists` whose steps hold items of random sizes (or unknown items)."""
+    return [
+        attrs.evolve(info, item_bytes=draw(item_bytes))
+        for info in draw(checkpoint_lists(max_size=max_size))
+    ]
+
+
+def _only(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.tuples(children, item_subsets).map(lambda pi: pi[0].only(*pi[1]))
+
+
+leaves_in_part = st.one_of(leaf_policies, _only(leaf_policies))
+# Compositions with `.only` anywhere, with and without negation.
+item_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
+    leaves_in_part, lambda c: st.one_of(_combine(c), _only(c)), max_leaves=5
+)
+positive_item_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
+    leaves_in_part, lambda c: st.one_of(_join(c), _only(c)), max_leaves=5
+)
+item_unions: st.SearchStrategy[PreservationPolicy] = st.lists(
+    leaves_in_part, min_size=1, max_size=4
+).map(lambda ps: functools.reduce(operator.or_, ps))
