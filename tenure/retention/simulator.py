@@ -278,7 +278,7 @@ class _Run:
                 self.item_on_disk[name] = total
                 self.item_peaks[name] = max(self.item_peaks.get(name, 0), total)
 
-    def _uncount(self, step: int, item_bytes: Mapping[str, int] | None, nbytes: int) -> None:
+    def _uncount(self, item_bytes: Mapping[str, int] | None, nbytes: int) -> None:
         if self.peak_bytes is None:
             return
         self.on_disk -= nbytes
@@ -319,8 +319,8 @@ class _Run:
                 continue
             # A budget that gives a step up says so; otherwise the rules that had kept it
             # until now are the ones that let it go.
-            let_go_by = decision.reasons or self.reasons.pop(decision.step, ())
-            self.reasons.pop(decision.step, None)
+            had_kept = self.reasons.pop(decision.step, ())
+            let_go_by = decision.reasons or had_kept
             self.events.append(SimulationEvent("delete", decision.step, at_step, time, let_go_by))
             self.lifetimes[decision.step] = attrs.evolve(
                 self.lifetimes[decision.step], deleted_at_step=at_step, let_go_by=let_go_by
@@ -328,7 +328,7 @@ class _Run:
         if doomed:
             for gone in self.alive:
                 if gone.step in doomed:
-                    self._uncount(gone.step, gone.item_bytes, self.sizes[gone.step] or 0)
+                    self._uncount(gone.item_bytes, self.sizes[gone.step] or 0)
             self.alive = [c for c in self.alive if c.step not in doomed]
         if plan.thin:
             self.alive = [self._thin(c, plan.thin.get(c.step), at_step, time) for c in self.alive]
@@ -345,7 +345,7 @@ class _Run:
             return info
         left = {name: n for name, n in info.item_bytes.items() if name not in items}
         nbytes = sum(removed.values())
-        self._uncount(info.step, removed, nbytes)
+        self._uncount(removed, nbytes)
         self.sizes[info.step] = (self.sizes[info.step] or 0) - nbytes
         names = frozenset(removed)
         reasons = self.reasons[info.step]  # the rules that keep the rest
