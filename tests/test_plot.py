@@ -191,3 +191,15 @@ def test_bytes_by_item_add_up_to_the_disk_use_and_peak_where_the_simulator_says(
         name: max(items.get(name, 0) for _, items in by_item) for name in ("params", "opt_state")
     }
     assert by_item[-1][1] == result.final_item_bytes
+
+
+def test_svg_plot_marks_the_checkpoints_that_were_thinned(tmp_path: Path) -> None:
+    out = tmp_path / "thinned.svg"
+    args = [*ITEM_ARGS[:4], "LatestN(3) | EveryNSteps(1000).only('params')", *ITEM_ARGS[5:]]
+    run = tenure(*args, "--plot", str(out))
+    assert run.returncode == 0, run.stderr
+    # The 1000th steps of 0 to 4000 lose their opt_state; 5000 is among the newest three.
+    assert "after thinning: fewer items (5)" in out.read_text()
+    plain = tmp_path / "whole.svg"
+    assert tenure(*ITEM_ARGS, "--plot", str(plain)).returncode == 0
+    assert "after thinning" not in plain.read_text()
