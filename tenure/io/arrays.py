@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import mmap
 import os
 import sys
@@ -105,8 +106,9 @@ def zarr3_dtype(dtype: np.dtype[Any]) -> str:
 
 
 @functools.cache
-def _plain_metadata_template(data_type: str) -> dict[str, Any]:
-    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks."""
+def _plain_metadata_template(data_type: str) -> str:
+    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks, with
+    `{shape}` and `{chunk_shape}` to fill in."""
     store = ts.open(
         {
             "driver": "zarr3",
@@ -121,8 +123,16 @@ def _plain_metadata_template(data_type: str) -> dict[str, Any]:
         }
     ).result()
     assert store.kvstore is not None
-    doc: dict[str, Any] = json.loads(store.kvstore.read(ZARR_METADATA_FILE).result().value)
-    return doc
+    doc = json.loads(store.kvstore.read(ZARR_METADATA_FILE).result().value)
+    doc["shape"] = "{shape}"
+    doc["chunk_grid"]["configuration"]["chunk_shape"] = "{chunk_shape}"
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return (
+        text.replace("{", "{{")
+        .replace("}", "}}")
+        .replace('"{{shape}}"', "{shape}")
+        .replace('"{{chunk_shape}}"', "{chunk_shape}")
+    )
 
 
 def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequence[int]) -> bytes:
@@ -133,22 +143,27 @@ def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequ
         >>> json.loads(plain_metadata(np.dtype("int8"), (4,), (2,)))["chunk_grid"]
         {'configuration': {'chunk_shape': [2]}, 'name': 'regular'}
     """
-    doc = dict(_plain_metadata_template(zarr3_dtype(dtype)))
-    doc["shape"] = list(shape)
-    doc["chunk_grid"] = {"configuration": {"chunk_shape": list(chunk_shape)}, "name": "regular"}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    template = _plain_metadata_template(zarr3_dtype(dtype))
+    shape_text = ",".join(str(int(n)) for n in shape)
+    chunk_text = ",".join(str(int(n)) for n in chunk_shape)
+    return template.format(shape=f"[{shape_text}]", chunk_shape=f"[{chunk_text}]").encode()
 
 
-def _packable(write: ArrayWrite) -> bool:
-    """True when every piece of `write` is one small, non-empty chunk of native bytes."""
+def _packed_keys(write: ArrayWrite) -> list[tuple[Region, str]] | None:
+    """The bounds and chunk key of each piece of `write` when every piece is one small,
+    non-empty chunk of native bytes (so it can be written as a plain key); else None."""
     if (write.dtype.itemsize > 1 and not write.dtype.isnative) or sys.byteorder != "little":
-        return False
-    return bool(write.pieces) and all(
-        0 < data.nbytes <= PACKED_PIECE_BYTES
-        and data.shape == tuple(write.chunk_shape)
-        and chunk_path(write.name, region(index, write.shape), write.chunk_shape) is not None
-        for index, data in write.pieces
-    )
+        return None
+    keys = []
+    for index, data in write.pieces:
+        if not 0 < data.nbytes <= PACKED_PIECE_BYTES or data.shape != write.chunk_shape:
+            return None
+        bounds = region(index, write.shape)
+        key = chunk_path(write.name, bounds, write.chunk_shape)
+        if key is None:
+            return None
+        keys.append((bounds, key))
+    return keys or None
 
 
 def write_spec(
@@ -297,9 +312,15 @@ def write_arrays(
     """
     ctx = new_context() if layout.ocdbt else context()
     pack = layout.ocdbt and primary and not layout.compression and not db
-    packed = [w for w in writes if pack and _packable(w)]
-    packed_names = {w.name for w in packed}
-    writes = [w for w in writes if w.name not in packed_names]
+    packed: list[tuple[ArrayWrite, list[tuple[Region, str]]]] = []
+    unpacked: list[ArrayWrite] = []
+    for w in writes:
+        keys = _packed_keys(w) if pack else None
+        if keys is None:
+            unpacked.append(w)
+        else:
+            packed.append((w, keys))
+    writes = unpacked
     kvstore = ts.KvStore.open(ocdbt_spec(item_dir, write=True), context=ctx) if packed else None
     opened = [
         ts.open(
@@ -317,15 +338,13 @@ def write_arrays(
     if kvstore is not None:
         assert txn is not None
         store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
-        for w in packed:
+        for w, keys in packed:
             metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
             recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
             key_writes.append((w.name, store.write(f"{w.name}/{ZARR_METADATA_FILE}", metadata)))
             recorded = []
-            for index, data in w.pieces:
-                bounds = region(index, w.shape)
+            for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
                 value = np.ascontiguousarray(data).tobytes()
-                key = chunk_path(w.name, bounds, w.chunk_shape)
                 key_writes.append((w.name, store.write(key, value)))
                 recorded.append({"index": [list(b) for b in bounds], "crc32": zlib.crc32(value)})
             checksums[w.name] = recorded
@@ -500,7 +519,7 @@ def aligned_empty(shape: Sequence[int], dtype: np.dtype[Any]) -> np.ndarray:
 
 def region(index: Index, shape: Sequence[int]) -> Region:
     """A tuple of slices as hashable `((start, stop), ...)` against `shape`."""
-    return tuple((a, b) for a, b in index_to_json(index, shape))
+    return tuple(s.indices(n)[:2] for s, n in zip(index, shape, strict=True))
 
 
 @attrs.frozen
@@ -676,16 +695,16 @@ class PackedArray:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
         pending = self.kvstore.read(key)
         crc = self.crcs[bounds]
+        nbytes = math.prod(shape) * self.dtype.itemsize
 
         def finish() -> np.ndarray:
             value = self._value(pending, key)
-            out = aligned_empty(shape, self.dtype)
-            if len(value) != out.nbytes:
+            if len(value) != nbytes:
                 raise _corrupt(self.name, self.item_dir, f"chunk {key} has the wrong size")
             if zlib.crc32(value) != crc:
                 raise _corrupt(self.name, self.item_dir, "its crc32 differs from the recorded one")
-            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(value, np.uint8)
-            return out
+            # A writable copy; small enough that jax's adopting aligned buffers does not matter.
+            return np.frombuffer(value, self.dtype).reshape(shape).copy()
 
         return finish
 
