@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -489,16 +491,29 @@ class _Pending:
             self._plan = self._reader.plan(*self._args)
         return self._plan
 
+    @property
+    def started(self) -> bool:
+        """True once this leaf's reads are issued."""
+        return self._finish is not None
+
     def start(self) -> None:
         """Issue this leaf's reads without waiting for them."""
         if self._finish is None:
             self._finish = self._reader.start(self.plan())
 
     def resolve(self) -> Any:
-        """Wait for the reads and return the leaf's value."""
+        """Wait for the reads and return the leaf's value; let the reader issue more."""
         self.start()
         assert self._finish is not None
-        return self._finish()
+        value = self._finish()
+        self._reader.finished(self)
+        return value
+
+
+# Bytes of array data a load keeps in flight: enough reads to keep a disk busy, while the
+# buffers that tensorstore decodes from (as large as the data) stay a small part of a large
+# state, whose peak memory then stays near the state itself.
+_READ_WINDOW_BYTES = 64 * 2**20
 
 
 def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
@@ -528,6 +543,30 @@ class Reader:
     )
     matched: list[str] = attrs.field(factory=list)
     pending: list[_Pending] = attrs.field(factory=list)
+    _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
+    _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
+    _in_flight_bytes: int = 0
+
+    def start_pending(self) -> None:
+        """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
+        flight; `finished` issues more as leaves are resolved."""
+        self._queue.extend(self.pending)
+        self._admit()
+
+    def finished(self, leaf: _Pending) -> None:
+        """`leaf` was resolved: its bytes are no longer in flight."""
+        self._in_flight_bytes -= self._in_flight.pop(leaf, 0)
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._queue and (not self._in_flight or self._in_flight_bytes < _READ_WINDOW_BYTES):
+            leaf = self._queue.popleft()
+            if not leaf.started:
+                plan = leaf.plan()
+                leaf.start()
+                size = math.prod(plan.shape) * plan.saved_dtype.itemsize
+                self._in_flight[leaf] = size
+                self._in_flight_bytes += size
 
     def store(self, name: str) -> Any:
         """Start opening array `name` with tensorstore (its metadata checked first)."""
@@ -904,8 +943,7 @@ def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False
     # Every check (shapes, devices) before any read.
     for leaf in reader.pending:
         leaf.plan()
-    for leaf in reader.pending:
-        leaf.start()
+    reader.start_pending()
     return _resolved(tree)
 
 

@@ -156,3 +156,25 @@ def test_damaged_packed_chunk_or_metadata_is_caught_by_load_and_verify(
         io.load_pytree(step)
     with pytest.raises(io.CorruptCheckpointError):
         io.verify(step)
+
+
+@pytest.mark.parametrize("layout", [PER_ARRAY, None], ids=["per-array", "default"])
+def test_a_load_keeps_at_most_its_window_of_data_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: io.ArrayLayout | None
+) -> None:
+    tree = {f"w{i}": np.full(1000, i, np.float32) for i in range(6)}
+    io.save_pytree(tmp_path / "1", tree, layout=layout)
+    monkeypatch.setattr(pytree, "_READ_WINDOW_BYTES", 8000)  # two of the 4,000-byte arrays
+    most = 0
+    start = pytree.Reader.start
+
+    def counted_start(self: pytree.Reader, plan: Any) -> Any:
+        nonlocal most
+        most = max(most, len(self._in_flight) + 1)
+        return start(self, plan)
+
+    monkeypatch.setattr(pytree.Reader, "start", counted_start)
+    out = io.load_pytree(tmp_path / "1")
+    assert most == 2
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
