@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import mmap
 import os
 import sys
@@ -32,6 +33,7 @@ from tenure.io.storage import (
     describe_store_error,
     is_object_store,
     kvstore_spec,
+    new_context,
 )
 
 Index = tuple[slice, ...]
@@ -39,17 +41,23 @@ _OBJECT_DATA_FILE_BYTES = 64 * 2**20
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SPACE_TEXT = ("No space left", "File too large", "Disk quota exceeded")
 _TRAILER_BYTES = 4
+# Inside OCDBT, pieces up to this size are written by tenure as plain key-value pairs instead
+# of through one tensorstore array each: opening an array costs more than writing this much.
+# Their bytes are copied once (tensorstore's key-value writes take `bytes`), which this size
+# keeps to a small part of any array.
+PACKED_PIECE_BYTES = 256 * 2**10
 
 
 @attrs.frozen
 class ArrayLayout:
     """How array data is laid out inside an item.
 
-    `ocdbt=False` (the local-disk default) stores one zarr3 directory per array, which a local
-    disk writes fastest; `ocdbt=True` packs everything into a few large files, which object
-    stores prefer (the default there, for single-process saves). `compression` adds zstd
-    (slower, rarely smaller for float weights). Chunks always carry a crc32c that
-    tensorstore checks on every read.
+    `ocdbt=True` (the default for single-process saves, local or object store) packs every
+    array into a few large files, whatever the number of arrays: Orbax's own default layout.
+    `ocdbt=False` (the default with several processes) stores one zarr3 directory per array.
+    `compression` adds zstd (slower, rarely smaller for float weights). Chunks written through
+    tensorstore carry a crc32c it checks on every read; small arrays inside OCDBT are written
+    as plain bytes, checked on every read against the crc32 tenure records for each piece.
 
     Examples:
         >>> ArrayLayout(ocdbt=True).ocdbt
@@ -72,9 +80,90 @@ def _kvstore(item_dir: Location, name: str, ocdbt: bool, db: str = "") -> dict[s
     }
 
 
+def ocdbt_spec(item_dir: Location, *, write: bool = False) -> dict[str, Any]:
+    """The kvstore spec of the OCDBT database of an item (with the options a writer sets)."""
+    spec = _kvstore(item_dir, "", True)
+    del spec["path"]
+    if write:
+        spec.update(_ocdbt_write_options(item_dir))
+    return spec
+
+
+def _ocdbt_write_options(item_dir: Location) -> dict[str, Any]:
+    return {
+        "config": {"max_inline_value_bytes": 1024, "max_decoded_node_bytes": 100_000_000},
+        # Locally one data file per save is fastest. On object stores a bounded size keeps
+        # each data file under a single PUT's limit (5 GiB on S3) and lets several upload
+        # in parallel.
+        "target_data_file_size": _OBJECT_DATA_FILE_BYTES if is_object_store(item_dir) else 0,
+    }
+
+
+@functools.cache
 def zarr3_dtype(dtype: np.dtype[Any]) -> str:
     """The zarr3 name of a numpy dtype (byte order aside: data is stored little-endian)."""
     return "bool" if dtype == np.bool_ else dtype.name
+
+
+@functools.cache
+def _plain_metadata_template(data_type: str) -> str:
+    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks, with
+    `{shape}` and `{chunk_shape}` to fill in."""
+    store = ts.open(
+        {
+            "driver": "zarr3",
+            "kvstore": {"driver": "memory"},
+            "create": True,
+            "metadata": {
+                "shape": [1],
+                "data_type": data_type,
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
+                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+            },
+        }
+    ).result()
+    assert store.kvstore is not None
+    doc = json.loads(store.kvstore.read(ZARR_METADATA_FILE).result().value)
+    doc["shape"] = "{shape}"
+    doc["chunk_grid"]["configuration"]["chunk_shape"] = "{chunk_shape}"
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return (
+        text.replace("{", "{{")
+        .replace("}", "}}")
+        .replace('"{{shape}}"', "{shape}")
+        .replace('"{{chunk_shape}}"', "{chunk_shape}")
+    )
+
+
+def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequence[int]) -> bytes:
+    """The `zarr.json` of an array whose chunks are plain little-endian bytes, byte for byte
+    what tensorstore itself would write.
+
+    Examples:
+        >>> json.loads(plain_metadata(np.dtype("int8"), (4,), (2,)))["chunk_grid"]
+        {'configuration': {'chunk_shape': [2]}, 'name': 'regular'}
+    """
+    template = _plain_metadata_template(zarr3_dtype(dtype))
+    shape_text = ",".join(str(int(n)) for n in shape)
+    chunk_text = ",".join(str(int(n)) for n in chunk_shape)
+    return template.format(shape=f"[{shape_text}]", chunk_shape=f"[{chunk_text}]").encode()
+
+
+def _packed_keys(write: ArrayWrite) -> list[tuple[Region, str]] | None:
+    """The bounds and chunk key of each piece of `write` when every piece is one small,
+    non-empty chunk of native bytes (so it can be written as a plain key); else None."""
+    if (write.dtype.itemsize > 1 and not write.dtype.isnative) or sys.byteorder != "little":
+        return None
+    keys = []
+    for index, data in write.pieces:
+        if not 0 < data.nbytes <= PACKED_PIECE_BYTES or data.shape != write.chunk_shape:
+            return None
+        bounds = region(index, write.shape)
+        key = chunk_path(write.name, bounds, write.chunk_shape)
+        if key is None:
+            return None
+        keys.append((bounds, key))
+    return keys or None
 
 
 def write_spec(
@@ -99,13 +188,7 @@ def write_spec(
     codecs.append({"name": "crc32c"})
     kvstore = _kvstore(item_dir, name, layout.ocdbt, db)
     if layout.ocdbt:
-        kvstore["config"] = {"max_inline_value_bytes": 1024, "max_decoded_node_bytes": 100_000_000}
-        # Locally one data file per save is fastest. On object stores a bounded size keeps
-        # each data file under a single PUT's limit (5 GiB on S3) and lets several upload
-        # in parallel.
-        kvstore["target_data_file_size"] = (
-            _OBJECT_DATA_FILE_BYTES if is_object_store(item_dir) else 0
-        )
+        kvstore.update(_ocdbt_write_options(item_dir))
     return {
         "driver": "zarr3",
         "kvstore": kvstore,
@@ -222,10 +305,23 @@ def write_arrays(
     """Create every array and write this process's pieces; return what to record of them.
 
     All opens and writes are in flight together; crc32s are computed, and metadata files and
-    chunk trailers read back, on a thread pool while tensorstore writes. Without OCDBT,
-    `written` gets each array's directory once its data is written (not yet fsynced).
+    chunk trailers read back, on a thread pool while tensorstore writes. Inside OCDBT, small
+    arrays skip tensorstore's array layer: their `zarr.json` and plain chunks are written as
+    keys of the database, in the same transaction. Without OCDBT, `written` gets each array's
+    directory once its data is written (not yet fsynced).
     """
-    ctx = context()
+    ctx = new_context() if layout.ocdbt else context()
+    pack = layout.ocdbt and primary and not layout.compression and not db
+    packed: list[tuple[ArrayWrite, list[tuple[Region, str]]]] = []
+    unpacked: list[ArrayWrite] = []
+    for w in writes:
+        keys = _packed_keys(w) if pack else None
+        if keys is None:
+            unpacked.append(w)
+        else:
+            packed.append((w, keys))
+    writes = unpacked
+    kvstore = ts.KvStore.open(ocdbt_spec(item_dir, write=True), context=ctx) if packed else None
     opened = [
         ts.open(
             write_spec(
@@ -236,9 +332,25 @@ def write_arrays(
         for w in writes
     ]
     txn = ts.Transaction() if layout.ocdbt else None
+    checksums: dict[str, list[dict[str, Any]]] = {}
+    recorded_packed: dict[str, PackedRecord] = {}
+    key_writes: list[tuple[str, Any]] = []
+    if kvstore is not None:
+        assert txn is not None
+        store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
+        for w, keys in packed:
+            metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
+            recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
+            key_writes.append((w.name, store.write(f"{w.name}/{ZARR_METADATA_FILE}", metadata)))
+            recorded = []
+            for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
+                value = np.ascontiguousarray(data).tobytes()
+                key_writes.append((w.name, store.write(key, value)))
+                recorded.append({"index": [list(b) for b in bounds], "crc32": zlib.crc32(value)})
+            checksums[w.name] = recorded
     with ThreadPoolExecutor(max_workers=2) as pool:
         sums: list[list[tuple[Index, Future[int]]]] = []
-        metadata: dict[str, Future[bytes]] = {}
+        metadata_files: dict[str, Future[bytes]] = {}
         pending = []
         for w, future in zip(writes, opened, strict=True):
             store = _wait(future, item_dir, w.name)
@@ -247,7 +359,7 @@ def write_arrays(
             elif primary:
                 # The primary's open wrote the array's metadata; its checksum is recorded.
                 path = f"{w.name}/{ZARR_METADATA_FILE}"
-                metadata[path] = pool.submit((item_dir / path).read_bytes)
+                metadata_files[path] = pool.submit((item_dir / path).read_bytes)
             sums.append([(index, pool.submit(checksum, data)) for index, data in w.pieces])
             pending.append(
                 [
@@ -271,27 +383,50 @@ def write_arrays(
                     trailers[chunk] = pool.submit(_read_trailer, local / chunk)
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
-        checksums = {
-            w.name: [
+            for name, key_write in key_writes:
+                _wait(key_write, item_dir, name)
+        for w, pieces in zip(writes, sums, strict=True):
+            checksums[w.name] = [
                 {"index": index_to_json(index, w.shape), "crc32": s.result()} for index, s in pieces
             ]
-            for w, pieces in zip(writes, sums, strict=True)
-        }
         return WrittenArrays(
             checksums,
-            {path: f.result() for path, f in metadata.items()},
+            {path: f.result() for path, f in metadata_files.items()},
             {path: t for path, f in trailers.items() if (t := f.result()) is not None},
+            recorded_packed,
         )
+
+
+@attrs.frozen
+class PackedRecord:
+    """What tenure records of an array it wrote as plain keys inside OCDBT: the crc32 of its
+    `zarr.json` and its chunk shape, so that a load reads its chunks without tensorstore's
+    array layer (and checks the metadata it skips, as `verify` does)."""
+
+    metadata_crc32: int
+    chunk_shape: tuple[int, ...]
+
+    def to_json(self) -> list[Any]:
+        """The record as stored in tenure's item file."""
+        return [self.metadata_crc32, list(self.chunk_shape)]
+
+    @classmethod
+    def from_json(cls, doc: Any) -> PackedRecord:
+        """Parse a stored record (`ValueError`/`TypeError` when malformed)."""
+        crc, chunk_shape = doc
+        return cls(int(crc), tuple(int(n) for n in chunk_shape))
 
 
 @attrs.frozen
 class WrittenArrays:
     """What `write_arrays` wrote: crc32s of pieces by array name, the bytes of each
-    `zarr.json` the primary wrote (by path in the item), and chunk trailers by path."""
+    `zarr.json` the primary wrote (by path in the item), chunk trailers by path, and the
+    arrays written as plain keys inside OCDBT."""
 
     checksums: dict[str, list[dict[str, Any]]]
     metadata: dict[str, bytes]
     trailers: dict[str, int]
+    packed: dict[str, PackedRecord] = attrs.field(factory=dict)
 
 
 def _read_trailer(path: Path) -> int | None:
@@ -337,9 +472,19 @@ def _wait(future: Any, item_dir: Location, name: str) -> Any:
         raise TenureIOError(f"writing array {name!r} under {item_dir} failed: {e}") from e
 
 
-def open_for_read(item_dir: Location, name: str, meta: TreeMetadata) -> Any:
+def open_database(item_dir: Location, ctx: ts.Context) -> Any:
+    """The item's OCDBT database opened for reading (`ts.KvStore`); damage is corruption."""
+    try:
+        return ts.KvStore.open(ocdbt_spec(item_dir), context=ctx).result()
+    except (ValueError, OSError) as e:
+        raise _corrupt("<ocdbt>", item_dir, e) from e
+
+
+def open_for_read(
+    item_dir: Location, name: str, meta: TreeMetadata, ctx: ts.Context | None = None
+) -> Any:
     """Start opening stored array `name`; resolve it with `resolve_read`."""
-    return ts.open(read_spec(item_dir, name, meta), context=context())
+    return ts.open(read_spec(item_dir, name, meta), context=ctx or context())
 
 
 def resolve_read(future: Any, item_dir: Location, name: str) -> Any:
@@ -374,7 +519,7 @@ def aligned_empty(shape: Sequence[int], dtype: np.dtype[Any]) -> np.ndarray:
 
 def region(index: Index, shape: Sequence[int]) -> Region:
     """A tuple of slices as hashable `((start, stop), ...)` against `shape`."""
-    return tuple((a, b) for a, b in index_to_json(index, shape))
+    return tuple(s.indices(n)[:2] for s, n in zip(index, shape, strict=True))
 
 
 @attrs.frozen
@@ -436,6 +581,14 @@ class RawArray:
             return None
         return self.array_dir.parent / relative, crc, trailer
 
+    def start(self, index: Index) -> Callable[[], np.ndarray] | None:
+        """Start reading `index` when it is exactly one recorded chunk; return the function
+        that waits for it (None: tensorstore must read it)."""
+        chunk = self.chunk(index)
+        if chunk is None:
+            return None
+        return read_pool().submit(self.read, self.array_dir.name, *chunk).result
+
     def read(self, name: str, path: Path, crc: int, trailer: int) -> np.ndarray:
         """Read one chunk into a fresh aligned buffer, checking its size, crc32 and trailer."""
         nbytes = int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
@@ -460,6 +613,114 @@ class RawArray:
         if zlib.crc32(view) != crc:
             raise _corrupt(name, self.array_dir.parent, "its crc32 differs from the recorded one")
         return out
+
+
+@functools.cache
+def read_pool() -> ThreadPoolExecutor:
+    """Threads for raw chunk reads: `readinto` and `crc32` release the GIL."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="tenure-read")
+
+
+@attrs.frozen
+class PackedArray:
+    """An array tenure wrote as plain keys inside an item's OCDBT database (see `PackedRecord`).
+
+    Its recorded pieces are read as single key-value reads, all in flight together, and each
+    is checked against its recorded size and crc32 (tensorstore checks none: the chunks carry
+    no crc32c). The array's `zarr.json`, which this path does not need, is read too and
+    checked against its recorded crc32, so that a load rejects what `verify` rejects.
+    """
+
+    item_dir: Location
+    name: str
+    kvstore: Any  # the opened OCDBT database (a `ts.KvStore`)
+    metadata: Any  # the future of the read of its `zarr.json`
+    record: PackedRecord
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    crcs: dict[Region, int]
+    cast: np.dtype[Any] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        item_dir: Location,
+        name: str,
+        kvstore: Any,
+        record: PackedRecord,
+        saved: tuple[str, tuple[int, ...]],
+        crcs: dict[Region, int],
+    ) -> PackedArray:
+        """Start reading the array's metadata; `saved` is its recorded dtype and shape."""
+        try:
+            dtype = np.dtype(ts.dtype(saved[0]).numpy_dtype)
+        except (TypeError, ValueError) as e:
+            raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
+        metadata = kvstore.read(f"{name}/{ZARR_METADATA_FILE}")
+        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs)
+
+    def check_metadata(self) -> None:
+        """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
+        value = self._value(self.metadata, ZARR_METADATA_FILE)
+        if zlib.crc32(value) != self.record.metadata_crc32:
+            raise _corrupt(self.name, self.item_dir, "its zarr.json differs from the recorded one")
+
+    def cast_to(self, dtype: np.dtype[Any]) -> PackedArray:
+        """The same array, read then converted to `dtype` as tensorstore converts."""
+        return attrs.evolve(self, cast=dtype)
+
+    def start(self, index: Index) -> Callable[[], np.ndarray]:
+        """Start reading `index`: its recorded piece, or every piece when it is not one."""
+        bounds = region(index, self.shape)
+        if bounds in self.crcs:
+            read = self._start_piece(bounds)
+            return lambda: self._converted(read())
+        pieces = {b: self._start_piece(b) for b in self.crcs}
+
+        def assemble() -> np.ndarray:
+            covered = sum(int(np.prod([b - a for a, b in piece])) for piece in pieces)
+            if covered != int(np.prod(self.shape)):
+                raise _corrupt(self.name, self.item_dir, "its recorded pieces do not cover it")
+            full = aligned_empty(self.shape, self.dtype)
+            for piece, read in pieces.items():
+                full[tuple(slice(a, b) for a, b in piece)] = read()
+            return self._converted(np.array(full[index]))
+
+        return assemble
+
+    def _start_piece(self, bounds: Region) -> Callable[[], np.ndarray]:
+        shape = tuple(b - a for a, b in bounds)
+        key = chunk_path(self.name, bounds, self.record.chunk_shape)
+        if key is None or shape != self.record.chunk_shape:
+            raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
+        pending = self.kvstore.read(key)
+        crc = self.crcs[bounds]
+        nbytes = math.prod(shape) * self.dtype.itemsize
+
+        def finish() -> np.ndarray:
+            value = self._value(pending, key)
+            if len(value) != nbytes:
+                raise _corrupt(self.name, self.item_dir, f"chunk {key} has the wrong size")
+            if zlib.crc32(value) != crc:
+                raise _corrupt(self.name, self.item_dir, "its crc32 differs from the recorded one")
+            # A writable copy; small enough that jax's adopting aligned buffers does not matter.
+            return np.frombuffer(value, self.dtype).reshape(shape).copy()
+
+        return finish
+
+    def _value(self, pending: Any, key: str) -> bytes:
+        try:
+            result = pending.result()
+        except (ValueError, OSError) as e:
+            raise _corrupt(self.name, self.item_dir, e) from e
+        if result.state != "value":
+            raise _corrupt(self.name, self.item_dir, f"{key} is missing")
+        return bytes(result.value)
+
+    def _converted(self, data: np.ndarray) -> np.ndarray:
+        if self.cast is None:
+            return data
+        return np.asarray(ts.cast(ts.array(data), self.cast).read().result())
 
 
 def _corrupt(name: str, item_dir: Location, why: object) -> CorruptCheckpointError:

@@ -311,7 +311,7 @@ def prepare_save(
         if name == METRICS_ITEM:
             raise TenureIOError("'metrics' is reserved: pass metrics with metrics=...")
         items[name] = _stage(name, value, procs, copy, None)
-    layout = layout or _default_layout(step_dir, procs)
+    layout = layout or _default_layout(procs)
     if not layout.ocdbt:
         _require_file_names(items)
     return PreparedSave(
@@ -341,10 +341,11 @@ def _require_file_names(items: Mapping[str, _Staged]) -> None:
                 )
 
 
-def _default_layout(step_dir: Location, processes: Processes) -> ArrayLayout:
-    # Object stores charge per request and list slowly, so they get OCDBT's few large
-    # objects; OCDBT is single-process for now, so several processes keep one array each.
-    return ArrayLayout(ocdbt=is_object_store(step_dir) and processes.count == 1)
+def _default_layout(processes: Processes) -> ArrayLayout:
+    # OCDBT keeps the files of an item few whatever the number of arrays (object stores charge
+    # per request, file systems per file), and its small arrays skip tensorstore's per-array
+    # cost; it is single-process for now, so several processes keep one directory per array.
+    return ArrayLayout(ocdbt=processes.count == 1)
 
 
 def require_step(directory: PathLike) -> Location:

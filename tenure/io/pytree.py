@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import fnmatch
-import functools
 import json
+import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,13 @@ from tenure.io.arrays import (
     ArrayLayout,
     ArrayWrite,
     Index,
+    PackedArray,
+    PackedRecord,
     RawArray,
     Region,
+    WrittenArrays,
     check_read_size,
+    open_database,
     open_for_read,
     region,
     resolve_read,
@@ -65,7 +69,7 @@ from tenure.io.root import (
     item_record,
     write_checksum_record,
 )
-from tenure.io.storage import Location, list_dir
+from tenure.io.storage import Location, context, list_dir, new_context
 from tenure.io.tree import (
     JAX,
     KEY,
@@ -208,7 +212,7 @@ def write_item(
     )
     put(f"{TENURE_DIR}/{checksums_file(processes.index)}", arrays.checksums)
     if processes.primary:
-        _write_shared(item_dir, staged, layout, kind, put)
+        _write_shared(item_dir, staged, layout, kind, arrays, put)
     write_checksum_record(
         item_dir / TENURE_DIR / file_checksums_file(processes.index),
         ChecksumRecord(files, processes.count, arrays.trailers),
@@ -220,6 +224,7 @@ def _write_shared(
     staged: StagedPytree,
     layout: ArrayLayout,
     kind: str,
+    arrays: WrittenArrays,
     put: Callable[[str, JsonValue], None],
 ) -> None:
     """The primary's files: strings, shardings, tenure's record, and `_METADATA` last."""
@@ -249,6 +254,7 @@ def _write_shared(
             # What each array's metadata must say, checked on every load (inside OCDBT no
             # zarr.json of ours can be checksummed).
             "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
+            "packed": {name: record.to_json() for name, record in arrays.packed.items()},
         },
     )
     put(TREE_METADATA_FILE, meta.to_json())
@@ -275,6 +281,7 @@ class SavedItem:
     recorded: dict[str, FileChecksum] | None
     arrays: dict[str, tuple[str, tuple[int, ...]]]
     trailers: dict[str, int]
+    packed: dict[str, PackedRecord]
 
     @classmethod
     def open(cls, item_dir: Location) -> SavedItem:
@@ -299,6 +306,10 @@ class SavedItem:
             arrays = {
                 str(name): (str(dtype), tuple(int(n) for n in shape))
                 for name, (dtype, shape) in (doc.get("arrays") or {}).items()
+            }
+            packed = {
+                str(name): PackedRecord.from_json(record)
+                for name, record in (doc.get("packed") or {}).items()
             }
             saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
             strings = _strings_map(files.json(STRINGS_FILE, {}))
@@ -327,6 +338,7 @@ class SavedItem:
             recorded,
             arrays,
             {} if record is None else dict(record.trailers),
+            packed,
         )
 
     def entry(self, path: KeyPath) -> TreeEntry | None:
@@ -479,16 +491,29 @@ class _Pending:
             self._plan = self._reader.plan(*self._args)
         return self._plan
 
+    @property
+    def started(self) -> bool:
+        """True once this leaf's reads are issued."""
+        return self._finish is not None
+
     def start(self) -> None:
         """Issue this leaf's reads without waiting for them."""
         if self._finish is None:
             self._finish = self._reader.start(self.plan())
 
     def resolve(self) -> Any:
-        """Wait for the reads and return the leaf's value."""
+        """Wait for the reads and return the leaf's value; let the reader issue more."""
         self.start()
         assert self._finish is not None
-        return self._finish()
+        value = self._finish()
+        self._reader.finished(self)
+        return value
+
+
+# Bytes of array data a load keeps in flight: enough reads to keep a disk busy, while the
+# buffers that tensorstore decodes from (as large as the data) stay a small part of a large
+# state, whose peak memory then stays near the state itself.
+_READ_WINDOW_BYTES = 64 * 2**20
 
 
 def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
@@ -496,12 +521,6 @@ def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
         f"{display_path(path)}: {what}; pass an abstract tree that matches the checkpoint "
         "(see pytree_metadata)"
     )
-
-
-@functools.cache
-def _read_pool() -> ThreadPoolExecutor:
-    """Threads for raw chunk reads: `readinto` and `crc32` release the GIL."""
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="tenure-read")
 
 
 def _full(shape: tuple[int, ...]) -> Index:
@@ -514,28 +533,77 @@ class Reader:
 
     item: SavedItem
     stores: dict[str, Any] = attrs.field(factory=dict)
-    raws: dict[str, RawArray | None] = attrs.field(factory=dict)
+    raws: dict[str, RawArray | PackedArray | None] = attrs.field(factory=dict)
+    database: Any = None
+    # An OCDBT database is opened afresh by each reader (see `new_context`).
+    context: ts.Context = attrs.field(
+        default=attrs.Factory(
+            lambda self: new_context() if self.item.meta.use_ocdbt else context(), takes_self=True
+        )
+    )
     matched: list[str] = attrs.field(factory=list)
     pending: list[_Pending] = attrs.field(factory=list)
+    _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
+    _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
+    _in_flight_bytes: int = 0
+
+    def start_pending(self) -> None:
+        """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
+        flight; `finished` issues more as leaves are resolved."""
+        self._queue.extend(self.pending)
+        self._admit()
+
+    def finished(self, leaf: _Pending) -> None:
+        """`leaf` was resolved: its bytes are no longer in flight."""
+        self._in_flight_bytes -= self._in_flight.pop(leaf, 0)
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._queue and (not self._in_flight or self._in_flight_bytes < _READ_WINDOW_BYTES):
+            leaf = self._queue.popleft()
+            if not leaf.started:
+                plan = leaf.plan()
+                leaf.start()
+                size = math.prod(plan.shape) * plan.saved_dtype.itemsize
+                self._in_flight[leaf] = size
+                self._in_flight_bytes += size
 
     def store(self, name: str) -> Any:
         """Start opening array `name` with tensorstore (its metadata checked first)."""
         if name not in self.stores:
-            self._raw(name)
-            self.stores[name] = open_for_read(self.item.item_dir, name, self.item.meta)
+            self.raw(name)
+            self.stores[name] = open_for_read(
+                self.item.item_dir, name, self.item.meta, self.context
+            )
         return self.stores[name]
 
     def opened(self, name: str) -> Any:
         """Array `name` opened with tensorstore."""
         return resolve_read(self.store(name), self.item.item_dir, name)
 
-    def _raw(self, name: str) -> RawArray | None:
+    def raw(self, name: str) -> RawArray | PackedArray | None:
+        """The array `name` read without tensorstore, when it can be (see `RawArray` and
+        `PackedArray`); None when tensorstore reads it."""
         if name not in self.raws:
             self.raws[name] = None
-            # Reading the metadata checks it against its recorded checksum, for either path.
-            metadata = self.item.array_metadata(name)
             crcs = self.item.crcs.get(name, {})
             item_dir = self.item.item_dir
+            packed = self.item.packed.get(name)
+            if packed is not None and crcs and self.item.meta.use_ocdbt:
+                saved = self.item.arrays.get(name)
+                if saved is None:
+                    raise CorruptCheckpointError(
+                        f"array {name!r} in {item_dir} is recorded as packed without its dtype "
+                        "and shape: tenure's record is damaged; restore it from another copy"
+                    )
+                if self.database is None:
+                    self.database = open_database(item_dir, self.context)
+                self.raws[name] = PackedArray.open(
+                    item_dir, name, self.database, packed, saved, crcs
+                )
+                return self.raws[name]
+            # Reading the metadata checks it against its recorded checksum, for either path.
+            metadata = self.item.array_metadata(name)
             plain = bool(crcs) and not self.item.meta.use_ocdbt and self.item.meta.use_zarr3
             # Raw reads open chunk files directly: local disks only.
             if plain and metadata is not None and isinstance(item_dir, Path):
@@ -565,7 +633,7 @@ class Reader:
             kind = {"jax.Array": JAX, "np.ndarray": NUMPY}.get(entry.value_type, "scalar")
             if kind == JAX and name in self.item.key_impls:
                 kind = KEY
-        if self._raw(name) is None:
+        if self.raw(name) is None:
             self.store(name)
         self.matched.append(name)
         self.pending.append(_Pending(self, path, kind, target, numpy_default))
@@ -574,11 +642,13 @@ class Reader:
     def plan(self, path: KeyPath, kind: str, target: Any, numpy_default: bool) -> LeafPlan:
         """Check the saved array at `path` against `target`; decide dtype and placement."""
         name = param_name(path)
-        raw = self._raw(name)
+        raw = self.raw(name)
         if raw is None:
             store = self.opened(name)
             shape, saved_dtype = tuple(store.shape), np.dtype(store.dtype.numpy_dtype)
         else:
+            if isinstance(raw, PackedArray):
+                raw.check_metadata()
             shape, saved_dtype = raw.shape, np.dtype(raw.dtype)
         self.item.check_array(name, shape, saved_dtype)
         explicit = getattr(target, "sharding", None)
@@ -630,7 +700,7 @@ class Reader:
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
         name = plan.name
-        raw, store = self._raw(name), None
+        raw, store = self.raw(name), None
         if raw is None:
             store = self.opened(name)
         if plan.kind == KEY:
@@ -647,18 +717,22 @@ class Reader:
                 return jax.device_put(keys, sharding) if of_keys else keys
 
             return keys
-        if plan.cast is not None:
+        if plan.cast is not None and isinstance(raw, PackedArray):
+            raw = raw.cast_to(plan.cast)
+        elif plan.cast is not None:
             raw, store = None, ts.cast(self.opened(name), plan.cast)
         if plan.sharding is not None:
             return self._start_sharded(name, raw, store, plan.shape, plan.sharding)
         read = self._issue(name, raw, store, _full(plan.shape))
         return lambda: _host_value(read(), plan.kind, plan.target)
 
-    def _issue(self, name: str, raw: RawArray | None, store: Any, index: Index) -> Any:
+    def _issue(
+        self, name: str, raw: RawArray | PackedArray | None, store: Any, index: Index
+    ) -> Any:
         """Start reading `index` of `name`; return the function that waits for the numpy data."""
-        chunk = None if raw is None else raw.chunk(index)
-        if raw is not None and chunk is not None:
-            return _read_pool().submit(raw.read, name, *chunk).result
+        read = None if raw is None else raw.start(index)
+        if read is not None:
+            return read
         if store is None:
             store = self.opened(name)
         future = (store[index] if index else store).read()
@@ -667,7 +741,7 @@ class Reader:
     def _start_sharded(
         self,
         name: str,
-        raw: RawArray | None,
+        raw: RawArray | PackedArray | None,
         store: Any,
         shape: tuple[int, ...],
         sharding: jax.sharding.Sharding,
@@ -869,8 +943,7 @@ def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False
     # Every check (shapes, devices) before any read.
     for leaf in reader.pending:
         leaf.plan()
-    for leaf in reader.pending:
-        leaf.start()
+    reader.start_pending()
     return _resolved(tree)
 
 

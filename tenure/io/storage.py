@@ -31,6 +31,13 @@ _RETRIES = {"max_retries": 8, "initial_delay": "0.1s", "max_delay": "4s"}
 @functools.cache
 def context() -> ts.Context:
     """The shared tensorstore context, tuned for bulk transfer rather than caching."""
+    return new_context()
+
+
+def new_context() -> ts.Context:
+    """A tensorstore context of its own (see `context`): an OCDBT database is opened in one
+    per save or load, so that no state cached from an earlier database at the same path (a
+    replaced or rewritten step) is ever reused."""
     return ts.Context(
         {
             "file_io_concurrency": {"limit": 64},

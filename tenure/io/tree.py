@@ -41,16 +41,18 @@ _ORBAX_VALUE_TYPE = {JAX: "jax.Array", KEY: "jax.Array", NUMPY: "np.ndarray", ST
 
 @attrs.frozen
 class Leaf:
-    """A leaf found while flattening: where it is, what it is, and the value itself."""
+    """A leaf found while flattening: where it is, what it is, and the value itself.
+
+    `name` is the parameter name the leaf is stored under (computed once: states have
+    thousands of leaves).
+    """
 
     path: KeyPath
     kind: str
     value: Any
-
-    @property
-    def name(self) -> str:
-        """The parameter name the leaf is stored under."""
-        return param_name(self.path)
+    name: str = attrs.field(
+        init=False, default=attrs.Factory(lambda self: param_name(self.path), takes_self=True)
+    )
 
     @property
     def value_type(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tenure.io.arrays import checksum, resolve_read
+from tenure.io.arrays import PackedArray, checksum, resolve_read
 from tenure.io.checkpointables import item_kind, load_one, require_step
 from tenure.io.errors import CorruptCheckpointError, NotACheckpointError, TenureIOError
 from tenure.io.metadata import param_name, read_json, read_step_metadata
@@ -38,6 +38,9 @@ def _verify_item(item_dir: Location) -> int:
                 "is damaged; restore it from another copy"
             )
     for name in names:
+        raw = reader.raw(name)
+        if isinstance(raw, PackedArray):
+            raw.check_metadata()  # what a load checks instead of opening the array
         store = reader.opened(name)
         item.check_array(name, tuple(store.shape), store.dtype.numpy_dtype)
         # A full read makes tensorstore check every chunk's crc32c and that no chunk is missing.

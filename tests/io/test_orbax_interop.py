@@ -114,3 +114,45 @@ def test_tenure_loads_orbax_v1_checkpoints(tmp_path: Path, mesh: jax.sharding.Me
     assert meta.commit_timestamp_nsecs is not None
     both = io.load_checkpointables(tmp_path / "6")
     assert both["extra"] == {"j": [1, 2]}
+
+
+def _many_leaves() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    tree: dict[str, Any] = {
+        f"layer{i:03d}": {"kernel": rng.standard_normal((8, 4)).astype(np.float32)}
+        for i in range(300)
+    }
+    tree["odd"] = {
+        "flags": np.array([True, False, True]),
+        "small": np.arange(5, dtype=np.int8),
+        "half": jnp.linspace(0, 1, 6, dtype=jnp.bfloat16),
+        "scalar": np.float64(2.5),
+        "empty": np.zeros((0, 3), np.float32),
+        "big_endian": np.arange(4, dtype=">i4"),
+        # Above the size written as plain keys: stored through tensorstore's array layer.
+        "large": rng.standard_normal(100_000).astype(np.float32),
+    }
+    return tree
+
+
+def test_the_default_layout_keeps_files_few_and_orbax_reads_it(tmp_path: Path) -> None:
+    tree = _many_leaves()
+    io.save_pytree(tmp_path / "1", tree)
+    item = tmp_path / "1" / "state"
+    assert (item / "manifest.ocdbt").is_file()
+    assert sum(1 for p in item.rglob("*") if p.is_file()) <= 64
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    with ocp1.training.Checkpointer(tmp_path) as checkpointer:
+        out = checkpointer.load(1)
+    for path, value in leaves:
+        got = out
+        for key in path:
+            got = got[key.key]
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(value))
+    assert io.verify(tmp_path / "1") == len(leaves)
+    loaded = io.load_pytree(tmp_path / "1")
+    for path, value in leaves:
+        got = loaded
+        for key in path:
+            got = got[key.key]
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(value))

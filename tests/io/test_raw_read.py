@@ -1,4 +1,6 @@
-"""Plain zarr3 chunks tenure wrote are read straight into aligned buffers, checked by crc32."""
+"""Plain zarr3 chunks tenure wrote are read without tensorstore's array layer, checked by crc32:
+straight from their files into aligned buffers (one directory per array), or as single keys of
+the item's OCDBT database (the default layout's small arrays)."""
 
 from pathlib import Path
 from typing import Any
@@ -7,9 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tensorstore as ts
 
 from tenure import io
 from tenure.io import arrays, pytree
+
+PER_ARRAY = io.ArrayLayout(ocdbt=False)
 
 
 @pytest.fixture
@@ -17,9 +22,9 @@ def tensorstore_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the arrays a load opened through tensorstore."""
     opened: list[str] = []
 
-    def spy(item_dir: Path, name: str, meta: Any) -> Any:
+    def spy(item_dir: Path, name: str, *args: Any) -> Any:
         opened.append(name)
-        return arrays.open_for_read(item_dir, name, meta)
+        return arrays.open_for_read(item_dir, name, *args)
 
     monkeypatch.setattr(pytree, "open_for_read", spy)
     return opened
@@ -30,12 +35,16 @@ def _sharded(mesh: jax.sharding.Mesh) -> jax.Array:
     return jax.device_put(value, jax.NamedSharding(mesh, jax.P("x", "y")))
 
 
+@pytest.mark.parametrize("layout", [PER_ARRAY, None], ids=["per-array", "default"])
 def test_same_sharding_and_numpy_loads_skip_tensorstore(
-    tmp_path: Path, mesh: jax.sharding.Mesh, tensorstore_opens: list[str]
+    tmp_path: Path,
+    mesh: jax.sharding.Mesh,
+    tensorstore_opens: list[str],
+    layout: io.ArrayLayout | None,
 ) -> None:
     array = _sharded(mesh)
     tree = {"w": array, "n": np.arange(5, dtype=np.int16), "s": 3.5, "k": jax.random.key(1)}
-    io.save_pytree(tmp_path / "1", tree)
+    io.save_pytree(tmp_path / "1", tree, layout=layout)
     out = io.load_pytree(tmp_path / "1")
     assert tensorstore_opens == []
     assert out["w"].sharding == array.sharding
@@ -49,7 +58,7 @@ def test_resharding_casting_and_compression_fall_back_to_tensorstore(
     tmp_path: Path, mesh: jax.sharding.Mesh, tensorstore_opens: list[str]
 ) -> None:
     array = _sharded(mesh)
-    io.save_pytree(tmp_path / "1", {"w": array})
+    io.save_pytree(tmp_path / "1", {"w": array}, layout=PER_ARRAY)
     other = jax.NamedSharding(mesh, jax.P("y", None))
     out = io.load_pytree(
         tmp_path / "1", {"w": jax.ShapeDtypeStruct((8, 8), jnp.float32, sharding=other)}
@@ -69,7 +78,7 @@ def test_resharding_casting_and_compression_fall_back_to_tensorstore(
 def test_damaged_shard_raises_corrupt_checkpoint_naming_the_array(
     tmp_path: Path, mesh: jax.sharding.Mesh, damage: str
 ) -> None:
-    io.save_pytree(tmp_path / "1", {"w": _sharded(mesh)})
+    io.save_pytree(tmp_path / "1", {"w": _sharded(mesh)}, layout=PER_ARRAY)
     chunk = tmp_path / "1" / "state" / "w" / "c" / "1" / "0"
     data = bytearray(chunk.read_bytes())
     if damage == "flip":
@@ -90,3 +99,81 @@ def test_buffers_are_aligned_for_jax_to_adopt() -> None:
         out = arrays.aligned_empty(shape, np.dtype(np.float64))
         assert out.shape == shape
         assert out.ctypes.data % 64 == 0
+
+
+def test_packed_arrays_are_resharded_and_cast_from_their_checked_pieces(
+    tmp_path: Path, mesh: jax.sharding.Mesh, tensorstore_opens: list[str]
+) -> None:
+    array = _sharded(mesh)
+    io.save_pytree(tmp_path / "1", {"w": array})
+    io.save_pytree(tmp_path / "2", {"w": array}, layout=PER_ARRAY)
+    other = jax.NamedSharding(mesh, jax.P("y", None))
+    out = io.load_pytree(
+        tmp_path / "1", {"w": jax.ShapeDtypeStruct((8, 8), jnp.float32, sharding=other)}
+    )
+    assert out["w"].sharding == other
+    np.testing.assert_array_equal(np.asarray(out["w"]), np.asarray(array))
+    target = {"w": jax.ShapeDtypeStruct((8, 8), jnp.int32)}
+    cast = io.load_pytree(tmp_path / "1", target)["w"]
+    assert tensorstore_opens == []
+    # The cast is tensorstore's, as when tensorstore reads the array.
+    expected = io.load_pytree(tmp_path / "2", target)["w"]
+    assert cast.dtype == expected.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(cast), np.asarray(expected))
+
+
+def _database(step: Path) -> ts.KvStore:
+    spec = {"driver": "ocdbt", "base": f"file://{step}/state/"}
+    return ts.KvStore.open(spec).result()
+
+
+@pytest.mark.parametrize("damage", ["flip", "append", "truncate", "delete", "metadata"])
+def test_damaged_packed_chunk_or_metadata_is_caught_by_load_and_verify(
+    tmp_path: Path, mesh: jax.sharding.Mesh, damage: str
+) -> None:
+    step = tmp_path / "1"
+    io.save_pytree(step, {"w": _sharded(mesh)})
+    db = _database(step)
+    key = "w/c/1/0"
+    data = bytearray(db.read(key).result().value)
+    if damage == "flip":
+        data[3] ^= 0x01
+        db.write(key, bytes(data)).result()
+    elif damage == "append":
+        db.write(key, bytes(data) + b"\0").result()
+    elif damage == "truncate":
+        db.write(key, bytes(data[:-5])).result()
+    elif damage == "delete":
+        db.write(key, None).result()
+    else:
+        # Still valid metadata, but not what was written: a missing chunk would read as ones.
+        doc = (
+            db.read("w/zarr.json").result().value.replace(b'"fill_value":0.0', b'"fill_value":1.0')
+        )
+        db.write("w/zarr.json", doc).result()
+    with pytest.raises(io.CorruptCheckpointError, match="'w'"):
+        io.load_pytree(step)
+    with pytest.raises(io.CorruptCheckpointError):
+        io.verify(step)
+
+
+@pytest.mark.parametrize("layout", [PER_ARRAY, None], ids=["per-array", "default"])
+def test_a_load_keeps_at_most_its_window_of_data_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: io.ArrayLayout | None
+) -> None:
+    tree = {f"w{i}": np.full(1000, i, np.float32) for i in range(6)}
+    io.save_pytree(tmp_path / "1", tree, layout=layout)
+    monkeypatch.setattr(pytree, "_READ_WINDOW_BYTES", 8000)  # two of the 4,000-byte arrays
+    most = 0
+    start = pytree.Reader.start
+
+    def counted_start(self: pytree.Reader, plan: Any) -> Any:
+        nonlocal most
+        most = max(most, len(self._in_flight) + 1)
+        return start(self, plan)
+
+    monkeypatch.setattr(pytree.Reader, "start", counted_start)
+    out = io.load_pytree(tmp_path / "1")
+    assert most == 2
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
