@@ -39,3 +39,14 @@ def random_state(
     for i, size in enumerate(sizes):
         state[f"small_{i}"] = rng.standard_normal(max(1, int(size) // 4), np.float32)
     return state
+
+
+def leaves_state(count: int, total_bytes: int) -> dict[str, np.ndarray]:
+    """`count` random float32 arrays of equal size sharing `total_bytes`, each its own buffer
+    (as a model's parameters are), named so that they sort in order."""
+    rng = np.random.default_rng(0)
+    width = len(str(count - 1))
+    return {
+        f"leaf_{i:0{width}d}": rng.standard_normal(max(1, total_bytes // count // 4), np.float32)
+        for i in range(count)
+    }
