@@ -85,19 +85,23 @@ class ItemSet:
         return self.complement or bool(self.names)
 
     def __or__(self, other: ItemSet) -> ItemSet:
+        if self.is_all or not other:
+            return self
+        if other.is_all or not self:
+            return other
         if self.complement and other.complement:
-            return ItemSet(self.names & other.names, complement=True)
+            return _item_set(self.names & other.names, complement=True)
         if self.complement:
-            return ItemSet(self.names - other.names, complement=True)
+            return _item_set(self.names - other.names, complement=True)
         if other.complement:
-            return ItemSet(other.names - self.names, complement=True)
-        return ItemSet(self.names | other.names)
+            return _item_set(other.names - self.names, complement=True)
+        return _item_set(self.names | other.names, complement=False)
 
     def __and__(self, other: ItemSet) -> ItemSet:
         return ~(~self | ~other)
 
     def __invert__(self) -> ItemSet:
-        return ItemSet(self.names, complement=not self.complement)
+        return _item_set(self.names, complement=not self.complement)
 
     def __repr__(self) -> str:
         if self.is_all:
@@ -106,6 +110,14 @@ class ItemSet:
             return "ItemSet.NONE"
         listed = f"ItemSet.of({', '.join(map(repr, sorted(self.names)))})"
         return f"~{listed}" if self.complement else listed
+
+
+def _item_set(names: frozenset[str], *, complement: bool) -> ItemSet:
+    """An `ItemSet` from names already checked: the operators build many, in every plan."""
+    result = object.__new__(ItemSet)
+    object.__setattr__(result, "names", names)
+    object.__setattr__(result, "complement", complement)
+    return result
 
 
 ItemSet.ALL = ItemSet(frozenset(), complement=True)

@@ -85,8 +85,12 @@ def _decide(info: CheckpointInfo, pairs: ItemReasons) -> Decision:
     whole: thinning it would need names the planner does not have, and keeping loses
     nothing. A step of which nothing it holds is kept is deleted.
     """
+    if not pairs:
+        return Decision(info.step, False)
     notes = tuple(label for label, items in pairs if not items)  # rules that let it go
     kept = kept_items(pairs)
+    if kept.is_all and all(items.is_all for _, items in pairs if items):  # whole, all rules
+        return Decision(info.step, True, tuple(label for label, items in pairs if items) + notes)
     held = None if info.item_bytes is None else frozenset(info.item_bytes)
     if not kept or (held and not kept.resolve(held)):
         return Decision(step=info.step, keep=False, reasons=notes)
@@ -194,24 +198,31 @@ def plan_retention(
     """
     _check_sorted(checkpoints)
     if protected and not context.protected.issuperset(protected):
-        context = attrs.evolve(context, protected=context.protected.union(protected))
+        # Built directly rather than with attrs.evolve, which costs five times as much
+        # and runs after every save of a resumed run in the simulator.
+        context = PreservationContext(context.now, context.protected.union(protected))
     protected = context.protected
     by_items = uses_items(policy)
     if by_items:
         pairs = item_reasons_of(policy, checkpoints, context)
         decisions = [_decide(info, p) for info, p in zip(checkpoints, pairs, strict=True)]
+        if decisions:
+            decisions[-1] = _kept_whole(decisions[-1], NEWEST)
+        for index, info in enumerate(checkpoints):
+            if info.step in protected:
+                decisions[index] = _kept_whole(decisions[index], PROTECTED)
     else:  # whole steps only: no item sets to build (the simulator runs this per save)
         reasons = reasons_of(policy, checkpoints, context)
+        if reasons:
+            reasons[-1] += (NEWEST,)
+        if protected:
+            for index, info in enumerate(checkpoints):
+                if info.step in protected:
+                    reasons[index] += (PROTECTED,)
         decisions = [
             Decision(step=info.step, keep=bool(why), reasons=why)
             for info, why in zip(checkpoints, reasons, strict=True)
         ]
-    if decisions:
-        decisions[-1] = _kept_whole(decisions[-1], NEWEST)
-    if protected:
-        for index, info in enumerate(checkpoints):
-            if info.step in protected:
-                decisions[index] = _kept_whole(decisions[index], PROTECTED)
     thin: dict[int, frozenset[str]] = {}
     over_budget: tuple[str, ...] = ()
     if by_items:

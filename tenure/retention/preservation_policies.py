@@ -97,7 +97,7 @@ def item_reasons_of(
 
 
 def _whole(reasons: Reasons) -> ItemReasons:
-    return tuple((label, ItemSet.ALL) for label in reasons)
+    return tuple([(label, ItemSet.ALL) for label in reasons]) if reasons else ()
 
 
 def uses_items(policy: object) -> bool:
@@ -111,6 +111,8 @@ def kept_items(pairs: ItemReasons) -> ItemSet:
     kept = ItemSet.NONE
     for _, items in pairs:
         kept |= items
+        if kept.is_all:  # the usual case: a rule keeps the whole step
+            break
     return kept
 
 
