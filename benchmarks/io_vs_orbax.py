@@ -52,7 +52,6 @@ DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 IOV_MAX = 1024
 # One read of a whole 128 MiB file ran slower here than reads of 8 MiB.
 READ_CHUNK = 8 * MIB
-TARGET_LEAVES = (4096, 16384)
 
 
 # The states.
@@ -431,9 +430,8 @@ def memory_child(name: str, gib: float, root: Path) -> None:
     Path("/proc/self/clear_refs").write_text("5")
     resident = status_bytes("VmRSS")
     lib.save(path, case)
-    restored = jax.block_until_ready(lib.restore(path, case))
+    jax.block_until_ready(lib.restore(path, case))
     peak = status_bytes("VmHWM")
-    del restored
     remove(path)
     print(max(before, peak), resident, peak)
 
