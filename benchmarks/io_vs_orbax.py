@@ -52,7 +52,6 @@ DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 IOV_MAX = 1024
 # One read of a whole 128 MiB file ran slower here than reads of 8 MiB.
 READ_CHUNK = 8 * MIB
-TARGET_LEAVES = (4096, 16384)
 
 
 # The states.
@@ -381,7 +380,7 @@ def async_blocking(name: str, path: Path, case: Case) -> tuple[float, float]:
 
 
 def measure(
-    libs: Sequence[Library], case: Case, reps: int, root: Path, cold: bool, threads: int
+    libs: Sequence[Library], case: Case, reps: int, root: Path, cold: bool
 ) -> dict[str, Result]:
     """Every library's save and restore of `case`, `reps` times, interleaved."""
     results = {lib.name: Result() for lib in libs}
@@ -431,9 +430,8 @@ def memory_child(name: str, gib: float, root: Path) -> None:
     Path("/proc/self/clear_refs").write_text("5")
     resident = status_bytes("VmRSS")
     lib.save(path, case)
-    restored = jax.block_until_ready(lib.restore(path, case))
+    jax.block_until_ready(lib.restore(path, case))
     peak = status_bytes("VmHWM")
-    del restored
     remove(path)
     print(max(before, peak), resident, peak)
 
@@ -625,7 +623,7 @@ def plot_leaves(by_count: dict[int, dict[str, Result]], path: Path, reads: str) 
     from matplotlib.ticker import NullLocator
 
     counts = sorted(by_count)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True)
     styles = {"tenure": "o-", "orbax": "s-", "safetensors": "^-", "disk": "k:"}
     for ax, op in zip(axes, ("save", "restore"), strict=True):
         for name, style in styles.items():
@@ -637,8 +635,9 @@ def plot_leaves(by_count: dict[int, dict[str, Result]], path: Path, reads: str) 
         ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("seconds")
-    axes[1].legend()
-    fig.tight_layout()
+    # Below the panels, where no line runs.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     print(f"\nfigure: {path}")
@@ -679,8 +678,7 @@ def main() -> None:
     libs = list(libraries(args.threads).values())
     started = time.perf_counter()
     by_count = {
-        n: measure(libs, leaves_case(n), args.reps, args.dir, not refusal, args.threads)
-        for n in args.leaves
+        n: measure(libs, leaves_case(n), args.reps, args.dir, not refusal) for n in args.leaves
     }
     if by_count:
         print_leaves_table(by_count, reads)
@@ -689,7 +687,7 @@ def main() -> None:
     targets = leaves_targets(by_count)
     for gib in args.gib:
         case = gib_case(gib)
-        results = measure(libs, case, args.reps, args.dir, not refusal, args.threads)
+        results = measure(libs, case, args.reps, args.dir, not refusal)
         measure_more(results, case, args.reps, args.dir, not refusal, args.threads)
         mem = {name: memory(name, gib, args.dir) for name in ("tenure", "orbax", "safetensors")}
         print_gib_table(case, results, mem, reads)
