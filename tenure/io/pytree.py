@@ -134,6 +134,13 @@ def stage(
     Only pieces this process owns are kept: replica 0 of each shard on its own devices, and
     host values (numpy, scalars, strings) on the primary process.
     """
+    with _collector_paused():
+        return _stage(tree, processes, copy=copy, custom_metadata=custom_metadata)
+
+
+def _stage(
+    tree: Any, processes: Processes, *, copy: bool, custom_metadata: JsonValue
+) -> StagedPytree:
     flat = flatten(tree)
     writes: list[ArrayWrite] = []
     strings: dict[str, str] = {}
@@ -200,9 +207,20 @@ def write_item(
         )
     item_dir.mkdir(parents=True, exist_ok=True)
     with _collector_paused():
-        arrays = write_arrays(
-            item_dir, staged.writes, layout, written=written, primary=processes.primary
-        )
+        _write_item(item_dir, staged, layout, processes, written, kind)
+
+
+def _write_item(
+    item_dir: Location,
+    staged: StagedPytree,
+    layout: ArrayLayout,
+    processes: Processes,
+    written: Callable[[Location], None] | None,
+    kind: str,
+) -> None:
+    arrays = write_arrays(
+        item_dir, staged.writes, layout, written=written, primary=processes.primary
+    )
     files = {path: FileChecksum.of(data) for path, data in arrays.metadata.items()}
 
     def put(name: str, doc: JsonValue) -> None:
