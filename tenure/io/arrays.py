@@ -106,6 +106,26 @@ def zarr3_dtype(dtype: np.dtype[Any]) -> str:
 
 
 @functools.cache
+def numpy_dtype(data_type: str) -> np.dtype[Any]:
+    """The numpy dtype of a zarr3 (tensorstore) data type name; `ValueError` when unknown.
+
+    Examples:
+        >>> numpy_dtype("bool"), numpy_dtype("float32")
+        (dtype('bool'), dtype('float32'))
+    """
+    try:
+        return np.dtype(ts.dtype(data_type).numpy_dtype)
+    except TypeError as e:
+        raise ValueError(f"unknown data type {data_type!r}") from e
+
+
+@functools.cache
+def tensorstore_name(dtype: np.dtype[Any]) -> str:
+    """tensorstore's name of a numpy dtype (`TypeError`/`ValueError` when it has none)."""
+    return str(ts.dtype(dtype).name)
+
+
+@functools.cache
 def _plain_metadata_template(data_type: str) -> str:
     """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks, with
     `{shape}` and `{chunk_shape}` to fill in."""
@@ -653,7 +673,7 @@ class PackedArray:
     ) -> PackedArray:
         """Start reading the array's metadata; `saved` is its recorded dtype and shape."""
         try:
-            dtype = np.dtype(ts.dtype(saved[0]).numpy_dtype)
+            dtype = numpy_dtype(saved[0])
         except (TypeError, ValueError) as e:
             raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
         metadata = kvstore.read(f"{name}/{ZARR_METADATA_FILE}")

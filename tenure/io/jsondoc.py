@@ -47,7 +47,9 @@ def json_depth(value: JsonValue, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# A JSON string, as an unrolled loop: runs of plain characters between escapes, matched
+# without an alternation per character (several times faster on large documents).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _DEPTH_STEP = np.zeros(256, np.int8)
 _DEPTH_STEP[list(b"[{")] = 1
 _DEPTH_STEP[list(b"]}")] = -1

@@ -1,7 +1,9 @@
 """Save/load round trips: every leaf kind, container, dtype and sharding, on disk and S3."""
 
 import collections
+import gc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -188,3 +190,21 @@ def test_typed_and_raw_prng_keys_roundtrip_inside_a_pytree(root: Location) -> No
     assert jnp.array_equal(jax.random.key_data(out["many"]), jax.random.key_data(tree["many"]))
     assert out["raw"].dtype == jnp.uint32
     assert jax.random.uniform(out["typed"]) == jax.random.uniform(tree["typed"])
+
+
+def test_saves_and_loads_leave_the_garbage_collector_as_they_found_it(tmp_path: Path) -> None:
+    tree = {f"w{i}": np.full(3, i) for i in range(5)}
+    io.save_pytree(tmp_path / "1", tree)
+    io.load_pytree(tmp_path / "1")
+    assert gc.isenabled()
+    (tmp_path / "1" / "state" / "_METADATA").write_text("{}")
+    with pytest.raises(io.TenureIOError):
+        io.load_pytree(tmp_path / "1")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        io.save_pytree(tmp_path / "2", tree)
+        assert io.load_pytree(tmp_path / "2")["w4"].tolist() == [4, 4, 4]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
