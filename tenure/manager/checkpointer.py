@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from tenure.manager._watching import new_checkpoints
 from tenure.manager.errors import (
     BackgroundSaveError,
     ClosedError,
+    OverBudgetWarning,
     ReadOnlyError,
     ReservedNameError,
     SaveInProgressError,
@@ -127,6 +129,7 @@ class Checkpointer:
         self._save_costs = SaveCostMeter()
         self._background_error: BaseException | None = None
         self._resumed_from: int | None = None
+        self._warned_over_budget = False
         self._closed = False
         self._preemption = PreemptionFlag()
         self._root_lock = RootLock(self._directory) if isinstance(self._directory, Path) else None
@@ -412,23 +415,34 @@ class Checkpointer:
         remove."""
         try:
             written = response.io.result()
-            entry = just_saved(response.step, response.path, response.info, written)
+            item_bytes = (
+                _store.record_item_bytes(response.path, written.item_names)
+                if self._primary
+                else None
+            )
+            entry = just_saved(response.step, response.path, response.info, written, item_bytes)
             self._ensure_details()  # the planner reads every step's time
             with self._lock:
                 self._index.add(entry)
                 response.committed = True
                 self._previous = None
-                planned = list(self._plan(self._clock()).delete) if self._primary else []
+                plan = self._plan(self._clock()) if self._primary else None
+                planned = [] if plan is None else list(plan.delete)
                 doomed = self._index.take(set(planned)) if self._coordination is None else []
+                # Only the primary thins: the other processes never plan, so their
+                # descriptions of the steps' items do not matter.
+                thinning = [] if plan is None else self._index.thin(plan.thin)
+            if plan is not None:
+                self._warn_over_budget(plan)
             if self._coordination is not None:  # every process drops what the primary planned
                 shared = self._coordination.share("retention", planned)
                 with self._lock:
                     doomed = self._index.take(set(shared))
-            if doomed:
+            if doomed or thinning:
                 with self._lock:
                     self._previous = None
                 if self._primary:
-                    self._retire_and_remove([entry.path for entry in doomed])
+                    self._retire_and_remove([entry.path for entry in doomed], thinning)
         except BaseException as error:  # re-raised on the caller's next call
             with self._lock:
                 self._previous = None
@@ -440,13 +454,33 @@ class Checkpointer:
             self._current = None
         response.finish(entry)
 
-    def _retire_and_remove(self, paths: list[Location]) -> None:
-        """Retires every doomed step first (renames: quick), then removes them (slow), so
-        that no step is half-deleted under its own name for long."""
+    def _retire_and_remove(
+        self,
+        paths: list[Location],
+        thinning: Sequence[tuple[Location, frozenset[str]]] = (),
+    ) -> None:
+        """Retires every doomed step and the items to thin first (renames: quick), then
+        removes them (slow), so that no step is half-deleted under its own name for long."""
         retired = [self._deleter.retire(path) for path in paths]
+        for path, items in thinning:
+            retired.extend(rootfs.thin_step(path, items))
         for leftover in retired:
             if leftover is not None:
                 self._deleter.remove(leftover)
+
+    def _warn_over_budget(self, plan: RetentionPlan) -> None:
+        """Warns once when a byte budget cannot be met: the steps no rule may delete (the
+        newest, the protected) alone exceed it."""
+        # getattr: plans of retention versions before byte budgets have no such field.
+        messages: tuple[str, ...] = getattr(plan, "over_budget", ())
+        if messages and not self._warned_over_budget:
+            self._warned_over_budget = True
+            warnings.warn(
+                f"retention in {self._directory} is over its byte budget: "
+                f"{'; '.join(messages)}; raise the budget or keep fewer items (warned once)",
+                OverBudgetWarning,
+                stacklevel=2,
+            )
 
     # -- deleting ------------------------------------------------------------------------
 
