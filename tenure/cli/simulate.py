@@ -23,26 +23,20 @@ from tenure.retention import (
     Failures,
     IntervalScan,
     PolicyArgumentError,
+    parse_bytes,
     parse_policy,
     scan_intervals,
     simulate,
     simulate_failures,
 )
 
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTP]?i?B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1}
-for _power, _letter in enumerate("KMGTP", start=1):
-    _UNITS[f"{_letter}IB"] = 1024**_power
-    _UNITS[f"{_letter}B"] = 1000**_power
-
 
 def parse_size(text: str) -> int:
     """`"2GiB"` -> 2147483648; `"500MB"` -> 500000000; a bare number is bytes."""
-    match = _SIZE.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write e.g. 2GiB or 500MB")
-    number, unit = match.groups()
-    return int(float(number) * _UNITS[(unit or "").upper()])
+    try:
+        return parse_bytes(text)
+    except PolicyArgumentError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*$", re.IGNORECASE)

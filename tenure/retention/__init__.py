@@ -19,6 +19,7 @@ from tenure.retention.bucket_policies import (
     Weekly,
     Yearly,
 )
+from tenure.retention.budget import WithinBytes
 from tenure.retention.cadence import SaveCostMeter, daly_interval, young_interval
 from tenure.retention.callable_policies import ShouldKeepFnPolicy, ShouldSaveFnPolicy
 from tenure.retention.errors import (
@@ -39,6 +40,7 @@ from tenure.retention.failures import (
     simulate_failures,
 )
 from tenure.retention.info import CheckpointInfo, DecisionContext, PreservationContext
+from tenure.retention.items import ItemSet, parse_bytes
 from tenure.retention.metrics import best, lookup_metric
 from tenure.retention.planner import Decision, RetentionPlan, explain, plan_retention
 from tenure.retention.preservation_policies import (
@@ -52,6 +54,7 @@ from tenure.retention.preservation_policies import (
     LatestDuration,
     LatestN,
     NotPreservationPolicy,
+    Only,
     PreservationPolicy,
     PreserveAll,
 )
@@ -101,6 +104,7 @@ __all__ = [
     "Hourly",
     "InitialSavePolicy",
     "IntervalScan",
+    "ItemSet",
     "LatestDuration",
     "LatestN",
     "MinimumStepGapPolicy",
@@ -110,6 +114,7 @@ __all__ = [
     "NewBestPolicy",
     "NotPreservationPolicy",
     "NotSavePolicy",
+    "Only",
     "PerBucket",
     "PerStepBucket",
     "PolicyArgumentError",
@@ -130,12 +135,14 @@ __all__ = [
     "StepRangePolicy",
     "UnsortedCheckpointsError",
     "Weekly",
+    "WithinBytes",
     "Yearly",
     "YoungDalyPolicy",
     "best",
     "daly_interval",
     "explain",
     "lookup_metric",
+    "parse_bytes",
     "parse_policy",
     "plan_retention",
     "scan_intervals",

@@ -6,7 +6,7 @@ Time is data here. No policy reads the clock; the caller passes times in.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -80,17 +80,26 @@ class DecisionContext:
     save_cost: float | None = None
 
 
+def _step_set(steps: Iterable[int]) -> frozenset[int]:
+    return frozenset(steps)
+
+
 @attrs.frozen(slots=True)
 class PreservationContext:
-    """What a preservation policy may know beyond the checkpoints: the current time.
+    """What a preservation policy may know beyond the checkpoints: the current time, and
+    the steps the planner keeps whatever the policy says (`plan_retention` fills
+    `protected` in from its own argument; byte budgets leave room for them).
 
     Examples:
         >>> from datetime import datetime, timezone
         >>> PreservationContext(now=datetime(2026, 1, 1, tzinfo=timezone.utc)).now.year
         2026
+        >>> PreservationContext(protected=[5, 7]).protected
+        frozenset({5, 7})
     """
 
     now: datetime | None = attrs.field(default=None, validator=_validate_optional_time)
+    protected: frozenset[int] = attrs.field(default=frozenset(), converter=_step_set)
 
 
 def steady_times(

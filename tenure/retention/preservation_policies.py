@@ -7,6 +7,13 @@ on its own, as restic does), `&` (keep what all keep) and `~`.
 
 Policies never delete anything themselves: `tenure.retention.plan_retention` turns their
 answer into a plan and adds the safety rules no policy can override.
+
+Parts of steps: `policy.only("params")` keeps just those items of the steps `policy`
+keeps. Every built-in policy then answers per (step, item) with `item_reasons`: for each
+step, (rule, `ItemSet`) pairs whose union is what it keeps of the step; `|`, `&` and `~`
+are the union, intersection and complement of those sets, pointwise. A policy with no
+`.only` (or `WithinBytes`) anywhere in it keeps every step whole or not at all, and is
+evaluated step by step as before, at no extra cost.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from tenure.retention._validators import (
 )
 from tenure.retention.errors import MissingNowError, PolicyArgumentError
 from tenure.retention.info import CheckpointInfo, PreservationContext, steady_times
+from tenure.retention.items import ItemSet, item_names, label_with_items
 from tenure.retention.metrics import (
     Mode,
     metric_value,
@@ -38,6 +46,9 @@ from tenure.retention.metrics import (
 )
 
 Reasons = tuple[str, ...]
+#: Per step: the rules that keep (part of) it, each with the items it keeps. A pair whose
+#: set is empty keeps nothing; it records a rule that let the step go (a budget).
+ItemReasons = tuple[tuple[str, ItemSet], ...]
 
 
 @runtime_checkable
@@ -69,6 +80,57 @@ def reasons_of(
     _check_length(policy, flags, checkpoints)
     label = repr(policy)
     return [(label,) if keep else () for keep in flags]
+
+
+def item_reasons_of(
+    policy: PreservationPolicy,
+    checkpoints: Sequence[CheckpointInfo],
+    context: PreservationContext,
+) -> list[ItemReasons]:
+    """For each checkpoint, the rules of `policy` that keep it and the items each keeps.
+
+    A policy that is not built-in keeps each step whole or not at all.
+    """
+    if isinstance(policy, PreservationPolicyBase):
+        return policy.item_reasons(checkpoints, context=context)
+    return [_whole(why) for why in reasons_of(policy, checkpoints, context)]
+
+
+def _whole(reasons: Reasons) -> ItemReasons:
+    return tuple([(label, ItemSet.ALL) for label in reasons]) if reasons else ()
+
+
+def uses_items(policy: object) -> bool:
+    """Whether `policy` keeps parts of steps or counts bytes somewhere in its tree; if
+    not, it keeps whole steps only and the planner skips the item machinery."""
+    return isinstance(policy, PreservationPolicyBase) and policy.uses_items()
+
+
+def kept_items(pairs: ItemReasons) -> ItemSet:
+    """What a step's rules keep of it together: the union of their item sets."""
+    kept = ItemSet.NONE
+    for _, items in pairs:
+        kept |= items
+        if kept.is_all:  # the usual case: a rule keeps the whole step
+            break
+    return kept
+
+
+def labels_of(pairs: ItemReasons) -> Reasons:
+    """The reasons of a step's rules that keep something, each naming the items it keeps."""
+    return tuple(label_with_items(label, items) for label, items in pairs if items)
+
+
+def _restrict(pairs: ItemReasons, to: ItemSet) -> ItemReasons:
+    """Each rule with only what it keeps of `to`; rules left keeping nothing drop out, but
+    a rule that let the step go (an empty set to begin with) stays on record."""
+    result = []
+    for label, items in pairs:
+        if not items:
+            result.append((label, items))
+        elif mine := items & to:
+            result.append((label, mine))
+    return tuple(result)
 
 
 def _check_length(policy: object, flags: Sequence[bool], checkpoints: Sequence[Any]) -> None:
@@ -103,6 +165,29 @@ class PreservationPolicyBase(CombinablePolicy[PreservationPolicy]):
         flags = self.should_preserve(checkpoints, context=context)
         return [(label,) if keep else () for keep in flags]
 
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        """For each checkpoint, the rules that keep it, each with the items it keeps;
+        their union is what the policy keeps of the step (a rule alone keeps it whole)."""
+        return [_whole(why) for why in self.reasons(checkpoints, context=context)]
+
+    def uses_items(self) -> bool:
+        """Whether a rule in this policy keeps parts of steps (`.only`) or counts bytes."""
+        return False
+
+    def only(self, *items: str) -> Only:
+        """Keeps just `items` of the steps this policy keeps.
+
+        Examples:
+            >>> LatestN(3) | EveryNSteps(10_000).only("params")
+            LatestN(n=3) | EveryNSteps(interval_steps=10000).only('params')
+        """
+        return Only(self, items)
+
 
 class ReasonedPolicyBase(PreservationPolicyBase):
     """For policies that work out their reasons first: what they keep follows from them."""
@@ -118,11 +203,45 @@ class ReasonedPolicyBase(PreservationPolicyBase):
         return [bool(r) for r in self.reasons(checkpoints, context=context)]
 
 
+class PartsPolicyBase(PreservationPolicyBase):
+    """For policies that work per (step, item): what they keep, and why, follows from
+    their `item_reasons`."""
+
+    __slots__ = ()
+
+    def should_preserve(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> Sequence[bool]:
+        return [bool(kept_items(p)) for p in self.item_reasons(checkpoints, context=context)]
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        return [labels_of(p) for p in self.item_reasons(checkpoints, context=context)]
+
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        raise NotImplementedError
+
+    def uses_items(self) -> bool:
+        return True
+
+
 PRESERVATION: Kind[PreservationPolicy] = Kind("preservation", PreservationPolicy, "should_preserve")
 PreservationPolicyBase.kind = PRESERVATION
 
 
-def _require(policy: object) -> PreservationPolicy:
+def require_preservation(policy: object) -> PreservationPolicy:
     return PRESERVATION.require(policy)
 
 
@@ -476,6 +595,21 @@ class AnyPreservationPolicy(AnyOf, PreservationPolicyBase):
             result = [a + b for a, b in zip(result, child, strict=True)]
         return result
 
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        result: list[ItemReasons] = [()] * len(checkpoints)
+        for policy in self.policies:
+            child = item_reasons_of(policy, checkpoints, context)
+            result = [a + b for a, b in zip(result, child, strict=True)]
+        return result
+
+    def uses_items(self) -> bool:
+        return any(uses_items(p) for p in self.policies)
+
 
 @attrs.frozen(repr=False)
 class AllPreservationPolicy(AllOf, PreservationPolicyBase):
@@ -494,6 +628,8 @@ class AllPreservationPolicy(AllOf, PreservationPolicyBase):
         *,
         context: PreservationContext,
     ) -> Sequence[bool]:
+        if self.uses_items():  # parts can be disjoint: a step may keep nothing of either
+            return [bool(kept_items(p)) for p in self.item_reasons(checkpoints, context=context)]
         return _fold_flags(self.policies, checkpoints, context, all)
 
     def reasons(
@@ -504,8 +640,31 @@ class AllPreservationPolicy(AllOf, PreservationPolicyBase):
     ) -> list[Reasons]:
         if not self.policies:
             return [(repr(self),)] * len(checkpoints)
+        if self.uses_items():
+            return [labels_of(p) for p in self.item_reasons(checkpoints, context=context)]
         children = [reasons_of(p, checkpoints, context) for p in self.policies]
         return [sum(column, ()) if all(column) else () for column in zip(*children, strict=True)]
+
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        if not self.policies:
+            return [((repr(self), ItemSet.ALL),)] * len(checkpoints)
+        children = [item_reasons_of(p, checkpoints, context) for p in self.policies]
+        result: list[ItemReasons] = []
+        for column in zip(*children, strict=True):
+            both = ItemSet.ALL
+            for pairs in column:
+                both &= kept_items(pairs)
+            # Every child keeps some of a non-empty intersection, so every child stays named.
+            result.append(_restrict(sum(column, ()), both))
+        return result
+
+    def uses_items(self) -> bool:
+        return any(uses_items(p) for p in self.policies)
 
 
 @attrs.frozen(repr=False)
@@ -517,7 +676,7 @@ class NotPreservationPolicy(NotOf, PreservationPolicyBase):
         ~CustomSteps(steps=[0])
     """
 
-    policy: PreservationPolicy = attrs.field(converter=_require)
+    policy: PreservationPolicy = attrs.field(converter=require_preservation)
 
     def should_preserve(
         self,
@@ -525,9 +684,80 @@ class NotPreservationPolicy(NotOf, PreservationPolicyBase):
         *,
         context: PreservationContext,
     ) -> Sequence[bool]:
+        if self.uses_items():  # ~(part of a step) keeps the rest of it
+            return [bool(kept_items(p)) for p in self.item_reasons(checkpoints, context=context)]
         flags = self.policy.should_preserve(checkpoints, context=context)
         _check_length(self.policy, flags, checkpoints)
         return [not keep for keep in flags]
+
+    def reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[Reasons]:
+        if self.uses_items():
+            return [labels_of(p) for p in self.item_reasons(checkpoints, context=context)]
+        return super().reasons(checkpoints, context=context)
+
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        label = policy_label(self)
+        result: list[ItemReasons] = []
+        for pairs in item_reasons_of(self.policy, checkpoints, context):
+            kept = ~kept_items(pairs)
+            result.append(((label, kept),) if kept else ())
+        return result
+
+    def uses_items(self) -> bool:
+        return uses_items(self.policy)
+
+
+def _only_items(items: Iterable[Any]) -> frozenset[str]:
+    names = item_names(items)
+    if not names:
+        raise PolicyArgumentError(
+            ".only() needs at least one item name, e.g. .only('params'); to keep nothing, "
+            "leave the policy out"
+        )
+    return names
+
+
+@attrs.frozen(repr=False)
+class Only(PartsPolicyBase):
+    """Keeps just `items` of the steps that `policy` keeps; `policy.only(*items)` builds one.
+
+    Examples:
+        >>> from datetime import datetime, timezone
+        >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> keep = LatestN(1) | EveryNSteps(10).only("params")
+        >>> steps = [CheckpointInfo(s, t, item_bytes={"params": 1, "opt_state": 2})
+        ...          for s in (10, 15, 20)]
+        >>> [kept_items(p) for p in keep.item_reasons(steps, context=PreservationContext())]
+        [ItemSet.of('params'), ItemSet.NONE, ItemSet.ALL]
+    """
+
+    policy: PreservationPolicy = attrs.field(converter=require_preservation)
+    items: frozenset[str] = attrs.field(converter=_only_items)
+
+    def item_reasons(
+        self,
+        checkpoints: Sequence[CheckpointInfo],
+        *,
+        context: PreservationContext,
+    ) -> list[ItemReasons]:
+        only = ItemSet(self.items)
+        return [_restrict(p, only) for p in item_reasons_of(self.policy, checkpoints, context)]
+
+    def __repr__(self) -> str:
+        inner = repr(self.policy)
+        if isinstance(self.policy, AnyOf | AllOf | NotOf):
+            inner = f"({inner})"
+        return f"{inner}.only({', '.join(map(repr, sorted(self.items)))})"
 
 
 PRESERVATION.any_of = AnyPreservationPolicy

@@ -1,8 +1,9 @@
 """Policies as text: `parse_policy("LatestN(3) | EveryNSteps(10_000)")`.
 
 The text is parsed with `ast` and evaluated by walking a whitelist: policy names,
-literals, lists, `timedelta(...)`, and the operators `|`, `&`, `~`. Nothing is ever
-passed to `eval`, so policy text from a command line or a config file runs no code.
+literals, lists, `timedelta(...)`, the operators `|`, `&`, `~`, and one method,
+`policy.only('params', ...)`. Nothing is ever passed to `eval`, so policy text from a
+command line or a config file runs no code.
 
 Text nests at most `MAX_NESTING` levels deep, counting each bracket and each `|`, `&`
 and `~` inside the same brackets as one level; deeper text is refused with a
@@ -19,7 +20,7 @@ import tokenize
 from datetime import timedelta
 from typing import Any
 
-from tenure.retention import bucket_policies, preservation_policies, save_policies
+from tenure.retention import bucket_policies, budget, preservation_policies, save_policies
 from tenure.retention.errors import PolicyTextError, RetentionError
 
 _POLICY_CLASSES: dict[str, type] = {
@@ -48,6 +49,7 @@ _POLICY_CLASSES: dict[str, type] = {
         preservation_policies.AnyPreservationPolicy,
         preservation_policies.AllPreservationPolicy,
         preservation_policies.NotPreservationPolicy,
+        budget.WithinBytes,
         bucket_policies.Hourly,
         bucket_policies.Daily,
         bucket_policies.Weekly,
@@ -56,6 +58,9 @@ _POLICY_CLASSES: dict[str, type] = {
         bucket_policies.PerStepBucket,
     )
 }
+#: The methods policy text may call on a policy.
+_METHODS = frozenset({"only"})
+
 #: The deepest policy text `parse_policy` reads (see the module docstring).
 MAX_NESTING = 200
 
@@ -149,9 +154,34 @@ class _Evaluator:
                 return _POLICY_CLASSES[name](*args, **kwargs)
             except (RetentionError, TypeError) as error:
                 raise self.fail(f"{name}: {error}", node) from None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            return self.method(node, node.func)
         raise self.fail(
             "expected a policy such as LatestN(3), or policies joined by |, & and ~", node
         )
+
+    def method(self, node: ast.Call, func: ast.Attribute) -> Any:
+        """`policy.only('params', ...)`, the one method call policy text may make."""
+        # Errors point at the method's name, not at the start of the policy before it.
+        column = (func.end_col_offset or len(func.attr)) - len(func.attr)
+
+        def fail(message: str) -> PolicyTextError:
+            return PolicyTextError(message, self.text, column)
+
+        if func.attr not in _METHODS:
+            close = difflib.get_close_matches(func.attr, _METHODS, n=1)
+            hint = f"did you mean .{close[0]}(...)?" if close else "the only method is .only(...)"
+            raise fail(f"unknown method {func.attr!r}; {hint}")
+        receiver = self.policy(func.value)
+        if node.keywords:
+            raise fail(f".{func.attr}() takes item names only, e.g. .only('params')")
+        items = [self.value(a) for a in node.args]
+        if not callable(getattr(receiver, func.attr, None)):
+            raise fail(f"{receiver!r} is not a preservation policy: it has no .{func.attr}()")
+        try:
+            return getattr(receiver, func.attr)(*items)
+        except RetentionError as error:
+            raise fail(f".{func.attr}: {error}") from None
 
     def value(self, node: ast.expr) -> Any:
         literal = node.operand if isinstance(node, ast.UnaryOp) else node
@@ -176,7 +206,7 @@ class _Evaluator:
             if node.func.id == "timedelta":
                 return self.timedelta(node)
             return self.policy(node)
-        if isinstance(node, ast.BinOp | ast.UnaryOp):
+        if isinstance(node, ast.BinOp | ast.UnaryOp | ast.Call):
             return self.policy(node)
         raise self.fail(
             "expected a number, a string, True/False/None, a list, timedelta(...) or a policy",

@@ -23,7 +23,9 @@ CASES = sorted((Path(__file__).parent / "retention").glob("*.json"))
 
 def decide(case: dict[str, Any]) -> list[dict[str, Any]]:
     checkpoints = [
-        CheckpointInfo(c["step"], datetime.fromisoformat(c["time"]), c.get("metrics"))
+        CheckpointInfo(
+            c["step"], datetime.fromisoformat(c["time"]), c.get("metrics"), c.get("item_bytes")
+        )
         for c in case["checkpoints"]
     ]
     now = datetime.fromisoformat(case["now"]) if case.get("now") else None
@@ -33,7 +35,14 @@ def decide(case: dict[str, Any]) -> list[dict[str, Any]]:
         PreservationContext(now=now),
         protected=case.get("protected", []),
     )
-    return [{"step": d.step, "keep": d.keep, "reasons": list(d.reasons)} for d in plan.decisions]
+    decisions: list[dict[str, Any]] = []
+    for d in plan.decisions:
+        decisions.append({"step": d.step, "keep": d.keep, "reasons": list(d.reasons)})
+        if d.items is not None:  # kept in part: the items that stay
+            decisions[-1]["items"] = sorted(d.items)
+    if plan.over_budget:
+        decisions.append({"over_budget": list(plan.over_budget)})
+    return decisions
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

@@ -7,6 +7,7 @@ import operator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from tenure.retention import (
@@ -18,12 +19,14 @@ from tenure.retention import (
     EveryNSteps,
     EveryNStepsClosest,
     Hourly,
+    ItemSet,
     LatestDuration,
     LatestN,
     Monthly,
     PerStepBucket,
     PreservationPolicy,
     PreserveAll,
+    RetentionPlan,
     Weekly,
     Yearly,
 )
@@ -116,3 +119,57 @@ def _join(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 positive_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
     leaf_policies, _join, max_leaves=5
 )
+
+
+def apply_plan(checkpoints: list[CheckpointInfo], plan: RetentionPlan) -> list[CheckpointInfo]:
+    """What is left after the plan is carried out: deleted steps gone, thinned items gone."""
+    deleted = set(plan.delete)
+    left = []
+    for info in checkpoints:
+        if info.step in deleted:
+            continue
+        gone = plan.thin.get(info.step, frozenset())
+        if gone:
+            sizes = {k: v for k, v in (info.item_bytes or {}).items() if k not in gone}
+            info = attrs.evolve(info, item_bytes=sizes)
+        left.append(info)
+    return left
+
+
+ITEMS = ("params", "opt_state", "ema")
+item_subsets = st.sets(st.sampled_from(ITEMS), min_size=1).map(sorted)
+item_sets: st.SearchStrategy[ItemSet] = st.builds(
+    ItemSet, st.sets(st.sampled_from(ITEMS)), st.booleans()
+)
+sizes = st.integers(0, 100)
+item_bytes = st.one_of(
+    st.fixed_dictionaries(dict.fromkeys(ITEMS, sizes)),
+    st.dictionaries(st.sampled_from(ITEMS), st.integers(0, 100)),
+    st.none(),
+)
+
+
+@st.composite
+def sized_checkpoint_lists(draw: st.DrawFn, max_size: int = 30) -> list[CheckpointInfo]:
+    """`checkpoint_lists` whose steps hold items of random sizes (or unknown items)."""
+    return [
+        attrs.evolve(info, item_bytes=draw(item_bytes))
+        for info in draw(checkpoint_lists(max_size=max_size))
+    ]
+
+
+def _only(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.tuples(children, item_subsets).map(lambda pi: pi[0].only(*pi[1]))
+
+
+leaves_in_part = st.one_of(leaf_policies, _only(leaf_policies))
+# Compositions with `.only` anywhere, with and without negation.
+item_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
+    leaves_in_part, lambda c: st.one_of(_combine(c), _only(c)), max_leaves=5
+)
+positive_item_policies: st.SearchStrategy[PreservationPolicy] = st.recursive(
+    leaves_in_part, lambda c: st.one_of(_join(c), _only(c)), max_leaves=5
+)
+item_unions: st.SearchStrategy[PreservationPolicy] = st.lists(
+    leaves_in_part, min_size=1, max_size=4
+).map(lambda ps: functools.reduce(operator.or_, ps))
