@@ -3,7 +3,7 @@
 Run from anywhere, on purpose only (the images are committed; the cadence scan takes about
 a minute); name images to redraw only those:
 
-    .venv/bin/python docs/make_images.py [simulation.png] [cadence.png]
+    .venv/bin/python docs/make_images.py [simulation.png] [cadence.png] [parts.png] [quota.png]
 """
 
 from __future__ import annotations
@@ -54,7 +54,38 @@ CADENCE = [
     "--best-interval",
 ]
 
-RUNS = {"simulation.png": SIMULATION, "cadence.png": CADENCE}
+# The cookbook's "keep optimizer state only for the newest three": a week of 2 s steps, a
+# save every 1000 of params (2 GiB) and Adam state (4 GiB), the params of every 10,000th
+# kept, against a 48 GiB quota.
+PARTS_KEEP = "LatestN(3) | EveryNSteps(10_000).only('params')"
+PARTS = [
+    "simulate",
+    "--save",
+    "FixedIntervalPolicy(1000)",
+    "--keep",
+    PARTS_KEEP,
+    "--steps",
+    "300001",
+    "--step-seconds",
+    "2",
+    "--item-size",
+    "params=2GiB",
+    "--item-size",
+    "opt_state=4GiB",
+    "--quota",
+    "48GiB",
+]
+
+# The cookbook's "stay under a quota": the same run within a 42 GiB budget, which leaves
+# room in the 48 GiB for the 6 GiB save that lands before retention runs.
+QUOTA = [*PARTS[:4], f"WithinBytes({PARTS_KEEP}, max_bytes='42GiB')", *PARTS[5:]]
+
+RUNS = {
+    "simulation.png": SIMULATION,
+    "cadence.png": CADENCE,
+    "parts.png": PARTS,
+    "quota.png": QUOTA,
+}
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tenure.plot import alive_over_time
+from tenure.plot import alive_over_time, item_bytes_over_time
 from tenure.retention import (
     BestN,
     EveryNSteps,
@@ -132,3 +132,74 @@ def test_disk_use_curve_peaks_where_the_simulator_says(
     assert max(count for _, count, _ in points) == result.peak_count
     assert max(nbytes or 0 for _, _, nbytes in points) == result.peak_bytes
     assert points[-1][1] == len(result.kept)
+
+
+ITEM_ARGS = [
+    "simulate",
+    "--save",
+    "FixedIntervalPolicy(100)",
+    "--keep",
+    "LatestN(3) | EveryNSteps(1000)",
+    "--steps",
+    "5001",
+    "--step-seconds",
+    "2",
+    "--item-size",
+    "params=1GiB",
+    "--item-size",
+    "opt_state=2GiB",
+]
+
+
+@pytest.mark.parametrize(
+    ("quota", "legend"),
+    [
+        ("20GiB", "quota 20.0 GiB: exceeded at step 2,400"),
+        ("20TiB", "quota 20.0 TiB: never exceeded (off the scale)"),
+    ],
+)
+def test_svg_plot_stacks_the_items_and_draws_the_quota(
+    tmp_path: Path, quota: str, legend: str
+) -> None:
+    out = tmp_path / "items.svg"
+    run = tenure(*ITEM_ARGS, "--quota", quota, "--plot", str(out))
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert legend in text
+    assert "params" in text
+    assert "opt_state" in text
+
+
+@pytest.mark.parametrize("save_seconds", [0, 300])
+def test_bytes_by_item_add_up_to_the_disk_use_and_peak_where_the_simulator_says(
+    save_seconds: int,
+) -> None:
+    result = simulate(
+        FixedIntervalPolicy(100) | PreemptionCheckpointingPolicy(),
+        LatestN(3) | EveryNSteps(1000),
+        steps=5001,
+        start_time=datetime(2026, 1, 1, tzinfo=UTC),
+        step_duration=timedelta(seconds=2),
+        preemption_steps=[1234],
+        save_duration=timedelta(seconds=save_seconds),
+        item_bytes=lambda step: {"params": 1000 + step, "opt_state": 2000 + step // 3},
+    )
+    by_item = item_bytes_over_time(result)
+    totals = alive_over_time(result)
+    assert [sum(items.values()) for _, items in by_item] == [n for _, _, n in totals]
+    assert result.peak_item_bytes == {
+        name: max(items.get(name, 0) for _, items in by_item) for name in ("params", "opt_state")
+    }
+    assert by_item[-1][1] == result.final_item_bytes
+
+
+def test_svg_plot_marks_the_checkpoints_that_were_thinned(tmp_path: Path) -> None:
+    out = tmp_path / "thinned.svg"
+    args = [*ITEM_ARGS[:4], "LatestN(3) | EveryNSteps(1000).only('params')", *ITEM_ARGS[5:]]
+    run = tenure(*args, "--plot", str(out))
+    assert run.returncode == 0, run.stderr
+    # The 1000th steps of 0 to 4000 lose their opt_state; 5000 is among the newest three.
+    assert "after thinning: fewer items (5)" in out.read_text()
+    plain = tmp_path / "whole.svg"
+    assert tenure(*ITEM_ARGS, "--plot", str(plain)).returncode == 0
+    assert "after thinning" not in plain.read_text()

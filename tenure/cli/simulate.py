@@ -71,6 +71,16 @@ def parse_plot_path(text: str) -> Path:
     return path
 
 
+def parse_item_size(text: str) -> tuple[str, int]:
+    """`"params=2GiB"` -> `("params", 2147483648)`: an item's name and its bytes per step."""
+    name, equals, size = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an item size; write NAME=SIZE, e.g. params=2GiB"
+        )
+    return name.strip(), parse_size(size)
+
+
 def _noisy_decay(step: int) -> dict[str, float]:
     # A loss that falls like 1/sqrt(t) with deterministic +-10% wiggle, so BestN has work.
     wiggle = ((step * 2654435761) % 1000) / 1000 - 0.5
@@ -107,6 +117,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--step-seconds", required=True, type=float, help="wall-clock seconds per step"
     )
     parser.add_argument("--checkpoint-size", type=parse_size, help="bytes per checkpoint")
+    parser.add_argument(
+        "--item-size",
+        type=parse_item_size,
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="bytes of one item of every checkpoint, e.g. params=2GiB (repeat for each item; "
+        "instead of --checkpoint-size)",
+    )
+    parser.add_argument(
+        "--quota",
+        type=parse_size,
+        metavar="SIZE",
+        help="disk space the run may fill, e.g. 20TiB; reports the step that first exceeds it",
+    )
     parser.add_argument(
         "--save-seconds", type=float, default=0.0, help="time an async save takes to commit"
     )
@@ -181,10 +206,20 @@ def _run_simulate(args: argparse.Namespace) -> int:
             print(f"tenure simulate: {error}", file=sys.stderr)
             return 2
     if args.mtbf is not None or args.fail_at or args.best_interval:
+        if args.item_size or args.quota is not None:
+            raise PolicyArgumentError(
+                "--item-size and --quota apply to a run without failures; "
+                "give --checkpoint-size with --mtbf, --fail-at or --best-interval"
+            )
         return _run_with_failures(args)
     if args.keep is None:
         raise PolicyArgumentError(
             "--keep is needed: give the preservation policy whose checkpoints to report"
+        )
+    item_bytes = _item_bytes(args)
+    if args.quota is not None and args.checkpoint_size is None and item_bytes is None:
+        raise PolicyArgumentError(
+            "--quota needs the checkpoints' sizes: give --item-size or --checkpoint-size"
         )
     result = simulate(
         parse_policy(args.save),
@@ -196,6 +231,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         preemption_steps=args.preempt_at,
         save_duration=timedelta(seconds=args.save_seconds),
         checkpoint_bytes=args.checkpoint_size,
+        item_bytes=item_bytes,
+        quota=args.quota,
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
@@ -210,6 +247,22 @@ def _run_simulate(args: argparse.Namespace) -> int:
             print(f"tenure simulate: cannot write the plot: {error}", file=sys.stderr)
             return 2
     return 0
+
+
+def _item_bytes(args: argparse.Namespace) -> dict[str, int] | None:
+    if not args.item_size:
+        return None
+    if args.checkpoint_size is not None:
+        raise PolicyArgumentError(
+            "give --item-size or --checkpoint-size, not both: a checkpoint's bytes are "
+            "its items' bytes"
+        )
+    item_bytes = dict(args.item_size)
+    if len(item_bytes) < len(args.item_size):
+        names = [name for name, _ in args.item_size]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise PolicyArgumentError(f"--item-size gives {', '.join(twice)} more than once")
+    return item_bytes
 
 
 def _run_with_failures(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,27 +51,64 @@ def render_table(result: SimulationResult) -> str:
             f", {format_bytes(result.peak_bytes)} on disk; "
             f"{format_bytes(result.total_bytes_written)} written in all"
         )
-    lines += [peak + ".", "", f"Kept at the end ({len(result.kept)}):"]
-    rows = [("step", "saved at", "kept by")]
-    rows += [
-        (
-            f"{d.step:,}",
-            f"{lifetimes[d.step].saved_time:%Y-%m-%d %H:%M}",
-            ", ".join(d.reasons),
-        )
-        for d in result.kept
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    lines += [f"  {r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows]
+    lines.append(peak + ".")
+    lines += _item_lines(result)
+    lines += ["", f"Kept at the end ({len(result.kept)}):"]
+    itemised = result.peak_item_bytes is not None
+    header = (
+        ["step", "saved at", "items", "kept by"] if itemised else ["step", "saved at", "kept by"]
+    )
+    rows = [header]
+    for d in result.kept:
+        life = lifetimes[d.step]
+        row = [f"{d.step:,}", f"{life.saved_time:%Y-%m-%d %H:%M}", ", ".join(d.reasons)]
+        if itemised:  # the items a step still holds, thinned ones fewer
+            row.insert(2, ", ".join(sorted(life.items_left or ())) or "-")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = [f"{row[0]:>{widths[0]}}"]
+        cells += [f"{cell:<{width}}" for cell, width in zip(row[1:-1], widths[1:], strict=True)]
+        lines.append("  " + "  ".join([*cells, row[-1]]))
     tally = deletions_by_rule(result)
     if tally:
-        lines += ["", "Deleted checkpoints, by the rule that had kept them last:"]
+        lines += ["", "Deleted checkpoints, by the rule that let them go:"]
         width = max(len(rule) for rule in tally)
         lines += [f"  {rule:<{width}}  {count:>8,}" for rule, count in tally.most_common()]
     return "\n".join(lines)
 
 
+def _item_lines(result: SimulationResult) -> list[str]:
+    lines = []
+    if result.peak_item_bytes is not None and result.final_item_bytes is not None:
+        finals = result.final_item_bytes
+        rows = [("item", "peak", "at the end")]
+        rows += [
+            (name, format_bytes(peak), format_bytes(finals[name]))
+            for name, peak in result.peak_item_bytes.items()
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines += ["", "Bytes on disk by item:"]
+        lines += [f"  {a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+    if result.quota is not None:
+        quota = f"Quota {format_bytes(result.quota)}: "
+        if result.quota_exceeded_at is None:
+            lines += ["", quota + "never exceeded."]
+        else:
+            lines += ["", quota + f"exceeded at step {result.quota_exceeded_at:,}."]
+    return lines
+
+
+def _plain(item_bytes: Mapping[str, int] | None) -> dict[str, int] | None:
+    return None if item_bytes is None else dict(item_bytes)
+
+
+def _names(items: frozenset[str] | None) -> list[str] | None:
+    return None if items is None else sorted(items)
+
+
 def to_json(result: SimulationResult) -> dict[str, Any]:
+    items_left = {life.step: life.items_left for life in result.lifetimes}
     return {
         "steps_simulated": result.steps_simulated,
         "saves": result.saves,
@@ -78,8 +116,15 @@ def to_json(result: SimulationResult) -> dict[str, Any]:
         "peak_count": result.peak_count,
         "peak_bytes": result.peak_bytes,
         "total_bytes_written": result.total_bytes_written,
+        "peak_item_bytes": _plain(result.peak_item_bytes),
+        "final_item_bytes": _plain(result.final_item_bytes),
+        "quota": result.quota,
+        "quota_exceeded_at": result.quota_exceeded_at,
         "end_time": result.end_time.isoformat(),
-        "kept": [{"step": d.step, "reasons": list(d.reasons)} for d in result.kept],
+        "kept": [
+            {"step": d.step, "reasons": list(d.reasons), "items": _names(items_left[d.step])}
+            for d in result.kept
+        ],
         "deleted_by_rule": dict(deletions_by_rule(result).most_common()),
         "checkpoints": [
             {
@@ -88,6 +133,10 @@ def to_json(result: SimulationResult) -> dict[str, Any]:
                 "deleted_at_step": life.deleted_at_step,
                 "let_go_by": list(life.let_go_by),
                 "bytes": life.nbytes,
+                "item_bytes": _plain(life.item_bytes),
+                "thinned": [
+                    {"at_step": at_step, "items": sorted(items)} for at_step, items in life.thinned
+                ],
             }
             for life in result.lifetimes
         ],
