@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -508,6 +508,38 @@ class Checkpointer:
             rootfs.remove_path(rootfs.retire(damaged.path))
         else:
             self._retire_and_remove([entry.path])
+
+    def thin(self, step: int | CheckpointMetadata, items: Iterable[str]) -> None:
+        """Removes the named items from a committed step now, whatever the policies say (as
+        retention thins a step: crash-safely, see `tenure.io.root.thin_step`); the step
+        stays a checkpoint of its other items. Items it lacks are ignored; removing every
+        item is refused (`ValueError`): delete the step instead.
+
+        Examples:
+            >>> import tempfile, numpy as np
+            >>> with Checkpointer(tempfile.mkdtemp()) as ckptr:
+            ...     _ = ckptr.save_checkpointables(1, {"params": [1], "opt_state": [2]})
+            ...     ckptr.thin(1, ["opt_state"])
+            ...     print(list(ckptr.latest.item_bytes), ckptr.load_checkpointables(1))
+            ['params'] {'params': [1]}
+        """
+        self._check_writable()
+        self._raise_background_error()
+        number = step_of(step)
+        doomed = frozenset(items)
+        with self._lock:
+            current = self._current
+            if current is not None and not current.committed and current.step == number:
+                raise SaveInProgressError(
+                    f"step {number} is being saved; wait() before thinning it"
+                )
+            entry = self._index.find(number)
+        if self._primary:
+            for leftover in rootfs.thin_step(entry.path, doomed):
+                self._deleter.remove(leftover)
+        with self._lock:
+            self._index.thin({number: doomed})
+            self._previous = None
 
     # -- loading -------------------------------------------------------------------------
 
