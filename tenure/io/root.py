@@ -973,7 +973,7 @@ def thinned_items(step_dir: Location) -> tuple[str, ...]:
     return () if record is None else record.thinned
 
 
-def thinning_path(step_dir: Path) -> Path:
+def thinning_path(step_dir: Location) -> Location:
     """Where a thinning of `step_dir` prepares its new metadata and puts the removed items.
 
     Examples:
@@ -1036,15 +1036,16 @@ def thin_step(step_dir: Location, items: Iterable[str]) -> list[Location]:
     """Take `items` out of a committed step, which stays a checkpoint of its other items;
     return what is left to remove (the slow part). Items the step lacks are ignored.
 
-    On a local disk, crash-safe as deleting a step is: the new step metadata (handlers of
-    the removed items left out), its checksum record and the items record are written and
-    fsynced into a temporary directory beside the step, an intent file is renamed in last,
-    and only then are the new files renamed into the step and the items renamed into the
-    temporary directory, which goes last. A crash before the intent leaves the step as it
-    was; after it, the next writable open finishes the thinning (`remove_leftovers`). On an
-    object store, which has no rename, the new files are written (one PUT each) and the
-    items' objects are deleted afterwards: a crash in between leaves objects that no
-    metadata lists, inside a step whose metadata no longer names them.
+    Crash-safe as deleting a step is. The step's new files (its metadata with the removed
+    items' handlers left out, the checksum record of that metadata, the items record) are
+    written into a temporary directory beside the step (`thinning_path`), then an intent
+    file naming the items (last: until it exists, the step is untouched); then the new files
+    go into the step and the items out of it. On a local disk these are renames (everything
+    fsynced first), and the items land in the temporary directory, removed last. On an
+    object store, which has no rename, the new files are copied in (one PUT each) and the
+    items' objects deleted. Killed before the intent, the next writable open removes the
+    temporary directory; killed after it, the next writable open finishes the thinning
+    (`remove_leftovers` on a disk, `finish_thinnings` on an object store).
 
     Examples:
         >>> import tempfile
@@ -1060,39 +1061,48 @@ def thin_step(step_dir: Location, items: Iterable[str]) -> list[Location]:
     files, present = _thinned_files(step_dir, doomed)
     if not present:
         return []  # thinned already: a second pass changes nothing
-    if isinstance(step_dir, ObjectPath):
-        for name in _THINNED_FILES:
-            if name in files:
-                (step_dir / name).write_bytes(files[name])
-        return [step_dir / name for name in present]
     aside = thinning_path(step_dir)
     remove_path(aside)  # the leftover of an earlier thinning that never began
-    aside.mkdir()
-    for name, data in files.items():
-        (aside / name).write_bytes(data)
-        _sync(aside / name)
-    intent = aside / THINNING_INTENT_FILE
-    pending = intent.with_name(intent.name + ".tmp")
-    pending.write_text(json.dumps({"format_version": 1, "items": present}))
-    _sync(pending)
-    os.rename(pending, intent)
-    _sync(aside)
+    intent = json.dumps({"format_version": 1, "items": present}).encode()
+    if isinstance(aside, ObjectPath):
+        for name, data in files.items():
+            (aside / name).write_bytes(data)
+        (aside / THINNING_INTENT_FILE).write_bytes(intent)  # each PUT is atomic
+    else:
+        aside.mkdir()
+        for name, data in files.items():
+            (aside / name).write_bytes(data)
+            _sync(aside / name)
+        pending = aside / (THINNING_INTENT_FILE + ".tmp")
+        pending.write_bytes(intent)
+        _sync(pending)
+        os.rename(pending, aside / THINNING_INTENT_FILE)
+        _sync(aside)
     _finish_thinning(aside)
     return [aside]
 
 
-def _finish_thinning(aside: Path) -> None:
-    """Put a prepared thinning's new files into its step and move the removed items aside
-    (each rename is skipped once done, so running this again after a crash finishes it).
+def _finish_thinning(aside: Location) -> None:
+    """Put a prepared thinning's new files into its step and take the removed items out
+    (each move is skipped once done, so running this again after a crash finishes it).
     Without an intent file the thinning never began, and nothing is done."""
     step_dir = aside.with_name(aside.name.removesuffix(TMP_MARKER + THINNING_SUFFIX))
     try:
-        intent = json.loads((aside / THINNING_INTENT_FILE).read_bytes())
+        intent = json.loads(_read_small(aside / THINNING_INTENT_FILE) or b"")
         doomed = [validate_item_name(str(name)) for name in intent["items"]]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return
-    if step_dir.is_symlink() or not step_dir.is_dir():
+    if not is_committed(step_dir):
         return  # the step was deleted since
+    if isinstance(aside, ObjectPath):
+        for name in _THINNED_FILES:
+            data = _read_small(aside / name)
+            if data is not None:
+                (step_dir / name).write_bytes(data)
+        for name in doomed:
+            remove_tree(step_dir / name)
+        return
+    assert isinstance(step_dir, Path)
     for name in _THINNED_FILES:
         if os.path.lexists(aside / name):
             os.replace(aside / name, step_dir / name)
@@ -1102,3 +1112,15 @@ def _finish_thinning(aside: Path) -> None:
             remove_path(aside / name)
             os.rename(step_dir / name, aside / name)
     _sync(step_dir)
+
+
+def finish_thinnings(root: ObjectPath) -> list[Leftover]:
+    """Finish (or drop, when they never began) the thinnings interrupted under an
+    object-store root; return what was removed. The local-disk counterpart is part of
+    `remove_leftovers`. Only call it while no thinning of `root` runs (the writer, at open).
+    """
+    found = [leftover for leftover in leftovers(root) if leftover.kind == "interrupted-thin"]
+    for leftover in found:
+        _finish_thinning(leftover.path)
+        remove_tree(leftover.path)
+    return found

@@ -154,29 +154,35 @@ def test_on_an_object_store_the_items_go_after_the_metadata(s3_root: ObjectPath)
     assert rootfs.thinned_items(step0) == ("opt_state",)
 
 
-def test_a_thinning_killed_before_its_intent_leaves_the_step_whole(tmp_path: Path) -> None:
-    tenure.io.save_checkpointables(tmp_path / "5", state(5))
-    aside = rootfs.thinning_path(tmp_path / "5")
-    (aside / "opt_state").mkdir(parents=True)  # a prepared copy, no intent written yet
-    (aside / rootfs.STEP_METADATA_FILE).write_text("{}")
-    with tenure.Checkpointer(tmp_path) as ckptr:
+def test_a_thinning_killed_before_its_intent_leaves_the_step_whole(root: Location) -> None:
+    with tenure.Checkpointer(root) as ckptr:
+        ckptr.save_checkpointables(5, state(5))
+    aside = rootfs.thinning_path(root / "5")
+    aside.mkdir()
+    (aside / rootfs.STEP_METADATA_FILE).write_text("{}")  # prepared, no intent written yet
+    with tenure.Checkpointer(root) as ckptr:
         assert not aside.exists()
         assert items_on_disk(ckptr.checkpoints[0].path) == ["opt_state", "params"]
         assert set(ckptr.checkpoints[0].item_bytes or ()) == {"opt_state", "params"}
 
 
+@pytest.mark.parametrize("done", [0, 1, 2])
 def test_a_thinning_killed_after_its_intent_is_finished_at_the_next_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    root: Location, monkeypatch: pytest.MonkeyPatch, done: int
 ) -> None:
-    """Killed at the worst moment: the new metadata and the intent are durable beside the
-    step, which is still whole."""
-    tenure.io.save_checkpointables(tmp_path / "5", state(5))
+    """Killed at the worst moments: the new files and the intent are durable beside the
+    step, and none, one or two of the new files were put in place."""
+    with tenure.Checkpointer(root) as ckptr:
+        ckptr.save_checkpointables(5, state(5))
+    aside = rootfs.thinning_path(root / "5")
     with monkeypatch.context() as patch:
         patch.setattr(rootfs, "_finish_thinning", lambda aside: None)  # the kill
-        rootfs.thin_step(tmp_path / "5", ["opt_state"])
-    assert [leftover.kind for leftover in rootfs.leftovers(tmp_path)] == ["interrupted-thin"]
-    with tenure.Checkpointer(tmp_path) as ckptr:
-        assert rootfs.leftovers(tmp_path) == []
+        rootfs.thin_step(root / "5", ["opt_state"])
+    for name in [rootfs.ITEMS_FILE, rootfs.STEP_METADATA_FILE][:done]:
+        (root / "5" / name).write_bytes((aside / name).read_bytes())
+    assert [leftover.kind for leftover in rootfs.leftovers(root)] == ["interrupted-thin"]
+    with tenure.Checkpointer(root) as ckptr:
+        assert rootfs.leftovers(root) == []
         (entry,) = ckptr.checkpoints
         assert items_on_disk(entry.path) == ["params"]
         assert set(entry.item_bytes or ()) == {"params"}
@@ -216,7 +222,9 @@ def test_a_loop_killed_while_thinning_restarts_with_consistent_steps(
             break
     loop.wait(timeout=120)
     with tenure.Checkpointer(tmp_path) as ckptr:
-        assert rootfs.leftovers(tmp_path) == []
+        # An unfinished save may stay (it is replaced when that step is saved again).
+        kinds = {leftover.kind for leftover in rootfs.leftovers(tmp_path)}
+        assert kinds <= {"unfinished-save"}
         assert ckptr.latest is not None
         for entry in ckptr.checkpoints:
             assert items_on_disk(entry.path) == sorted(entry.item_bytes or ())
