@@ -7,10 +7,12 @@ small parts do the rest: `_steps` knows the root's steps (through `tenure.io.roo
 `_deletion` retires and removes them, `distributed` has the processes agree, `lock` keeps
 one writer per root, `preemption` turns signals into data.
 
-The tail of a save, on its own thread once `tenure.io` has committed: the step is added
-and retention planned under the lock (pure: no I/O), the doomed steps are retired (renamed
-aside) and removed outside it. The lock is never held across I/O, so a `save()` that the
-policy skips never waits for a commit or a deletion.
+The tail of a save, on its own thread once `tenure.io` has committed: the bytes of the
+step's items are recorded in it, the step is added and retention planned under the lock
+(pure: no I/O), the doomed steps are retired (renamed aside) and the items the plan thins
+taken out of their steps (`tenure.io.root.thin_step`), and both removed, outside it. The
+lock is never held across I/O, so a `save()` that the policy skips never waits for a commit
+or a deletion.
 """
 
 from __future__ import annotations
