@@ -246,3 +246,28 @@ def test_a_budget_the_newest_steps_alone_exceed_is_warned_once(tmp_path: Path) -
     over = [w for w in caught if issubclass(w.category, OverBudgetWarning)]
     assert len(over) == 1
     assert "byte budget" in str(over[0].message)
+
+
+@pytest.mark.parametrize("record", [b"{not json", b'{"item_bytes": {"state": 1}}'])
+def test_a_damaged_or_stale_items_record_is_measured_again(tmp_path: Path, record: bytes) -> None:
+    with tenure.Checkpointer(tmp_path) as ckptr:
+        ckptr.save_checkpointables(1, state(1))
+        recorded = ckptr.checkpoints[0].item_bytes
+    (tmp_path / "1" / rootfs.ITEMS_FILE).write_bytes(record)
+    with tenure.Checkpointer(tmp_path, read_only=True) as reader:
+        assert reader.checkpoints[0].item_bytes == recorded
+
+
+def test_thin_removes_items_on_request_and_the_plan_sees_it(tmp_path: Path) -> None:
+    with tenure.Checkpointer(tmp_path, preservation_policy=LatestN(5)) as ckptr:
+        for step in (1, 2):
+            ckptr.save_checkpointables(step, state(step), force=True)
+        ckptr.thin(1, ["opt_state", "not-saved"])
+        assert ckptr.checkpoints[0].item_bytes is not None
+        assert set(ckptr.checkpoints[0].item_bytes) == {"params"}
+        assert items_on_disk(ckptr.checkpoints[0].path) == ["params"]
+        with pytest.raises(ValueError, match="delete the step instead"):
+            ckptr.thin(2, ["params", "opt_state"])
+        assert items_on_disk(ckptr.checkpoints[1].path) == ["opt_state", "params"]
+        with pytest.raises(tenure.StepNotFoundError):
+            ckptr.thin(3, ["opt_state"])

@@ -360,7 +360,12 @@ class ManagerMatchesPlannerOnS3(ManagerMatchesPlanner):
     write_fails_half_way = None  # type: ignore[assignment]
     symlinked_step_appears = None  # type: ignore[assignment]  # no links in a bucket
     leftover_of_a_killed_deletion_appears = None  # type: ignore[assignment]  # no renames
-    leftover_of_a_killed_thinning_appears = None  # type: ignore[assignment]
+
+    @rule(step=st.integers(0, 40))
+    def leftover_of_a_killed_thinning_appears(self, step: int) -> None:
+        """A thinning killed before its intent was written: the step was never changed."""
+        prefix = self.root / f"{step}.orbax-checkpoint-tmp.tenure-thinning"
+        (prefix / rootfs.STEP_METADATA_FILE).write_text("{}")
 
     @rule(number=st.integers(5000, 5003))
     def numbered_folder_of_somebody_else_appears(self, number: int) -> None:
