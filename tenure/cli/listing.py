@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "ls",
         help="list a root's checkpoints, and what a policy would keep",
         description=(
-            "One row per committed step: commit time, age, size on disk and metrics; with "
-            "--keep, whether the policy would keep the step and which rules say so. "
+            "One row per committed step: commit time, age, size on disk, bytes per item and "
+            "metrics; with --keep, whether the policy would keep the step (whole, or only "
+            "some items: the rest thinned) and which rules say so. "
             "Unfinished saves and interrupted deletions are listed separately. Sizes are "
             "unknown ('-') on s3:// and gs:// roots, whose listings carry none. Steps named "
             "ckpt_<step> (Kauldron's workdir/checkpoints) are read as such, and the report "
@@ -87,9 +88,11 @@ def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, An
                 "commit_time": _root.iso(_root.utc(entry.commit_timestamp_nsecs)),
                 "age_seconds": None if committed is None else (now - committed).total_seconds(),
                 "bytes": _root.disk_bytes(entry.path),
+                "item_bytes": None if entry.item_bytes is None else dict(entry.item_bytes),
                 "metrics": None if entry.metrics is None else dict(entry.metrics),
                 "keep": None if decision is None else decision.keep,
                 "reasons": None if decision is None else list(decision.reasons),
+                "thin": _thinned(entry.item_bytes, decision),
             }
         )
     return {
@@ -102,6 +105,33 @@ def listing(args: argparse.Namespace, found: Sequence[str] = ()) -> dict[str, An
         "incomplete": [_root.leftover_json(found) for found in _root.leftovers(args.root)],
         "total_bytes": _root.sum_bytes(row["bytes"] for row in rows),
     }
+
+
+def _thinned(item_bytes: Mapping[str, int] | None, decision: Any) -> list[str] | None:
+    """The items a decision removes from a step it keeps (None without a policy)."""
+    if decision is None:
+        return None
+    kept = getattr(decision, "items", None)
+    if not decision.keep or kept is None or item_bytes is None:
+        return []
+    return sorted(set(item_bytes) - kept)
+
+
+def format_items(item_bytes: Mapping[str, int] | None, thin: Sequence[str] = ()) -> str:
+    """Each item with its size, those a policy would thin marked with a `-`.
+
+    Examples:
+        >>> format_items({"params": 2048, "opt_state": 4096}, ["opt_state"])
+        '-opt_state 4.0 KiB, params 2.0 KiB'
+        >>> format_items(None)
+        '-'
+    """
+    if not item_bytes:
+        return "-"
+    return ", ".join(
+        f"{'-' if name in thin else ''}{name} {format_bytes(size)}"
+        for name, size in sorted(item_bytes.items())
+    )
 
 
 def why_no_steps(root: Location) -> str:
@@ -147,7 +177,7 @@ def render(doc: dict[str, Any], paint: Painter, found: Sequence[str] = ()) -> st
         if not doc["damaged"]:
             lines.append(why_no_steps(doc["root"]))
     else:
-        header = ["step", "committed (local)", "age", "size", "metrics"]
+        header = ["step", "committed (local)", "age", "size", "items", "metrics"]
         if doc["policy"] is not None:
             header += ["verdict", "kept by"]
         body = [header]
@@ -158,12 +188,15 @@ def render(doc: dict[str, Any], paint: Painter, found: Sequence[str] = ()) -> st
                 _local(row["commit_time"] or row["time"]),
                 "-" if age is None else format_age(age),
                 format_size(row["bytes"]),
+                format_items(row["item_bytes"], row["thin"] or ()),
                 format_metrics(row["metrics"]),
             ]
             if row["keep"] is not None:
                 verdict = paint.paint("keep", "green") if row["keep"] else "delete"
                 if not row["keep"]:
                     verdict = paint.paint(verdict, "yellow")
+                elif row["thin"]:
+                    verdict = paint.paint("thin", "yellow")
                 cells += [verdict, ", ".join(row["reasons"]) or "-"]
             body.append(cells)
         lines = [table(body, right=(0, 3))]
@@ -176,6 +209,9 @@ def render(doc: dict[str, Any], paint: Painter, found: Sequence[str] = ()) -> st
             freed = _root.sum_bytes(row["bytes"] for row in doomed)
             if freed is not None:
                 summary += f" ({format_bytes(freed)})"
+            thinned = [row for row in rows if row["keep"] and row["thin"]]
+            if thinned:
+                summary += f" and thin {len(thinned)} (items marked -)"
         lines += ["", summary + "."]
     if found:
         lines.append(f"Step directories named {LAYOUT_NAMES[found[0]]}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from tenure.cli import _args, _root
@@ -15,14 +16,16 @@ from tenure.retention import PreserveAll
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "prune",
-        help="delete the checkpoints a preservation policy lets go",
+        help="delete the checkpoints (or items of them) a preservation policy lets go",
         description=(
             "Plans with the manager's planner and safety rules (never the newest step, never "
             "an unfinished save, never a file that is not a step) while holding the root's "
             "writer lock; refuses to run while another writer holds it. Shows the plan, asks, "
-            "deletes, and prints the bytes freed. Damaged steps (unreadable metadata) are "
-            "never deleted by a policy: --damaged removes them. On s3:// and gs:// roots there "
-            "is no lock (run it when no job writes there) and sizes are unknown."
+            "deletes, thins the steps the policy keeps only some items of (e.g. "
+            "EveryNSteps(10).only('params')), and prints the bytes freed. Damaged steps "
+            "(unreadable metadata) are never deleted by a policy: --damaged removes them. On "
+            "s3:// and gs:// roots there is no lock (run it when no job writes there) and "
+            "sizes are unknown."
         ),
     )
     _args.add_root(parser)
@@ -43,13 +46,21 @@ def _amount(nbytes: int | None) -> str:
     return "" if nbytes is None else f" ({format_bytes(nbytes)})"
 
 
-def _confirm(count: int, freed: int | None) -> bool:
+def _items_bytes(item_bytes: Mapping[str, int] | None, items: list[str]) -> int | None:
+    """The bytes of `items` of a step (None when its sizes are unknown)."""
+    if item_bytes is None:
+        return None
+    return sum(item_bytes.get(name, 0) for name in items)
+
+
+def _confirm(count: int, thin: int, freed: int | None) -> bool:
     if not sys.stdin.isatty():
         raise UsageError(
             "not deleting: stdin is not a terminal, so there is no one to ask; pass --yes "
             "to delete, or --dry-run to only show the plan"
         )
-    sys.stderr.write(f"Delete {count} checkpoints{_amount(freed)}? [y/N] ")
+    thinning = f" and thin {thin}" if thin else ""
+    sys.stderr.write(f"Delete {count} checkpoints{thinning}{_amount(freed)}? [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
@@ -58,14 +69,18 @@ def _render_plan(doc: dict[str, Any], paint: Painter) -> str:
     rows = [("step", "size", "verdict", "kept by")]
     for row in doc["checkpoints"]:
         verdict = paint.paint("keep", "green") if row["keep"] else paint.paint("delete", "yellow")
+        thin = doc["thin"].get(str(row["step"]))
+        if thin:
+            verdict = paint.paint(f"thin {', '.join(thin)}", "yellow")
         rows.append(
             (f"{row['step']:,}", format_size(row["bytes"]), verdict, ", ".join(row["reasons"]))
         )
     for row in doc["damaged"]:
         rows.append((f"{row['step']:,}", "-", paint.paint("delete", "red"), "damaged"))
     kept = len(doc["checkpoints"]) + len(doc["damaged"]) - len(doc["delete"])
+    thinning = f", thins {len(doc['thin'])}" if doc["thin"] else ""
     summary = (
-        f"{doc['policy']}: keeps {kept}, deletes {len(doc['delete'])}"
+        f"{doc['policy']}: keeps {kept}, deletes {len(doc['delete'])}{thinning}"
         f"{_amount(doc['bytes_to_free'])}."
     )
     return table(rows, right=(0, 1)) + "\n\n" + summary
@@ -85,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
         sizes = {c.step: _root.disk_bytes(c.path) for c in checkpoints}
         sizes.update({d.step: _root.disk_bytes(d.path) for d in damaged})
         doomed = [*plan.delete, *(d.step for d in damaged)]
+        thin = {step: sorted(items) for step, items in sorted(plan.thin.items())}
+        item_sizes = {c.step: c.item_bytes for c in checkpoints}
+        thin_bytes = {
+            step: _items_bytes(item_sizes.get(step), items) for step, items in thin.items()
+        }
         doc: dict[str, Any] = {
             "root": str(args.root),
             "policy": repr(keep),
@@ -97,31 +117,46 @@ def run(args: argparse.Namespace) -> int:
             "damaged": [{"step": d.step, "problem": d.problem} for d in damaged],
             "delete": doomed,
             "deleted": [],
-            "bytes_to_free": _root.sum_bytes(sizes[step] for step in doomed),
+            # JSON keys are text: the steps to thin, and the items to remove of each.
+            "thin": {str(step): items for step, items in thin.items()},
+            "thinned": {},
+            "bytes_to_free": _root.sum_bytes(
+                [*(sizes[step] for step in doomed), *thin_bytes.values()]
+            ),
             "bytes_freed": 0,
         }
         if not args.json:
             shown = checkpoints or damaged
             print(_render_plan(doc, paint) if shown else f"No checkpoints in {args.root}.")
             sys.stdout.flush()  # the plan must be on screen before the question
-        go = bool(doomed) and not args.dry_run
+        go = bool(doomed or thin) and not args.dry_run
         if go and not args.yes:
-            go = _confirm(len(doomed), doc["bytes_to_free"])
+            go = _confirm(len(doomed), len(thin), doc["bytes_to_free"])
         if go:
-            with Progress(len(doomed), "deleting") as bar:
+            with Progress(len(doomed) + len(thin), "deleting") as bar:
                 for step in doomed:
                     writer.delete(step)
                     doc["deleted"].append(step)
                     bar.advance(1, f"step {step}")
-            doc["bytes_freed"] = _root.sum_bytes(sizes[step] for step in doc["deleted"])
+                for step, items in thin.items():
+                    writer.thin(step, items)
+                    doc["thinned"][str(step)] = items
+                    bar.advance(1, f"thinning step {step}")
+            doc["bytes_freed"] = _root.sum_bytes(
+                [
+                    *(sizes[step] for step in doc["deleted"]),
+                    *(thin_bytes[int(step)] for step in doc["thinned"]),
+                ]
+            )
     if args.json:
         print_json(doc)
-    elif doc["deleted"]:
+    elif doc["deleted"] or doc["thinned"]:
         freed = doc["bytes_freed"]
+        thinned = f", thinned {len(doc['thinned'])}" if doc["thinned"] else ""
         print(
-            f"Deleted {len(doc['deleted'])} checkpoints"
+            f"Deleted {len(doc['deleted'])} checkpoints{thinned}"
             + ("." if freed is None else f", freed {format_bytes(freed)}.")
         )
-    elif doomed:
+    elif doomed or thin:
         print("Nothing deleted" + (" (dry run)." if args.dry_run else "."))
     return OK

@@ -16,6 +16,7 @@ from tenure.io.errors import (
     CheckpointExistsError,
     CorruptCheckpointError,
     InvalidKeyError,
+    ItemNotFoundError,
     NotACheckpointError,
     TenureIOError,
 )
@@ -59,6 +60,7 @@ from tenure.io.root import (
     is_committed,
     item_checksums,
     process_state_file,
+    thinned_items,
     validate_item_name,
     write_checksum_record,
 )
@@ -464,9 +466,18 @@ def _item_dir(step_dir: Location, name: str) -> Location:
     """The directory of checkpointable `name`; an error naming the ones the step has."""
     item_dir = step_dir / validate_item_name(name)
     if not item_dir.is_dir():
-        raise NotACheckpointError(
-            f"{step_dir} has no checkpointable {name!r}; it has "
-            f"{sorted(read_step_metadata(step_dir).item_names)}"
+        available = read_step_metadata(step_dir).item_names
+        thinned = thinned_items(step_dir)
+        why = (
+            " (retention removed it from this step: its policy keeps only some items here)"
+            if name in thinned
+            else ""
+        )
+        raise ItemNotFoundError(
+            f"{step_dir} has no checkpointable {name!r}{why}; it has {sorted(available)}: "
+            "load one of those, or another step",
+            available=available,
+            thinned=thinned,
         )
     return item_dir
 

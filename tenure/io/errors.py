@@ -19,6 +19,24 @@ class NotACheckpointError(TenureIOError, FileNotFoundError):
     """The directory is missing, uncommitted, or lacks the files a checkpoint needs."""
 
 
+class ItemNotFoundError(NotACheckpointError):
+    """The step holds no checkpointable of that name: never saved, or removed from the step by
+    retention (thinned). `available` names the items it has, `thinned` those removed.
+
+    Examples:
+        >>> error = ItemNotFoundError("no 'opt_state'", available=("params",))
+        >>> isinstance(error, NotACheckpointError), error.available
+        (True, ('params',))
+    """
+
+    def __init__(
+        self, message: str, *, available: tuple[str, ...] = (), thinned: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.available = available
+        self.thinned = thinned
+
+
 class CorruptCheckpointError(TenureIOError):
     """Stored bytes do not match their checksum, or a chunk or metadata file is damaged."""
 

@@ -22,6 +22,7 @@ from tenure.io.root import (
     PathLike,
     check_file,
     item_checksums,
+    read_small_file,
     step_checksums,
 )
 from tenure.io.storage import Location, ObjectPath, as_location
@@ -48,11 +49,7 @@ def read_json(
     checksum recorded under `name`, and a missing file is damage, not absence.
     """
     try:
-        if isinstance(path, ObjectPath):
-            data = path.read_bytes()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
+        data = read_small_file(path)
     except (FileNotFoundError, NotADirectoryError):
         if recorded is not None and name in recorded:
             raise CorruptCheckpointError(

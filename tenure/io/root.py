@@ -16,7 +16,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,8 @@ ZARR_METADATA_FILE = "zarr.json"
 ZARR_CHUNK_DIR = "c"
 OCDBT_MANIFEST_FILE = "manifest.ocdbt"
 STEP_CHECKSUMS_FILE = "_tenure_checksums.json"
+# Bytes per checkpointable item, and the items retention removed (see `ItemsRecord`).
+ITEMS_FILE = "_tenure_items.json"
 FILE_CHECKSUMS_PATTERN = "files.process_*.json"
 # A stateful checkpointable (a Grain iterator) keeps one state file per process, named as
 # Grain's Orbax handler names them.
@@ -77,6 +79,9 @@ RESERVED_ITEM_NAMES = frozenset(
 # tenure's own names beside the steps, all ignored by Orbax (none parses as a step).
 RETIRED_SUFFIX = ".tenure-deleting"
 REPLACED_SUFFIX = ".tenure-replaced"
+THINNING_SUFFIX = ".tenure-thinning"
+# Inside a thinning's aside directory: written last, it says the thinning may go ahead.
+THINNING_INTENT_FILE = "_thinning.json"
 LOCK_FILE = ".tenure-writer.lock"
 ROOT_METADATA_DIR = "metadata"
 ROOT_METADATA_FILE = "_ROOT_METADATA"
@@ -256,6 +261,7 @@ class FoundStep:
     step: int
     path: Location
     metadata: StepMetadata | None = None
+    item_bytes: Mapping[str, int] | None = None
 
 
 @attrs.frozen
@@ -399,7 +405,7 @@ def list_steps(
         if problem is not None:
             damaged.append(DamagedStep(step, path, problem))
         else:
-            steps.append(FoundStep(step, path, meta))
+            steps.append(FoundStep(step, path, meta, step_item_bytes(path, meta.item_names)))
     return RootListing(tuple(steps), tuple(damaged))
 
 
@@ -417,6 +423,8 @@ class Leftover:
         'unfinished-save'
         >>> Leftover.of(Path("/ckpt/100.orbax-checkpoint-tmp.tenure-deleting")).kind
         'interrupted-delete'
+        >>> Leftover.of(Path("/ckpt/100.orbax-checkpoint-tmp.tenure-thinning")).kind
+        'interrupted-thin'
     """
 
     path: Location
@@ -431,6 +439,8 @@ class Leftover:
             kind = "interrupted-delete"
         elif path.name.endswith(REPLACED_SUFFIX):
             kind = "interrupted-replace"
+        elif path.name.endswith(THINNING_SUFFIX):
+            kind = "interrupted-thin"
         else:
             kind = "unfinished-save"
         return cls(path, int(match.group(1)) if match else None, kind)
@@ -522,10 +532,12 @@ def replaced_path(step_dir: Path) -> Path:
 
 
 def remove_leftovers(root: PathLike, *, every_temporary: bool = False) -> list[Leftover]:
-    """Clean what tenure's interrupted deletions and replacements left on a local disk;
-    return what was removed. A step whose replacement was interrupted before the new version
-    was renamed into place is put back instead. Unfinished saves stay (another program's save
-    may be in flight, and tenure replaces its own when it saves that step again) unless
+    """Clean what tenure's interrupted deletions, replacements and thinnings left on a local
+    disk; return what was removed. A step whose replacement was interrupted before the new
+    version was renamed into place is put back instead; a thinning interrupted once it had
+    begun to change its step is finished (see `thin_step`). Unfinished saves stay (another
+    program's save may be in flight, and tenure replaces its own when it saves that step
+    again) unless
     `every_temporary` (Orbax's `cleanup_tmp_directories`). Only call it while no save into
     `root` runs (the writer, at open). On object stores, see `remove_uncommitted`.
 
@@ -550,6 +562,8 @@ def remove_leftovers(root: PathLike, *, every_temporary: bool = False) -> list[L
             if not os.path.lexists(original):
                 path.rename(original)  # the new version never arrived: keep the old one
                 continue
+        if leftover.kind == "interrupted-thin":
+            _finish_thinning(path)
         remove_path(path)
         removed.append(leftover)
     return removed
@@ -782,3 +796,331 @@ def check_recorded(
                 "checkpoint is damaged; restore it from another copy"
             ) from None
         check_file(path, data, recorded, name)
+
+
+# -- items: their bytes, and thinning --
+#
+# `<step>/_tenure_items.json` records the bytes of each checkpointable item of a step (its
+# files' sizes, as measured when it was saved) and the items retention has removed from it
+# since. Orbax ignores the file; for a step without it (written by Orbax, or a crash between
+# the commit and the record), the bytes are measured from the item directories on a local
+# disk. Object stores list no sizes, so there an unrecorded step's bytes stay unknown.
+
+_ITEMS_VERSION = 1
+
+
+@attrs.frozen
+class ItemsRecord:
+    """The bytes of each item a step holds, and the items retention removed from it.
+
+    Examples:
+        >>> record = ItemsRecord({"params": 4096}, thinned=("opt_state",))
+        >>> ItemsRecord.from_bytes(record.to_bytes()) == record
+        True
+        >>> ItemsRecord.from_bytes(b"not json") is None
+        True
+    """
+
+    item_bytes: Mapping[str, int]
+    thinned: tuple[str, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        """The record as stored."""
+        doc = {
+            "format_version": _ITEMS_VERSION,
+            "item_bytes": dict(sorted(self.item_bytes.items())),
+            "thinned": sorted(self.thinned),
+        }
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ItemsRecord | None:
+        """The stored record, or None when it is unreadable (it is measured again then)."""
+        try:
+            doc = json.loads(data)
+            sizes = {str(k): v for k, v in doc["item_bytes"].items()}
+            thinned = tuple(str(name) for name in doc.get("thinned", ()))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return None
+        if not all(type(v) is int and v >= 0 for v in sizes.values()):
+            return None
+        return cls(sizes, thinned)
+
+
+def read_small_file(path: PathLike) -> bytes:
+    """A small file's bytes, with as few system calls as Python allows (listing a root calls
+    this several times per step); a missing file raises `FileNotFoundError` as `open` does.
+
+    Examples:
+        >>> read_small_file("/nonexistent/_CHECKPOINT_METADATA")
+        Traceback (most recent call last):
+        FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/_CHECKPOINT_METADATA'
+    """
+    if isinstance(path, ObjectPath):
+        return path.read_bytes()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, 1 << 16)
+        if len(data) < 1 << 16:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_small(path: PathLike) -> bytes | None:
+    """A small file's bytes, or None when it is missing."""
+    try:
+        return read_small_file(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def read_items_record(step_dir: Location) -> ItemsRecord | None:
+    """The step's items record, or None when it has none (or an unreadable one).
+
+    Examples:
+        >>> read_items_record(Path("/nonexistent/5")) is None
+        True
+    """
+    # A plain string path on a local disk: listing a root reads this for every step.
+    where = (
+        step_dir / ITEMS_FILE if isinstance(step_dir, ObjectPath) else f"{step_dir}/{ITEMS_FILE}"
+    )
+    data = _read_small(where)
+    return None if data is None else ItemsRecord.from_bytes(data)
+
+
+def write_items_record(step_dir: Location, record: ItemsRecord) -> None:
+    """Store the items record of a committed step (replacing the file in one rename, or one
+    PUT on object stores, so that a reader sees the old record or the new one)."""
+    path = step_dir / ITEMS_FILE
+    if isinstance(path, ObjectPath):
+        path.write_bytes(record.to_bytes())
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(record.to_bytes())
+    os.replace(tmp, path)
+
+
+def _tree_bytes(directory: str) -> int:
+    """The sizes of every file under `directory` added up (links counted as themselves)."""
+    total = 0
+    pending = [directory]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+def measure_item_bytes(step_dir: Location, names: Iterable[str]) -> dict[str, int]:
+    """The bytes each named item of a step occupies: its files' sizes added up. On object
+    stores, which list no sizes, every object of the items is read to count it.
+
+    Examples:
+        >>> import tempfile
+        >>> from tenure.io import save_checkpointables
+        >>> step = Path(tempfile.mkdtemp()) / "1"
+        >>> save_checkpointables(step, {"a": {"x": 1}, "b": {"y": 2}})
+        >>> sorted(measure_item_bytes(step, ["a", "b"]))
+        ['a', 'b']
+    """
+    if isinstance(step_dir, ObjectPath):
+        sizes = {}
+        for name in names:
+            item = step_dir / name
+            sizes[name] = sum(len((item / key).read_bytes()) for key in item.list_keys())
+        return sizes
+    return {name: _tree_bytes(os.path.join(step_dir, name)) for name in names}
+
+
+def step_item_bytes(step_dir: Location, names: Iterable[str]) -> dict[str, int] | None:
+    """The bytes of each item `names` lists (a step's items, metrics excluded): as recorded
+    when a record of exactly those items exists, else measured on a local disk; None on an
+    object store without a record (its sizes would cost a read of every object).
+
+    Examples:
+        >>> import tempfile
+        >>> from tenure.io import save_pytree
+        >>> step = Path(tempfile.mkdtemp()) / "1"
+        >>> save_pytree(step, {"w": 1})
+        >>> list(step_item_bytes(step, ["state"]))
+        ['state']
+    """
+    wanted = set(names)
+    record = read_items_record(step_dir)
+    if record is not None and set(record.item_bytes) == wanted:
+        return dict(record.item_bytes)
+    if isinstance(step_dir, ObjectPath):
+        return None
+    return measure_item_bytes(step_dir, sorted(wanted))
+
+
+def thinned_items(step_dir: Location) -> tuple[str, ...]:
+    """The items retention removed from a step (none known for a step without a record)."""
+    record = read_items_record(step_dir)
+    return () if record is None else record.thinned
+
+
+def thinning_path(step_dir: Location) -> Location:
+    """Where a thinning of `step_dir` prepares its new metadata and puts the removed items.
+
+    Examples:
+        >>> thinning_path(Path("/ckpt/5")).name
+        '5.orbax-checkpoint-tmp.tenure-thinning'
+    """
+    return step_dir.with_name(step_dir.name + TMP_MARKER + THINNING_SUFFIX)
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# The step's files a thinning rewrites, in the order they are put in place.
+_THINNED_FILES = (ITEMS_FILE, STEP_METADATA_FILE, STEP_CHECKSUMS_FILE)
+
+
+def _thinned_files(
+    step_dir: Location, doomed: frozenset[str]
+) -> tuple[dict[str, bytes], list[str]]:
+    """The step's own files as they must read once `doomed` is gone (the step metadata with
+    their handlers left out, its checksum record if it had one, and the items record), and
+    which of `doomed` the step holds."""
+    from tenure.io.metadata import read_step_metadata
+
+    meta = read_step_metadata(step_dir, check=True)  # never launder damage into a new record
+    remaining = [name for name in meta.item_names if name not in doomed]
+    if not remaining:
+        raise ValueError(
+            f"thinning {step_dir} of {sorted(doomed)} would leave no item: delete the step instead"
+        )
+    files: dict[str, bytes] = {}
+    data = _read_small(step_dir / STEP_METADATA_FILE)
+    doc = None if data is None else parse(data, step_dir / STEP_METADATA_FILE)
+    if isinstance(doc, dict) and isinstance(doc.get("item_handlers"), dict):
+        handlers = doc["item_handlers"]
+        doc["item_handlers"] = {k: v for k, v in handlers.items() if k not in doomed}
+        document = json.dumps(doc).encode()
+        files[STEP_METADATA_FILE] = document
+        if step_checksums(step_dir) is not None:
+            checksum = {STEP_METADATA_FILE: FileChecksum.of(document)}
+            files[STEP_CHECKSUMS_FILE] = ChecksumRecord(checksum).to_bytes()
+    record = read_items_record(step_dir)
+    sizes = None if record is None else record.item_bytes
+    if sizes is None or not set(remaining) <= set(sizes):
+        sizes = measure_item_bytes(step_dir, remaining)
+    gone = doomed & set(meta.item_names)
+    thinned = {*(() if record is None else record.thinned), *gone}
+    files[ITEMS_FILE] = ItemsRecord(
+        {name: sizes[name] for name in remaining}, tuple(sorted(thinned))
+    ).to_bytes()
+    return files, sorted(gone)
+
+
+def thin_step(step_dir: Location, items: Iterable[str]) -> list[Location]:
+    """Take `items` out of a committed step, which stays a checkpoint of its other items;
+    return what is left to remove (the slow part). Items the step lacks are ignored.
+
+    Crash-safe as deleting a step is. The step's new files (its metadata with the removed
+    items' handlers left out, the checksum record of that metadata, the items record) are
+    written into a temporary directory beside the step (`thinning_path`), then an intent
+    file naming the items (last: until it exists, the step is untouched); then the new files
+    go into the step and the items out of it. On a local disk these are renames (everything
+    fsynced first), and the items land in the temporary directory, removed last. On an
+    object store, which has no rename, the new files are copied in (one PUT each) and the
+    items' objects deleted. Killed before the intent, the next writable open removes the
+    temporary directory; killed after it, the next writable open finishes the thinning
+    (`remove_leftovers` on a disk, `finish_thinnings` on an object store).
+
+    Examples:
+        >>> import tempfile
+        >>> from tenure.io import load_checkpointables, save_checkpointables
+        >>> step = Path(tempfile.mkdtemp()) / "7"
+        >>> save_checkpointables(step, {"params": {"w": 1}, "opt_state": {"mu": 0}})
+        >>> for leftover in thin_step(step, ["opt_state"]):
+        ...     remove_path(leftover)
+        >>> load_checkpointables(step), thinned_items(step)
+        ({'params': {'w': 1}}, ('opt_state',))
+    """
+    doomed = frozenset(validate_item_name(name) for name in items)
+    files, present = _thinned_files(step_dir, doomed)
+    if not present:
+        return []  # thinned already: a second pass changes nothing
+    aside = thinning_path(step_dir)
+    remove_path(aside)  # the leftover of an earlier thinning that never began
+    intent = json.dumps({"format_version": 1, "items": present}).encode()
+    if isinstance(aside, ObjectPath):
+        for name, data in files.items():
+            (aside / name).write_bytes(data)
+        (aside / THINNING_INTENT_FILE).write_bytes(intent)  # each PUT is atomic
+    else:
+        aside.mkdir()
+        for name, data in files.items():
+            (aside / name).write_bytes(data)
+            _sync(aside / name)
+        pending = aside / (THINNING_INTENT_FILE + ".tmp")
+        pending.write_bytes(intent)
+        _sync(pending)
+        os.rename(pending, aside / THINNING_INTENT_FILE)
+        _sync(aside)
+    _finish_thinning(aside)
+    return [aside]
+
+
+def _finish_thinning(aside: Location) -> None:
+    """Put a prepared thinning's new files into its step and take the removed items out
+    (each move is skipped once done, so running this again after a crash finishes it).
+    Without an intent file the thinning never began, and nothing is done."""
+    step_dir = aside.with_name(aside.name.removesuffix(TMP_MARKER + THINNING_SUFFIX))
+    try:
+        intent = json.loads(_read_small(aside / THINNING_INTENT_FILE) or b"")
+        doomed = [validate_item_name(str(name)) for name in intent["items"]]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return
+    if not is_committed(step_dir):
+        return  # the step was deleted since
+    if isinstance(aside, ObjectPath):
+        for name in _THINNED_FILES:
+            data = _read_small(aside / name)
+            if data is not None:
+                (step_dir / name).write_bytes(data)
+        for name in doomed:
+            remove_tree(step_dir / name)
+        return
+    assert isinstance(step_dir, Path)
+    for name in _THINNED_FILES:
+        if os.path.lexists(aside / name):
+            os.replace(aside / name, step_dir / name)
+    _sync(step_dir)
+    for name in doomed:
+        if os.path.lexists(step_dir / name):
+            remove_path(aside / name)
+            os.rename(step_dir / name, aside / name)
+    _sync(step_dir)
+
+
+def finish_thinnings(root: ObjectPath) -> list[Leftover]:
+    """Finish (or drop, when they never began) the thinnings interrupted under an
+    object-store root; return what was removed. The local-disk counterpart is part of
+    `remove_leftovers`. Only call it while no thinning of `root` runs (the writer, at open).
+    """
+    found = [leftover for leftover in leftovers(root) if leftover.kind == "interrupted-thin"]
+    for leftover in found:
+        _finish_thinning(leftover.path)
+        remove_tree(leftover.path)
+    return found

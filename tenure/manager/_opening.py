@@ -46,8 +46,8 @@ def open_for_writing(
 ) -> None:
     """Creates the root and takes `lock` (object stores have none: they have no exclusive
     create to build one on, see docs/storage.md); then, in the primary process, writes the
-    root's metadata and removes the leftovers of interrupted deletions and replacements
-    (and of unfinished saves, when `cleanup_tmp_directories`)."""
+    root's metadata, removes the leftovers of interrupted deletions and replacements (and
+    of unfinished saves, when `cleanup_tmp_directories`) and finishes interrupted thinnings."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         if lock is not None:
@@ -62,6 +62,7 @@ def open_for_writing(
     if custom_metadata is not None:
         rootfs.write_root_metadata(directory, custom_metadata)
     if isinstance(directory, ObjectPath):
+        rootfs.finish_thinnings(directory)
         if cleanup_tmp_directories:
             rootfs.remove_uncommitted(directory, names)
     else:

@@ -40,7 +40,8 @@ class CheckpointMetadata:
     `time` is when its save was decided (what time-based policies see); `custom_metadata`
     is filled in by `Checkpointer.metadata(step)`, which reads it from disk on demand.
     `commit_timestamp_nsecs` is read from disk: None for a step this Checkpointer saved,
-    until `reload()`.
+    until `reload()`. `item_bytes` gives the bytes of each checkpointable item the step holds
+    (None when unknown: a step on an object store written without tenure's record).
 
     Examples:
         >>> from pathlib import Path
@@ -54,11 +55,12 @@ class CheckpointMetadata:
     commit_timestamp_nsecs: int | None = None
     time: datetime | None = None
     custom_metadata: Mapping[str, Any] | None = None
+    item_bytes: Mapping[str, int] | None = None
 
     def info(self) -> CheckpointInfo:
         """What the policies see of this checkpoint."""
         assert self.time is not None, "details are read before any policy runs"
-        return CheckpointInfo(self.step, self.time, self.metrics)
+        return CheckpointInfo(self.step, self.time, self.metrics, self.item_bytes)
 
 
 def step_of(step: int | CheckpointMetadata) -> int:
@@ -74,26 +76,36 @@ def step_of(step: int | CheckpointMetadata) -> int:
 
 
 def describe(
-    step: int, path: Location, now: datetime, meta: StepMetadata | None = None
+    step: int,
+    path: Location,
+    now: datetime,
+    meta: StepMetadata | None = None,
+    item_bytes: Mapping[str, int] | None = None,
 ) -> CheckpointMetadata:
-    """A committed step as the policies see it, read from its metadata (from `meta` when the
-    listing already read it)."""
-    details = _store.read_details(path, now, meta)
+    """A committed step as the policies see it, read from its metadata (from `meta` and
+    `item_bytes` when the listing already read them)."""
+    details = _store.read_details(path, now, meta, item_bytes)
     return CheckpointMetadata(
         step=step,
         path=path,
         metrics=details.metrics,
         commit_timestamp_nsecs=details.commit_timestamp_nsecs,
         time=details.time,
+        item_bytes=details.item_bytes,
     )
 
 
 def just_saved(
-    step: int, path: Location, info: CheckpointInfo, written: StepMetadata
+    step: int,
+    path: Location,
+    info: CheckpointInfo,
+    written: StepMetadata,
+    item_bytes: Mapping[str, int] | None,
 ) -> CheckpointMetadata:
     """A step this process has just committed, described from what it wrote rather than read
-    back: its decision time as stored (whole microseconds, so a reload sees the same time)
-    and the commit time io stamped (None on processes other than the primary)."""
+    back: its decision time as stored (whole microseconds, so a reload sees the same time),
+    the commit time io stamped (None on processes other than the primary) and the bytes of
+    its items as recorded."""
     stored = _store.from_nanoseconds(_store.to_nanoseconds(info.time))
     return CheckpointMetadata(
         step=step,
@@ -101,6 +113,7 @@ def just_saved(
         metrics=info.metrics,
         commit_timestamp_nsecs=written.commit_timestamp_nsecs,
         time=stored,
+        item_bytes=item_bytes,
     )
 
 
@@ -151,7 +164,9 @@ class StepIndex:
         try:
             listing = rootfs.list_steps(self.root, self.names, read_metadata=details)
             if details:
-                found = [describe(s.step, s.path, now, s.metadata) for s in listing.steps]
+                found = [
+                    describe(s.step, s.path, now, s.metadata, s.item_bytes) for s in listing.steps
+                ]
             else:
                 found = [CheckpointMetadata(s.step, s.path) for s in listing.steps]
         finally:
@@ -199,6 +214,22 @@ class StepIndex:
         taken = [c for c in self.committed if c.step in steps]
         self.committed = [c for c in self.committed if c.step not in steps]
         return taken
+
+    def thin(self, thin: Mapping[int, frozenset[str]]) -> list[tuple[Location, frozenset[str]]]:
+        """Takes the `thin` items out of the committed steps' descriptions; returns the path
+        of each step to thin and the items it holds of those (steps gone since are left out)."""
+        work = []
+        for index, entry in enumerate(self.committed):
+            doomed = thin.get(entry.step, frozenset())
+            held = doomed if entry.item_bytes is None else doomed & set(entry.item_bytes)
+            if not held:
+                continue
+            kept = None
+            if entry.item_bytes is not None:
+                kept = {k: v for k, v in entry.item_bytes.items() if k not in held}
+            self.committed[index] = attrs.evolve(entry, item_bytes=kept)
+            work.append((entry.path, frozenset(held)))
+        return work
 
     def take_damaged(self, step: int) -> rootfs.DamagedStep | None:
         found = next((d for d in self.damaged if d.step == step), None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from tenure import io
+from tenure.io import root as rootfs
 from tenure.io.storage import Location, ObjectPath
 
 
@@ -19,6 +20,7 @@ class StepDetails:
     time: datetime
     commit_timestamp_nsecs: int | None
     metrics: Mapping[str, Any] | None
+    item_bytes: Mapping[str, int] | None
 
 
 def from_nanoseconds(nanoseconds: int) -> datetime:
@@ -30,10 +32,13 @@ def to_nanoseconds(moment: datetime) -> int:
 
 
 def read_details(
-    step_dir: Location, now: datetime, meta: io.StepMetadata | None = None
+    step_dir: Location,
+    now: datetime,
+    meta: io.StepMetadata | None = None,
+    item_bytes: Mapping[str, int] | None = None,
 ) -> StepDetails:
-    """The step's decision time (falling back to commit time, then mtime) and metrics,
-    from `meta` when the listing already read it.
+    """The step's decision time (falling back to commit time, then mtime), metrics and
+    bytes per item, from `meta` and `item_bytes` when the listing already read them.
 
     Object stores tell no modification time through tensorstore, so a step there without
     timestamps (old Orbax versions) counts as saved `now`: time-based policies then keep it
@@ -49,7 +54,16 @@ def read_details(
     else:
         time = datetime.fromtimestamp(step_dir.stat().st_mtime, tz=UTC)
     metrics = meta.metrics if isinstance(meta.metrics, Mapping) else None
-    return StepDetails(time, meta.commit_timestamp_nsecs, metrics)
+    if item_bytes is None:
+        item_bytes = rootfs.step_item_bytes(step_dir, meta.item_names)
+    return StepDetails(time, meta.commit_timestamp_nsecs, metrics, item_bytes)
+
+
+def record_item_bytes(step_dir: Location, names: Sequence[str]) -> dict[str, int]:
+    """Measures the items of a step just committed and records their bytes in the step."""
+    sizes = rootfs.measure_item_bytes(step_dir, names)
+    rootfs.write_items_record(step_dir, rootfs.ItemsRecord(sizes))
+    return sizes
 
 
 def read_custom_metadata(step_dir: Location) -> Mapping[str, Any]:

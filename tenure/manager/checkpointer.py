@@ -7,10 +7,12 @@ small parts do the rest: `_steps` knows the root's steps (through `tenure.io.roo
 `_deletion` retires and removes them, `distributed` has the processes agree, `lock` keeps
 one writer per root, `preemption` turns signals into data.
 
-The tail of a save, on its own thread once `tenure.io` has committed: the step is added
-and retention planned under the lock (pure: no I/O), the doomed steps are retired (renamed
-aside) and removed outside it. The lock is never held across I/O, so a `save()` that the
-policy skips never waits for a commit or a deletion.
+The tail of a save, on its own thread once `tenure.io` has committed: the bytes of the
+step's items are recorded in it, the step is added and retention planned under the lock
+(pure: no I/O), the doomed steps are retired (renamed aside) and the items the plan thins
+taken out of their steps (`tenure.io.root.thin_step`), and both removed, outside it. The
+lock is never held across I/O, so a `save()` that the policy skips never waits for a commit
+or a deletion.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +47,7 @@ from tenure.manager._watching import new_checkpoints
 from tenure.manager.errors import (
     BackgroundSaveError,
     ClosedError,
+    OverBudgetWarning,
     ReadOnlyError,
     ReservedNameError,
     SaveInProgressError,
@@ -127,6 +131,7 @@ class Checkpointer:
         self._save_costs = SaveCostMeter()
         self._background_error: BaseException | None = None
         self._resumed_from: int | None = None
+        self._warned_over_budget = False
         self._closed = False
         self._preemption = PreemptionFlag()
         self._root_lock = RootLock(self._directory) if isinstance(self._directory, Path) else None
@@ -412,23 +417,34 @@ class Checkpointer:
         remove."""
         try:
             written = response.io.result()
-            entry = just_saved(response.step, response.path, response.info, written)
+            item_bytes = (
+                _store.record_item_bytes(response.path, written.item_names)
+                if self._primary
+                else None
+            )
+            entry = just_saved(response.step, response.path, response.info, written, item_bytes)
             self._ensure_details()  # the planner reads every step's time
             with self._lock:
                 self._index.add(entry)
                 response.committed = True
                 self._previous = None
-                planned = list(self._plan(self._clock()).delete) if self._primary else []
+                plan = self._plan(self._clock()) if self._primary else None
+                planned = [] if plan is None else list(plan.delete)
                 doomed = self._index.take(set(planned)) if self._coordination is None else []
+                # Only the primary thins: the other processes never plan, so their
+                # descriptions of the steps' items do not matter.
+                thinning = [] if plan is None else self._index.thin(plan.thin)
+            if plan is not None:
+                self._warn_over_budget(plan)
             if self._coordination is not None:  # every process drops what the primary planned
                 shared = self._coordination.share("retention", planned)
                 with self._lock:
                     doomed = self._index.take(set(shared))
-            if doomed:
+            if doomed or thinning:
                 with self._lock:
                     self._previous = None
                 if self._primary:
-                    self._retire_and_remove([entry.path for entry in doomed])
+                    self._retire_and_remove([entry.path for entry in doomed], thinning)
         except BaseException as error:  # re-raised on the caller's next call
             with self._lock:
                 self._previous = None
@@ -440,13 +456,33 @@ class Checkpointer:
             self._current = None
         response.finish(entry)
 
-    def _retire_and_remove(self, paths: list[Location]) -> None:
-        """Retires every doomed step first (renames: quick), then removes them (slow), so
-        that no step is half-deleted under its own name for long."""
+    def _retire_and_remove(
+        self,
+        paths: list[Location],
+        thinning: Sequence[tuple[Location, frozenset[str]]] = (),
+    ) -> None:
+        """Retires every doomed step and the items to thin first (renames: quick), then
+        removes them (slow), so that no step is half-deleted under its own name for long."""
         retired = [self._deleter.retire(path) for path in paths]
+        for path, items in thinning:
+            retired.extend(rootfs.thin_step(path, items))
         for leftover in retired:
             if leftover is not None:
                 self._deleter.remove(leftover)
+
+    def _warn_over_budget(self, plan: RetentionPlan) -> None:
+        """Warns once when a byte budget cannot be met: the steps no rule may delete (the
+        newest, the protected) alone exceed it."""
+        # getattr: plans of retention versions before byte budgets have no such field.
+        messages: tuple[str, ...] = getattr(plan, "over_budget", ())
+        if messages and not self._warned_over_budget:
+            self._warned_over_budget = True
+            warnings.warn(
+                f"retention in {self._directory} is over its byte budget: "
+                f"{'; '.join(messages)}; raise the budget or keep fewer items (warned once)",
+                OverBudgetWarning,
+                stacklevel=2,
+            )
 
     # -- deleting ------------------------------------------------------------------------
 
@@ -474,6 +510,38 @@ class Checkpointer:
             rootfs.remove_path(rootfs.retire(damaged.path))
         else:
             self._retire_and_remove([entry.path])
+
+    def thin(self, step: int | CheckpointMetadata, items: Iterable[str]) -> None:
+        """Removes the named items from a committed step now, whatever the policies say (as
+        retention thins a step: crash-safely, see `tenure.io.root.thin_step`); the step
+        stays a checkpoint of its other items. Items it lacks are ignored; removing every
+        item is refused (`ValueError`): delete the step instead.
+
+        Examples:
+            >>> import tempfile, numpy as np
+            >>> with Checkpointer(tempfile.mkdtemp()) as ckptr:
+            ...     _ = ckptr.save_checkpointables(1, {"params": [1], "opt_state": [2]})
+            ...     ckptr.thin(1, ["opt_state"])
+            ...     print(list(ckptr.latest.item_bytes), ckptr.load_checkpointables(1))
+            ['params'] {'params': [1]}
+        """
+        self._check_writable()
+        self._raise_background_error()
+        number = step_of(step)
+        doomed = frozenset(items)
+        with self._lock:
+            current = self._current
+            if current is not None and not current.committed and current.step == number:
+                raise SaveInProgressError(
+                    f"step {number} is being saved; wait() before thinning it"
+                )
+            entry = self._index.find(number)
+        if self._primary:
+            for leftover in rootfs.thin_step(entry.path, doomed):
+                self._deleter.remove(leftover)
+        with self._lock:
+            self._index.thin({number: doomed})
+            self._previous = None
 
     # -- loading -------------------------------------------------------------------------
 

@@ -59,3 +59,8 @@ class ProcessesTimedOutError(CheckpointerError, TimeoutError):
 class DamagedCheckpointWarning(UserWarning):
     """A step in the root has unreadable metadata: it is quarantined (never loaded, resumed
     from or deleted by retention) until it is removed on request (`tenure prune --damaged`)."""
+
+
+class OverBudgetWarning(UserWarning):
+    """A byte budget (`WithinBytes`) cannot be met: the steps retention may never delete (the
+    newest and the protected ones) alone exceed it. Warned once per Checkpointer."""

@@ -24,9 +24,11 @@ LS_ROW_KEYS = {
     "commit_time",
     "age_seconds",
     "bytes",
+    "item_bytes",
     "metrics",
     "keep",
     "reasons",
+    "thin",
 }
 INSPECT_KEYS = {
     "root",
@@ -67,6 +69,10 @@ def test_ls_lists_steps_with_verdicts_and_leftovers_apart(tenure_root: Path) -> 
     assert "newest checkpoint (never deleted)" in rows[4]["reasons"]
     assert all(row["bytes"] > 1000 for row in rows)
     assert doc["total_bytes"] == sum(row["bytes"] for row in rows)
+    # One item, `state`, whose files are all the step's but its own metadata and metrics.
+    assert all(list(row["item_bytes"]) == ["state"] for row in rows)
+    assert all(0 < row["item_bytes"]["state"] < row["bytes"] for row in rows)
+    assert all(row["thin"] == [] for row in rows)
     leftovers = {item["name"]: item for item in doc["incomplete"]}
     assert leftovers["500.orbax-checkpoint-tmp"]["kind"] == "unfinished-save"
     assert leftovers["500.orbax-checkpoint-tmp"]["step"] == 500

@@ -21,6 +21,8 @@ PRUNE_KEYS = {
     "damaged",
     "delete",
     "deleted",
+    "thin",
+    "thinned",
     "bytes_to_free",
     "bytes_freed",
 }

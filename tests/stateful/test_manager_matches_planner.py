@@ -6,9 +6,11 @@ advance, saves (sync and async) carry random metrics (NaN and missing included),
 signals arrive, the job restarts and resumes, a write fails half way (on disk), someone
 deletes a step behind the manager's back, foreign files, numbered folders of somebody
 else's, symlinked steps, leftovers of crashed saves and killed deletions appear in the root,
-and a step's metadata is damaged. After every rule, the committed steps equal the model's:
-the save policy and `plan_retention` replayed over the same history, where a damaged step
-is quarantined (out of the model, never deleted) and nothing foreign is ever touched.
+and a step's metadata is damaged. Saves hold one item or two (`state` and `opt_state`), and
+some policies keep only `state` of some steps (`.only`), so retention thins steps too. After
+every rule, the committed steps and the items each holds equal the model's: the save policy
+and `plan_retention` replayed over the same history (its `thin` applied), where a damaged
+step is quarantined (out of the model, never deleted) and nothing foreign is ever touched.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -68,7 +71,10 @@ KEEP_POLICIES = [
     LatestN(2) | BestN(metric="loss", mode="min", n=2) | EveryNSteps(6),
     BestN(metric="loss", mode="max", n=1, keep_checkpoints_without_metrics=False),
     Weekly(2) | LatestN(1),
+    LatestN(2) | EveryNSteps(4).only("state"),
+    LatestN(1) | BestN(metric="loss", mode="min", n=2).only("state") | EveryNSteps(6),
 ]
+ITEMS = [("state",), ("state", "opt_state")]
 metrics = st.one_of(
     st.none(),
     st.just({}),
@@ -79,6 +85,12 @@ metrics = st.one_of(
 def content(step: int) -> dict[str, Any]:
     """What a step saves: distinct per step, so a load proves which step it read."""
     return {"w": np.arange(6, dtype=np.float32) + step, "step": np.int64(step)}
+
+
+def checkpointables(step: int, items: tuple[str, ...]) -> dict[str, Any]:
+    """`state`, and an optimizer state beside it when two items are saved."""
+    extra = {"opt_state": {"mu": np.zeros(4, np.float32) + step}} if len(items) > 1 else {}
+    return {"state": content(step), **extra}
 
 
 class FakeClock:
@@ -125,8 +137,9 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
 
     # -- the model: the pure decision code, replayed ------------------------------------
 
-    def model_save(self, metrics: dict[str, float] | None) -> bool:
-        info = CheckpointInfo(self.step, self.clock(), metrics)
+    def model_save(self, metrics: dict[str, float] | None, items: tuple[str, ...]) -> bool:
+        # Only the item names matter to these policies (none has a byte budget).
+        info = CheckpointInfo(self.step, self.clock(), metrics, dict.fromkeys(items, 1))
         context = DecisionContext(reached_preemption=self.preempted)
         if not self.save_policy.should_save(info, list(self.alive), context=context):
             return False
@@ -135,7 +148,11 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         plan = plan_retention(
             self.alive, self.keep_policy, PreservationContext(now=self.clock()), protected
         )
-        self.alive = [c for c in self.alive if c.step in plan.keep]
+        self.alive = [
+            attrs.evolve(c, item_bytes=_without(c.item_bytes, plan.thin.get(c.step, frozenset())))
+            for c in self.alive
+            if c.step in plan.keep
+        ]
         return True
 
     # -- rules -----------------------------------------------------------------------------
@@ -145,19 +162,22 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         self.step += steps
         self.clock.now += timedelta(seconds=seconds)
 
-    @rule(metrics=metrics, asynchronous=st.booleans())
-    def save(self, metrics: dict[str, float] | None, asynchronous: bool) -> None:
+    @rule(metrics=metrics, asynchronous=st.booleans(), items=st.sampled_from(ITEMS))
+    def save(
+        self, metrics: dict[str, float] | None, asynchronous: bool, items: tuple[str, ...]
+    ) -> None:
         if self.alive and self.alive[-1].step >= self.step:
             self.step = self.alive[-1].step + 1
-        expected = self.model_save(metrics)
+        expected = self.model_save(metrics, items)
+        saved = checkpointables(self.step, items)
         if asynchronous:
-            response = self.ckptr.save_async(self.step, content(self.step), metrics=metrics)
+            response = self.ckptr.save_checkpointables_async(self.step, saved, metrics=metrics)
             assert (response is not None) == expected
             if response is not None:
                 response.staged()
                 assert response.result()
         else:
-            assert self.ckptr.save(self.step, content(self.step), metrics=metrics) == expected
+            assert self.ckptr.save_checkpointables(self.step, saved, metrics=metrics) == expected
 
     @rule()
     def preemption_notice(self) -> None:
@@ -172,7 +192,7 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         self.preempted = False
         # A writable open removes what killed deletions left, and nothing else.
         kinds = {leftover.kind for leftover in rootfs.leftovers(self.root)}
-        assert "interrupted-delete" not in kinds
+        assert not kinds & {"interrupted-delete", "interrupted-thin"}
         if self.alive:
             loaded = self.ckptr.load(abstract_state=content(0))
             np.testing.assert_array_equal(loaded["w"], content(self.alive[-1].step)["w"])
@@ -258,6 +278,13 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
             parents=True, exist_ok=True
         )
 
+    @rule(step=st.integers(0, 40))
+    def leftover_of_a_killed_thinning_appears(self, step: int) -> None:
+        """A thinning killed before its intent was written: the step was never changed."""
+        (self.root / f"{step}.orbax-checkpoint-tmp.tenure-thinning" / "opt_state").mkdir(
+            parents=True, exist_ok=True
+        )
+
     @rule(step=st.integers(0, 40), as_file=st.booleans())
     def leftover_of_a_crashed_save_appears(self, step: int, as_file: bool) -> None:
         """A temporary name belongs to the checkpointer: never listed, may be replaced."""
@@ -285,6 +312,14 @@ class ManagerMatchesPlanner(RuleBasedStateMachine):
         assert on_disk == sorted([*expected, *self.damaged])
         assert [c.step for c in self.ckptr.checkpoints] == expected
         assert {d.step for d in self.ckptr.damaged} == self.damaged
+        # The items too: as the manager describes them, as the step's metadata lists them,
+        # and as directories in the step.
+        items = {c.step: sorted(c.item_bytes or ()) for c in self.alive}
+        assert {c.step: sorted(c.item_bytes or ()) for c in self.ckptr.checkpoints} == items
+        for c in self.ckptr.checkpoints:
+            assert list(tenure.io.read_step_metadata(c.path).item_names) == items[c.step]
+            held = sorted(p.name for p in c.path.iterdir() if p.name in ("state", "opt_state"))
+            assert held == items[c.step]
 
     @invariant()
     def latest_loads_what_was_saved(self) -> None:
@@ -326,6 +361,12 @@ class ManagerMatchesPlannerOnS3(ManagerMatchesPlanner):
     symlinked_step_appears = None  # type: ignore[assignment]  # no links in a bucket
     leftover_of_a_killed_deletion_appears = None  # type: ignore[assignment]  # no renames
 
+    @rule(step=st.integers(0, 40))
+    def leftover_of_a_killed_thinning_appears(self, step: int) -> None:
+        """A thinning killed before its intent was written: the step was never changed."""
+        prefix = self.root / f"{step}.orbax-checkpoint-tmp.tenure-thinning"
+        (prefix / rootfs.STEP_METADATA_FILE).write_text("{}")
+
     @rule(number=st.integers(5000, 5003))
     def numbered_folder_of_somebody_else_appears(self, number: int) -> None:
         """A prefix named like a step, without a marker or checkpoint files: never touched."""
@@ -347,6 +388,10 @@ ManagerMatchesPlannerOnS3.TestCase.settings = settings(
     ManagerMatchesPlanner.TestCase.settings, max_examples=max(10, settings().max_examples // 4)
 )
 TestManagerMatchesPlannerOnS3 = ManagerMatchesPlannerOnS3.TestCase
+
+
+def _without(sizes: Any, items: frozenset[str]) -> dict[str, int] | None:
+    return None if sizes is None else {k: v for k, v in sizes.items() if k not in items}
 
 
 @pytest.fixture(autouse=True)
