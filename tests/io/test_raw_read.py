@@ -177,3 +177,28 @@ def test_a_load_keeps_at_most_its_window_of_data_in_flight(
     assert most == 2
     for name, value in tree.items():
         np.testing.assert_array_equal(out[name], value)
+
+
+@pytest.mark.parametrize(
+    "dtype", ["bool", "int8", "uint16", "float32", "bfloat16", "complex64", "float8_e4m3fn"]
+)
+@pytest.mark.parametrize(("shape", "chunk"), [((), ()), ((3,), (3,)), ((4, 6), (2, 3))])
+def test_packed_metadata_is_byte_for_byte_what_tensorstore_writes(
+    dtype: str, shape: tuple[int, ...], chunk: tuple[int, ...]
+) -> None:
+    store = ts.open(
+        {
+            "driver": "zarr3",
+            "kvstore": {"driver": "memory"},
+            "create": True,
+            "metadata": {
+                "shape": list(shape),
+                "data_type": dtype,
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunk)}},
+                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+            },
+        }
+    ).result()
+    assert store.kvstore is not None
+    written = store.kvstore.read("zarr.json").result().value
+    assert arrays.plain_metadata(arrays.numpy_dtype(dtype), shape, chunk) == written
