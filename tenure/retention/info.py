@@ -81,7 +81,7 @@ class DecisionContext:
 
 
 def _step_set(steps: Iterable[int]) -> frozenset[int]:
-    return frozenset(steps)
+    return steps if type(steps) is frozenset else frozenset(steps)
 
 
 @attrs.frozen(slots=True)
