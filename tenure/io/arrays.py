@@ -494,46 +494,55 @@ class LocatedValues:
 
 
 def locate_values(item_dir: Path, values: dict[str, bytes]) -> LocatedValues | None:
-    """The offsets of the packed chunks `values` (by key) in one of the item's data files;
-    None unless every chunk stored out of the index is found there, byte for byte."""
+    """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
+    data file that holds most of them; None when none is found."""
     keys = sorted(k for k, v in values.items() if len(v) > _MAX_INLINE_VALUE_BYTES)
     if not keys:
         return None
+    found: list[tuple[int, str, dict[str, int]]] = []
     try:
-        files = list((item_dir / OCDBT_DATA_DIR).iterdir())
-        for path in files:
+        for path in (item_dir / OCDBT_DATA_DIR).iterdir():
+            if path.stat().st_size == 0:
+                continue
             with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 offsets = _find_in_order(data, keys, values)
-            if offsets is not None:
-                break
-        else:
-            return None
+            found.append((len(offsets), path.name, offsets))
     except (OSError, ValueError):
         return None
+    if not found or not max(found)[0]:
+        return None
+    _, name, offsets = max(found)
+    keys = list(offsets)
     start = min(offsets.values())
     end = max(offset + len(values[key]) for key, offset in offsets.items())
     # Worth reading in one span only when the packed chunks fill most of it.
     if end - start > 2 * sum(len(values[key]) for key in keys) + _SPAN_SLACK_BYTES:
         return None
-    return LocatedValues(f"{OCDBT_DATA_DIR}/{path.name}", offsets, end)
+    return LocatedValues(f"{OCDBT_DATA_DIR}/{name}", offsets, end)
 
 
-def _find_in_order(
-    data: mmap.mmap, keys: list[str], values: dict[str, bytes]
-) -> dict[str, int] | None:
-    """Each value's offset in `data`, expecting them in key order, each usually right after
-    the one before (other arrays' chunks may lie between)."""
+def _find_in_order(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
+    """The offsets of the values found in `data`, expecting each right after the one before it
+    in key order; a few others are searched for (the first one written may land elsewhere,
+    other arrays' chunks may lie between, and a save may spread its values over files)."""
     offsets = {}
-    position = 0
+    position, searches = 0, 0
     for key in keys:
         value = values[key]
         if data[position : position + len(value)] != value:
-            position = data.find(value, position)
-            if position < 0:
-                return None
+            searches += 1
+            if searches > _MAX_SEARCHES:
+                break
+            found = data.find(value)
+            if found < 0:
+                continue
+            position = found
         offsets[key] = position
         position += len(value)
     return offsets
+
+
+_MAX_SEARCHES = 4
 
 
 _SPAN_SLACK_BYTES = 64 * 2**20

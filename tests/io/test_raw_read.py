@@ -218,16 +218,20 @@ def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
     io.save_pytree(step, tree)
     record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
     located = record["located"]
-    assert set(located["offsets"]) == {f"{name}/c/0" for name in tree}
+    # A save may spread its values over data files; those of the file holding most are located.
+    assert 2 * len(located["offsets"]) > len(tree)
+    assert set(located["offsets"]) <= {f"{name}/c/0" for name in tree}
+    key = sorted(located["offsets"])[len(located["offsets"]) // 2]
+    name = key.split("/")[0]
     reader = pytree.Reader(pytree.SavedItem.open(step / "state"))
-    assert isinstance(reader.raw("p007"), arrays.PackedArray)
+    assert isinstance(reader.raw(name), arrays.PackedArray)
     assert reader.span is not None
     out = io.load_pytree(step)
     for name, value in tree.items():
         np.testing.assert_array_equal(out[name], value)
     data_file = step / "state" / located["file"]
     data = bytearray(data_file.read_bytes())
-    offset = located["offsets"]["p007/c/0"]
+    offset = located["offsets"][key]
     if damage == "flip":
         data[offset + 5] ^= 0x10
         data_file.write_bytes(bytes(data))
