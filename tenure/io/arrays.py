@@ -26,7 +26,7 @@ from tenure.io.errors import (
     TenureIOError,
 )
 from tenure.io.metadata import TreeMetadata
-from tenure.io.root import ZARR_CHUNK_DIR, ZARR_METADATA_FILE
+from tenure.io.root import ZARR_CHUNK_DIR, ZARR_METADATA_FILE, is_relative_name
 from tenure.io.storage import (
     Location,
     context,
@@ -41,6 +41,7 @@ _OBJECT_DATA_FILE_BYTES = 64 * 2**20
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SPACE_TEXT = ("No space left", "File too large", "Disk quota exceeded")
 _TRAILER_BYTES = 4
+OCDBT_DATA_DIR = "d"
 # Inside OCDBT, pieces up to this size are written by tenure as plain key-value pairs instead
 # of through one tensorstore array each: opening an array costs more than writing this much.
 # Their bytes are copied once (tensorstore's key-value writes take `bytes`), which this size
@@ -355,6 +356,7 @@ def write_arrays(
     checksums: dict[str, list[dict[str, Any]]] = {}
     recorded_packed: dict[str, PackedRecord] = {}
     key_writes: list[tuple[str, Any]] = []
+    values: dict[str, bytes] = {}  # packed chunks by key, to locate them once committed
     if kvstore is not None:
         assert txn is not None
         store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
@@ -366,6 +368,7 @@ def write_arrays(
             for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
                 value = np.ascontiguousarray(data).tobytes()
                 key_writes.append((w.name, store.write(key, value)))
+                values[key] = value
                 recorded.append({"index": [list(b) for b in bounds], "crc32": zlib.crc32(value)})
             checksums[w.name] = recorded
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -401,10 +404,13 @@ def write_arrays(
                 chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
                 if local is not None and chunk is not None:
                     trailers[chunk] = pool.submit(_read_trailer, local / chunk)
+        located = None
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
             for name, key_write in key_writes:
                 _wait(key_write, item_dir, name)
+            if values and isinstance(item_dir, Path):
+                located = locate_values(item_dir, values)
         for w, pieces in zip(writes, sums, strict=True):
             checksums[w.name] = [
                 {"index": index_to_json(index, w.shape), "crc32": s.result()} for index, s in pieces
@@ -414,6 +420,7 @@ def write_arrays(
             {path: f.result() for path, f in metadata_files.items()},
             {path: t for path, f in trailers.items() if (t := f.result()) is not None},
             recorded_packed,
+            located,
         )
 
 
@@ -447,6 +454,157 @@ class WrittenArrays:
     metadata: dict[str, bytes]
     trailers: dict[str, int]
     packed: dict[str, PackedRecord] = attrs.field(factory=dict)
+    located: LocatedValues | None = None
+
+
+# OCDBT keeps values up to this size inside its index nodes, not in its data files.
+_MAX_INLINE_VALUE_BYTES = 1024
+
+
+@attrs.frozen
+class LocatedValues:
+    """Where the packed chunks of an item lie in its OCDBT data file: `file` (relative to the
+    item) and each chunk's offset by key.
+
+    tensorstore does not expose where it puts a value. A local save is observed to lay out the
+    values it keeps outside its index in key order, back to back, in a data file; tenure looks
+    for the packed chunks there in that order and records their offsets only when every one is
+    found byte for byte, so that a load can read them all with a few large reads.
+    """
+
+    file: str
+    offsets: dict[str, int]
+    end: int  # where the last located chunk ends
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored in tenure's item file."""
+        return {"file": self.file, "offsets": self.offsets, "end": self.end}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> LocatedValues:
+        """Parse a stored record (`ValueError`/`TypeError`/`KeyError` when malformed)."""
+        file = str(doc["file"])
+        if not file.startswith(f"{OCDBT_DATA_DIR}/") or not is_relative_name(file):
+            raise ValueError(f"{file!r} is not a data file of the item")
+        offsets = {str(k): int(v) for k, v in doc["offsets"].items()}
+        end = int(doc["end"])
+        if not offsets or any(not 0 <= v < end for v in offsets.values()):
+            raise ValueError("offsets outside the located span")
+        return cls(file, offsets, end)
+
+
+def locate_values(item_dir: Path, values: dict[str, bytes]) -> LocatedValues | None:
+    """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
+    data file that holds most of them; None when none is found."""
+    keys = sorted(k for k, v in values.items() if len(v) > _MAX_INLINE_VALUE_BYTES)
+    if not keys:
+        return None
+    found: list[tuple[int, str, dict[str, int]]] = []
+    try:
+        for path in (item_dir / OCDBT_DATA_DIR).iterdir():
+            if path.stat().st_size == 0:
+                continue
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                offsets = _find_in_order(data, keys, values)
+            found.append((len(offsets), path.name, offsets))
+    except (OSError, ValueError):
+        return None
+    if not found or not max(found)[0]:
+        return None
+    _, name, offsets = max(found)
+    keys = list(offsets)
+    start = min(offsets.values())
+    end = max(offset + len(values[key]) for key, offset in offsets.items())
+    # Worth reading in one span only when the packed chunks fill most of it.
+    if end - start > 2 * sum(len(values[key]) for key in keys) + _SPAN_SLACK_BYTES:
+        return None
+    return LocatedValues(f"{OCDBT_DATA_DIR}/{name}", offsets, end)
+
+
+def _find_in_order(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
+    """The offsets of the values found in `data`, expecting each right after the one before it
+    in key order; a few others are searched for (the first one written may land elsewhere,
+    other arrays' chunks may lie between, and a save may spread its values over files)."""
+    offsets = {}
+    position, searches = 0, 0
+    for key in keys:
+        value = values[key]
+        if data[position : position + len(value)] != value:
+            searches += 1
+            if searches > _MAX_SEARCHES:
+                break
+            found = data.find(value)
+            if found < 0:
+                continue
+            position = found
+        offsets[key] = position
+        position += len(value)
+    return offsets
+
+
+_MAX_SEARCHES = 4
+
+
+_SPAN_SLACK_BYTES = 64 * 2**20
+_SPAN_PART_BYTES = 8 * 2**20
+
+
+class PackedSpan:
+    """The located packed chunks of an item, read on first use with a few large reads in
+    parallel (a virtual disk needs requests in flight), then handed out by key."""
+
+    def __init__(self, item_dir: Path, located: LocatedValues) -> None:
+        self.item_dir = item_dir
+        self.located = located
+        self.start = min(located.offsets.values())
+        self._buffer: np.ndarray | None = None
+        self._parts: list[Future[int]] = []
+        self._read = False
+
+    def _issue(self) -> None:
+        size = self.located.end - self.start
+        check_read_size(self.item_dir, self.located.file, (size,), np.uint8)
+        self._buffer = buffer = aligned_empty((size,), np.dtype(np.uint8))
+        path = self.item_dir / self.located.file
+        self._parts = [
+            read_pool().submit(_read_part, path, buffer[a : a + _SPAN_PART_BYTES], self.start + a)
+            for a in range(0, size, _SPAN_PART_BYTES)
+        ]
+
+    def view(self, name: str, key: str, nbytes: int) -> Callable[[], np.ndarray]:
+        """Start the span's reads (once); return the function that waits for them and gives
+        the `nbytes` bytes of chunk `key`."""
+        if self._buffer is None:
+            self._issue()
+        offset = self.located.offsets[key] - self.start
+        if offset + nbytes > self.located.end - self.start:
+            raise _corrupt(name, self.item_dir, f"chunk {key} lies outside the recorded span")
+
+        def wait() -> np.ndarray:
+            if not self._read:
+                try:
+                    for part in self._parts:
+                        part.result()
+                except (OSError, ValueError) as e:
+                    raise _corrupt(name, self.item_dir, e) from e
+                self._read = True
+            assert self._buffer is not None
+            return self._buffer[offset : offset + nbytes]
+
+        return wait
+
+
+def _read_part(path: Path, out: np.ndarray, offset: int) -> int:
+    """Fill `out` with the bytes of `path` from `offset`."""
+    view = out.data
+    done = 0
+    with open(path, "rb", buffering=0) as f:
+        while done < len(view):
+            count = os.preadv(f.fileno(), [view[done:]], offset + done)
+            if not count:
+                raise ValueError(f"{path.name} ended early")
+            done += count
+    return done
 
 
 def _read_trailer(path: Path) -> int | None:
@@ -659,6 +817,7 @@ class PackedArray:
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
     crcs: dict[Region, int]
+    span: PackedSpan | None = None
     cast: np.dtype[Any] | None = None
 
     @classmethod
@@ -670,6 +829,7 @@ class PackedArray:
         record: PackedRecord,
         saved: tuple[str, tuple[int, ...]],
         crcs: dict[Region, int],
+        span: PackedSpan | None = None,
     ) -> PackedArray:
         """Start reading the array's metadata; `saved` is its recorded dtype and shape."""
         try:
@@ -677,7 +837,7 @@ class PackedArray:
         except (TypeError, ValueError) as e:
             raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
         metadata = kvstore.read(f"{name}/{ZARR_METADATA_FILE}")
-        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs)
+        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, span)
 
     def check_metadata(self) -> None:
         """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
@@ -713,9 +873,21 @@ class PackedArray:
         key = chunk_path(self.name, bounds, self.record.chunk_shape)
         if key is None or shape != self.record.chunk_shape:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
-        pending = self.kvstore.read(key)
         crc = self.crcs[bounds]
         nbytes = math.prod(shape) * self.dtype.itemsize
+        if self.span is not None and key in self.span.located.offsets:
+            located = self.span.view(self.name, key, nbytes)
+
+            def finish_located() -> np.ndarray:
+                value = located()
+                if zlib.crc32(value.data) != crc:
+                    raise _corrupt(
+                        self.name, self.item_dir, "its crc32 differs from the recorded one"
+                    )
+                return value.view(self.dtype).reshape(shape).copy()
+
+            return finish_located
+        pending = self.kvstore.read(key)
 
         def finish() -> np.ndarray:
             value = self._value(pending, key)

@@ -22,8 +22,10 @@ from tenure.io.arrays import (
     ArrayLayout,
     ArrayWrite,
     Index,
+    LocatedValues,
     PackedArray,
     PackedRecord,
+    PackedSpan,
     RawArray,
     Region,
     WrittenArrays,
@@ -295,6 +297,7 @@ def _write_shared(
             # zarr.json of ours can be checksummed).
             "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
             "packed": {name: record.to_json() for name, record in arrays.packed.items()},
+            **({"located": arrays.located.to_json()} if arrays.located is not None else {}),
         },
     )
     put(TREE_METADATA_FILE, meta.to_json())
@@ -322,6 +325,7 @@ class SavedItem:
     arrays: dict[str, tuple[str, tuple[int, ...]]]
     trailers: dict[str, int]
     packed: dict[str, PackedRecord]
+    located: LocatedValues | None
 
     @classmethod
     def open(cls, item_dir: Location) -> SavedItem:
@@ -351,6 +355,7 @@ class SavedItem:
                 str(name): PackedRecord.from_json(record)
                 for name, record in (doc.get("packed") or {}).items()
             }
+            located = LocatedValues.from_json(doc["located"]) if "located" in doc else None
             saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
             strings = _strings_map(files.json(STRINGS_FILE, {}))
             crcs = _recorded_crcs(files)
@@ -379,6 +384,7 @@ class SavedItem:
             arrays,
             {} if record is None else dict(record.trailers),
             packed,
+            located,
         )
 
     def entry(self, path: KeyPath) -> TreeEntry | None:
@@ -518,9 +524,15 @@ class _Pending:
     of a load overlap: `plan` (metadata only), `start` (issues reads), `resolve` (waits)."""
 
     def __init__(
-        self, reader: Reader, path: KeyPath, kind: str, target: Any, numpy_default: bool
+        self,
+        reader: Reader,
+        path: KeyPath,
+        kind: str,
+        target: Any,
+        numpy_default: bool,
+        name: str,
     ) -> None:
-        self._args = (path, kind, target, numpy_default)
+        self._args = (path, kind, target, numpy_default, name)
         self._reader = reader
         self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
@@ -575,6 +587,7 @@ class Reader:
     stores: dict[str, Any] = attrs.field(factory=dict)
     raws: dict[str, RawArray | PackedArray | None] = attrs.field(factory=dict)
     database: Any = None
+    span: PackedSpan | None = None
     # An OCDBT database is opened afresh by each reader (see `new_context`).
     context: ts.Context = attrs.field(
         default=attrs.Factory(
@@ -638,8 +651,10 @@ class Reader:
                     )
                 if self.database is None:
                     self.database = open_database(item_dir, self.context)
+                    if self.item.located is not None and isinstance(item_dir, Path):
+                        self.span = PackedSpan(item_dir, self.item.located)
                 self.raws[name] = PackedArray.open(
-                    item_dir, name, self.database, packed, saved, crcs
+                    item_dir, name, self.database, packed, saved, crcs, self.span
                 )
                 return self.raws[name]
             # Reading the metadata checks it against its recorded checksum, for either path.
@@ -654,7 +669,7 @@ class Reader:
     def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
         """A placeholder for the saved leaf at `path`, converted as `target` asks."""
         name = param_name(path)
-        entry = self.item.entry(path)
+        entry = self.item.by_name.get(name) if path else None
         if entry is None:
             raise _mismatch(path, "the checkpoint has no value at this key")
         if entry.value_type == "string":
@@ -676,12 +691,13 @@ class Reader:
         if self.raw(name) is None:
             self.store(name)
         self.matched.append(name)
-        self.pending.append(_Pending(self, path, kind, target, numpy_default))
+        self.pending.append(_Pending(self, path, kind, target, numpy_default, name))
         return self.pending[-1]
 
-    def plan(self, path: KeyPath, kind: str, target: Any, numpy_default: bool) -> LeafPlan:
-        """Check the saved array at `path` against `target`; decide dtype and placement."""
-        name = param_name(path)
+    def plan(
+        self, path: KeyPath, kind: str, target: Any, numpy_default: bool, name: str
+    ) -> LeafPlan:
+        """Check the saved array `name` at `path` against `target`; decide dtype and placement."""
         raw = self.raw(name)
         if raw is None:
             store = self.opened(name)

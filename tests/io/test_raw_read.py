@@ -2,6 +2,7 @@
 straight from their files into aligned buffers (one directory per array), or as single keys of
 the item's OCDBT database (the default layout's small arrays)."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,52 @@ def test_packed_metadata_is_byte_for_byte_what_tensorstore_writes(
     assert store.kvstore is not None
     written = store.kvstore.read("zarr.json").result().value
     assert arrays.plain_metadata(arrays.numpy_dtype(dtype), shape, chunk) == written
+
+
+def _many_small(count: int = 50) -> dict[str, np.ndarray]:
+    return {f"p{i:03d}": np.full(600, i, np.float32) for i in range(count)}
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
+    tmp_path: Path, damage: str
+) -> None:
+    step = tmp_path / "1"
+    tree = _many_small()
+    io.save_pytree(step, tree)
+    record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
+    located = record["located"]
+    # A save may spread its values over data files; those of the file holding most are located.
+    assert 2 * len(located["offsets"]) > len(tree)
+    assert set(located["offsets"]) <= {f"{name}/c/0" for name in tree}
+    key = sorted(located["offsets"])[len(located["offsets"]) // 2]
+    name = key.split("/")[0]
+    reader = pytree.Reader(pytree.SavedItem.open(step / "state"))
+    assert isinstance(reader.raw(name), arrays.PackedArray)
+    assert reader.span is not None
+    out = io.load_pytree(step)
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
+    data_file = step / "state" / located["file"]
+    data = bytearray(data_file.read_bytes())
+    offset = located["offsets"][key]
+    if damage == "flip":
+        data[offset + 5] ^= 0x10
+        data_file.write_bytes(bytes(data))
+    else:
+        data_file.write_bytes(bytes(data[: offset + 10]))
+    with pytest.raises(io.CorruptCheckpointError, match="'p0"):
+        io.load_pytree(step)
+    with pytest.raises(io.CorruptCheckpointError):
+        io.verify(step)
+
+
+def test_a_damaged_located_record_is_refused_before_any_read(tmp_path: Path) -> None:
+    step = tmp_path / "1"
+    io.save_pytree(step, _many_small())
+    path = step / "state" / "_tenure" / "item.json"
+    record = json.loads(path.read_text())
+    record["located"]["file"] = "../../elsewhere"
+    path.write_text(json.dumps(record))
+    with pytest.raises(io.CorruptCheckpointError):
+        io.load_pytree(step)
