@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -541,6 +541,25 @@ class LatestDuration(PreservationPolicyBase):
         return [reference - time <= self.duration for time in times]
 
 
+_T = TypeVar("_T")
+
+
+def _joined(
+    of: Callable[
+        [PreservationPolicy, Sequence[CheckpointInfo], PreservationContext], list[tuple[_T, ...]]
+    ],
+    policies: Sequence[PreservationPolicy],
+    checkpoints: Sequence[CheckpointInfo],
+    context: PreservationContext,
+) -> list[tuple[_T, ...]]:
+    """Each checkpoint's reasons (or item reasons) from every policy, one after another."""
+    result: list[tuple[_T, ...]] = [()] * len(checkpoints)
+    for policy in policies:
+        child = of(policy, checkpoints, context)
+        result = [a + b for a, b in zip(result, child, strict=True)]
+    return result
+
+
 def _fold_flags(
     policies: Sequence[PreservationPolicy],
     checkpoints: Sequence[CheckpointInfo],
@@ -589,11 +608,7 @@ class AnyPreservationPolicy(AnyOf, PreservationPolicyBase):
         *,
         context: PreservationContext,
     ) -> list[Reasons]:
-        result: list[Reasons] = [()] * len(checkpoints)
-        for policy in self.policies:
-            child = reasons_of(policy, checkpoints, context)
-            result = [a + b for a, b in zip(result, child, strict=True)]
-        return result
+        return _joined(reasons_of, self.policies, checkpoints, context)
 
     def item_reasons(
         self,
@@ -601,11 +616,7 @@ class AnyPreservationPolicy(AnyOf, PreservationPolicyBase):
         *,
         context: PreservationContext,
     ) -> list[ItemReasons]:
-        result: list[ItemReasons] = [()] * len(checkpoints)
-        for policy in self.policies:
-            child = item_reasons_of(policy, checkpoints, context)
-            result = [a + b for a, b in zip(result, child, strict=True)]
-        return result
+        return _joined(item_reasons_of, self.policies, checkpoints, context)
 
     def uses_items(self) -> bool:
         return any(uses_items(p) for p in self.policies)
