@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import errno
 import functools
 import json
@@ -404,7 +405,7 @@ def write_arrays(
                 chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
                 if local is not None and chunk is not None:
                     trailers[chunk] = pool.submit(_read_trailer, local / chunk)
-        located = None
+        located: list[LocatedValues] = []
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
             for name, key_write in key_writes:
@@ -454,7 +455,7 @@ class WrittenArrays:
     metadata: dict[str, bytes]
     trailers: dict[str, int]
     packed: dict[str, PackedRecord] = attrs.field(factory=dict)
-    located: LocatedValues | None = None
+    located: list[LocatedValues] = attrs.field(factory=list)
 
 
 # OCDBT keeps values up to this size inside its index nodes, not in its data files.
@@ -493,56 +494,81 @@ class LocatedValues:
         return cls(file, offsets, end)
 
 
-def locate_values(item_dir: Path, values: dict[str, bytes]) -> LocatedValues | None:
+def locate_values(item_dir: Path, values: dict[str, bytes]) -> list[LocatedValues]:
     """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
-    data file that holds most of them; None when none is found."""
+    data files, one record per file that holds some (a save may spread its values over
+    several), the file holding most first."""
     keys = sorted(k for k, v in values.items() if len(v) > _MAX_INLINE_VALUE_BYTES)
     if not keys:
-        return None
+        return []
     found: list[tuple[int, str, dict[str, int]]] = []
     try:
         for path in (item_dir / OCDBT_DATA_DIR).iterdir():
             if path.stat().st_size == 0:
                 continue
             with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                offsets = _find_in_order(data, keys, values)
-            found.append((len(offsets), path.name, offsets))
+                offsets = _find_values(data, keys, values)
+            if offsets:
+                found.append((len(offsets), path.name, offsets))
     except (OSError, ValueError):
-        return None
-    if not found or not max(found)[0]:
-        return None
-    _, name, offsets = max(found)
-    keys = list(offsets)
-    start = min(offsets.values())
-    end = max(offset + len(values[key]) for key, offset in offsets.items())
-    # Worth reading in one span only when the packed chunks fill most of it.
-    if end - start > 2 * sum(len(values[key]) for key in keys) + _SPAN_SLACK_BYTES:
-        return None
-    return LocatedValues(f"{OCDBT_DATA_DIR}/{name}", offsets, end)
+        return []
+    records: list[LocatedValues] = []
+    taken: set[str] = set()
+    for _, name, offsets in sorted(found, reverse=True):
+        offsets = {key: offset for key, offset in offsets.items() if key not in taken}
+        if not offsets:
+            continue
+        start = min(offsets.values())
+        end = max(offset + len(values[key]) for key, offset in offsets.items())
+        # Worth reading in one span only when the packed chunks fill most of it.
+        if end - start > 2 * sum(len(values[key]) for key in offsets) + _SPAN_SLACK_BYTES:
+            continue
+        taken.update(offsets)
+        records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{name}", offsets, end))
+    return records
 
 
-def _find_in_order(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
-    """The offsets of the values found in `data`, expecting each right after the one before it
-    in key order; a few others are searched for (the first one written may land elsewhere,
-    other arrays' chunks may lie between, and a save may spread its values over files)."""
-    offsets = {}
-    position, searches = 0, 0
-    for key in keys:
-        value = values[key]
-        if data[position : position + len(value)] != value:
-            searches += 1
-            if searches > _MAX_SEARCHES:
+def _find_values(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
+    """The offsets of the values found in `data`.
+
+    A save lays its values out back to back, in runs of key order whose starts follow no
+    order tenure can predict. So each value is looked for right after the one found before it,
+    by its first bytes (one dict lookup, whatever the key order); where what follows is none of
+    them, the next value in key order is searched for, a few times at most (other arrays'
+    chunks may lie between, and a save may spread its values over files)."""
+    by_prefix: dict[bytes, collections.deque[str]] = {}
+    for k in keys:
+        by_prefix.setdefault(values[k][:_PREFIX_BYTES], collections.deque()).append(k)
+    offsets: dict[str, int] = {}
+    position, searches, size = 0, 0, len(data)
+    remaining = iter(keys)
+    while True:
+        # Values alike (arrays of zeros) share a prefix: the first not yet found is taken.
+        candidates = by_prefix.get(data[position : position + _PREFIX_BYTES], _NONE)
+        while candidates and candidates[0] in offsets:
+            candidates.popleft()
+        here = (k for k in candidates if data[position : position + len(values[k])] == values[k])
+        key = next(here, None)
+        if key is None:
+            # Resume at the first value in key order not found yet.
+            key = next((k for k in remaining if k not in offsets), None)
+            if key is None or searches >= _MAX_SEARCHES:
                 break
-            found = data.find(value)
+            searches += 1
+            found = data.find(values[key])
             if found < 0:
                 continue
             position = found
         offsets[key] = position
-        position += len(value)
+        position += len(values[key])
+        if position >= size:
+            break
     return offsets
 
 
 _MAX_SEARCHES = 4
+_PREFIX_BYTES = 32
+_NONE: collections.deque[str] = collections.deque()
 
 
 _SPAN_SLACK_BYTES = 64 * 2**20
@@ -592,6 +618,16 @@ class PackedSpan:
             return self._buffer[offset : offset + nbytes]
 
         return wait
+
+
+class PackedSpans:
+    """The spans of an item's located packed chunks (one per data file), by chunk key."""
+
+    def __init__(self, item_dir: Path, located: Sequence[LocatedValues]) -> None:
+        self.by_key: dict[str, PackedSpan] = {}
+        for record in located:
+            span = PackedSpan(item_dir, record)
+            self.by_key.update(dict.fromkeys(record.offsets, span))
 
 
 def _read_part(path: Path, out: np.ndarray, offset: int) -> int:
@@ -817,7 +853,7 @@ class PackedArray:
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
     crcs: dict[Region, int]
-    span: PackedSpan | None = None
+    spans: PackedSpans | None = None
     cast: np.dtype[Any] | None = None
 
     @classmethod
@@ -829,7 +865,7 @@ class PackedArray:
         record: PackedRecord,
         saved: tuple[str, tuple[int, ...]],
         crcs: dict[Region, int],
-        span: PackedSpan | None = None,
+        spans: PackedSpans | None = None,
     ) -> PackedArray:
         """Start reading the array's metadata; `saved` is its recorded dtype and shape."""
         try:
@@ -837,7 +873,7 @@ class PackedArray:
         except (TypeError, ValueError) as e:
             raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
         metadata = kvstore.read(f"{name}/{ZARR_METADATA_FILE}")
-        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, span)
+        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans)
 
     def check_metadata(self) -> None:
         """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
@@ -875,8 +911,9 @@ class PackedArray:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
         crc = self.crcs[bounds]
         nbytes = math.prod(shape) * self.dtype.itemsize
-        if self.span is not None and key in self.span.located.offsets:
-            located = self.span.view(self.name, key, nbytes)
+        span = None if self.spans is None else self.spans.by_key.get(key)
+        if span is not None:
+            located = span.view(self.name, key, nbytes)
 
             def finish_located() -> np.ndarray:
                 value = located()

@@ -25,7 +25,7 @@ from tenure.io.arrays import (
     LocatedValues,
     PackedArray,
     PackedRecord,
-    PackedSpan,
+    PackedSpans,
     RawArray,
     Region,
     WrittenArrays,
@@ -297,7 +297,7 @@ def _write_shared(
             # zarr.json of ours can be checksummed).
             "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
             "packed": {name: record.to_json() for name, record in arrays.packed.items()},
-            **({"located": arrays.located.to_json()} if arrays.located is not None else {}),
+            **({"located": [r.to_json() for r in arrays.located]} if arrays.located else {}),
         },
     )
     put(TREE_METADATA_FILE, meta.to_json())
@@ -325,7 +325,7 @@ class SavedItem:
     arrays: dict[str, tuple[str, tuple[int, ...]]]
     trailers: dict[str, int]
     packed: dict[str, PackedRecord]
-    located: LocatedValues | None
+    located: tuple[LocatedValues, ...]
 
     @classmethod
     def open(cls, item_dir: Location) -> SavedItem:
@@ -355,7 +355,12 @@ class SavedItem:
                 str(name): PackedRecord.from_json(record)
                 for name, record in (doc.get("packed") or {}).items()
             }
-            located = LocatedValues.from_json(doc["located"]) if "located" in doc else None
+            # One record per data file; a single record (not in a list) is an earlier save's.
+            records = doc.get("located") or []
+            located = tuple(
+                LocatedValues.from_json(r)
+                for r in ([records] if type(records) is dict else records)
+            )
             saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
             strings = _strings_map(files.json(STRINGS_FILE, {}))
             crcs = _recorded_crcs(files)
@@ -587,7 +592,7 @@ class Reader:
     stores: dict[str, Any] = attrs.field(factory=dict)
     raws: dict[str, RawArray | PackedArray | None] = attrs.field(factory=dict)
     database: Any = None
-    span: PackedSpan | None = None
+    spans: PackedSpans | None = None
     # An OCDBT database is opened afresh by each reader (see `new_context`).
     context: ts.Context = attrs.field(
         default=attrs.Factory(
@@ -651,10 +656,10 @@ class Reader:
                     )
                 if self.database is None:
                     self.database = open_database(item_dir, self.context)
-                    if self.item.located is not None and isinstance(item_dir, Path):
-                        self.span = PackedSpan(item_dir, self.item.located)
+                    if self.item.located and isinstance(item_dir, Path):
+                        self.spans = PackedSpans(item_dir, self.item.located)
                 self.raws[name] = PackedArray.open(
-                    item_dir, name, self.database, packed, saved, crcs, self.span
+                    item_dir, name, self.database, packed, saved, crcs, self.spans
                 )
                 return self.raws[name]
             # Reading the metadata checks it against its recorded checksum, for either path.
