@@ -886,14 +886,22 @@ class PackedArray:
         return attrs.evolve(self, cast=dtype)
 
     def start(self, index: Index) -> Callable[[], np.ndarray]:
-        """Start reading `index`: its recorded piece, or every piece when it is not one."""
+        """Start reading `index`: its recorded piece, or every piece when it is not one. The
+        function returned checks the array's `zarr.json` too, so that its read overlaps the
+        data's."""
         bounds = region(index, self.shape)
         if bounds in self.crcs:
             read = self._start_piece(bounds)
-            return lambda: self._converted(read())
+
+            def finish() -> np.ndarray:
+                self.check_metadata()
+                return self._converted(read())
+
+            return finish
         pieces = {b: self._start_piece(b) for b in self.crcs}
 
         def assemble() -> np.ndarray:
+            self.check_metadata()
             covered = sum(int(np.prod([b - a for a, b in piece])) for piece in pieces)
             if covered != int(np.prod(self.shape)):
                 raise _corrupt(self.name, self.item_dir, "its recorded pieces do not cover it")

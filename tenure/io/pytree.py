@@ -708,8 +708,6 @@ class Reader:
             store = self.opened(name)
             shape, saved_dtype = tuple(store.shape), np.dtype(store.dtype.numpy_dtype)
         else:
-            if isinstance(raw, PackedArray):
-                raw.check_metadata()
             shape, saved_dtype = raw.shape, np.dtype(raw.dtype)
         self.item.check_array(name, shape, saved_dtype)
         explicit = getattr(target, "sharding", None)
