@@ -804,7 +804,7 @@ class Reader:
         store: Any,
         shape: tuple[int, ...],
         sharding: jax.sharding.Sharding,
-    ) -> Callable[[], jax.Array]:
+    ) -> Callable[[], jax.Array | _DevicePut]:
         # Each distinct index is read once, however many devices hold a replica of it.
         index_map = sharding.addressable_devices_indices_map(shape)
         reads: dict[Region, Any] = {}
@@ -813,6 +813,11 @@ class Reader:
             key = region(index, shape)
             if key not in reads:
                 reads[key] = self._issue(name, raw, store, index)
+
+        if len(indices) == 1 and next(iter(reads)) == region(_full(shape), shape):
+            # The whole array on one device: put with others in one batch (see `_resolve_all`).
+            (read,) = reads.values()
+            return lambda: _DevicePut(read(), sharding)
 
         def assemble() -> jax.Array:
             pieces = {key: read() for key, read in reads.items()}
@@ -977,22 +982,63 @@ def _structure_error(
     )
 
 
-def _resolved(node: Any) -> Any:
+@attrs.frozen
+class _DevicePut:
+    """A leaf read onto the host that goes to one device, with others in one batch."""
+
+    data: np.ndarray
+    sharding: jax.sharding.Sharding
+
+
+# jax's per-call cost dominates the transfer of a small array; one call per sharding and batch
+# of this many bytes keeps it low without holding many host copies on an accelerator.
+_PUT_BATCH_BYTES = 64 * 2**20
+
+
+def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
+    """The value of every placeholder, in the order their reads were issued."""
+    values: dict[_Pending, Any] = {}
+    batch: dict[jax.sharding.Sharding, list[tuple[_Pending, np.ndarray]]] = {}
+    batched = 0
+
+    def put() -> None:
+        for sharding, leaves in batch.items():
+            arrays = jax.device_put([data for _, data in leaves], sharding)
+            values.update(zip([leaf for leaf, _ in leaves], arrays, strict=True))
+        batch.clear()
+
+    for leaf in pending:
+        value = leaf.resolve()
+        if isinstance(value, _DevicePut):
+            batch.setdefault(value.sharding, []).append((leaf, value.data))
+            batched += value.data.nbytes
+            if batched >= _PUT_BATCH_BYTES:
+                put()
+                batched = 0
+        else:
+            values[leaf] = value
+    put()
+    return values
+
+
+def _resolved(node: Any, values: dict[_Pending, Any]) -> Any:
     """`node` with every placeholder replaced by its value.
 
     Dicts are walked here rather than by jax, which cannot order mixed int and str keys.
     """
     if isinstance(node, _Pending):
-        return node.resolve()
+        return values[node]
     if type(node) is dict:
-        return {k: _resolved(v) for k, v in node.items()}
+        return {k: _resolved(v, values) for k, v in node.items()}
     if type(node) is list:
-        return [_resolved(v) for v in node]
+        return [_resolved(v, values) for v in node]
     if type(node) is tuple:
-        return tuple(_resolved(v) for v in node)
+        return tuple(_resolved(v, values) for v in node)
     if node is None or leaf_kind(node) is not None:
         return node
-    return jax.tree_util.tree_map(_resolved, node, is_leaf=lambda x: x is not node)
+    return jax.tree_util.tree_map(
+        lambda child: _resolved(child, values), node, is_leaf=lambda x: x is not node
+    )
 
 
 def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False) -> Any:
@@ -1004,7 +1050,7 @@ def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False
         for leaf in reader.pending:
             leaf.plan()
         reader.start_pending()
-        return _resolved(tree)
+        return _resolved(tree, _resolve_all(reader.pending))
 
 
 @attrs.frozen
