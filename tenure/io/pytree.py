@@ -328,8 +328,9 @@ class SavedItem:
     located: tuple[LocatedValues, ...]
 
     @classmethod
-    def open(cls, item_dir: Location) -> SavedItem:
-        """Read and check the item's metadata files (tenure's, if present, and Orbax's)."""
+    def open(cls, item_dir: Location, item_doc: dict[str, Any] | None = None) -> SavedItem:
+        """Read and check the item's metadata files (tenure's, if present, and Orbax's);
+        `item_doc`: tenure's item file, already read and checked."""
         record = item_record(item_dir)
         recorded = None if record is None else dict(record.files)
         if recorded is None and (item_dir.parent / STEP_CHECKSUMS_FILE).is_file():
@@ -340,7 +341,11 @@ class SavedItem:
         meta = TreeMetadata.read(item_dir, recorded)
         files = _Files(item_dir, recorded)
         try:
-            doc = files.json(f"{TENURE_DIR}/{ITEM_FILE}", {})
+            if item_doc is None:
+                doc = files.json(f"{TENURE_DIR}/{ITEM_FILE}", {})
+            else:
+                doc = item_doc
+                files.read.add(f"{TENURE_DIR}/{ITEM_FILE}")
             structure = doc.get("structure")
             kinds: dict[str, str] = {}
             if structure is not None:
@@ -1041,10 +1046,17 @@ def _resolved(node: Any, values: dict[_Pending, Any]) -> Any:
     )
 
 
-def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False) -> Any:
-    """Read a pytree item, shaped like `abstract` when given (see `load_pytree`)."""
+def load_item(
+    item_dir: Location,
+    abstract: Any = None,
+    *,
+    partial: bool = False,
+    item_doc: dict[str, Any] | None = None,
+) -> Any:
+    """Read a pytree item, shaped like `abstract` when given (see `load_pytree`); `item_doc`:
+    tenure's item file, already read and checked."""
     with _collector_paused():
-        reader = Reader(SavedItem.open(item_dir))
+        reader = Reader(SavedItem.open(item_dir, item_doc))
         tree = _match(reader, abstract, partial).tree
         # Every check (shapes, devices) before any read.
         for leaf in reader.pending:
