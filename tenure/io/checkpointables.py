@@ -35,6 +35,7 @@ from tenure.io.metadata import (
 from tenure.io.pytree import (
     LoadPlan,
     StagedPytree,
+    collector_paused,
     item_metadata,
     load_item,
     plan_item,
@@ -492,7 +493,9 @@ def load_one(step_dir: Location, name: str, abstract: Any = None, *, partial: bo
     """Read checkpointable `name` of a committed step, shaped like `abstract` when given
     (a pytree target must name every saved key unless `partial`)."""
     item_dir = _item_dir(step_dir, name)
-    kind, record = _item_kind(item_dir)
+    # Parsing the item's record allocates an object per leaf or more: paused like the load.
+    with collector_paused():
+        kind, record = _item_kind(item_dir)
     if kind == "stateful":
         return _load_state(item_dir, abstract)
     if kind == "pytree":
