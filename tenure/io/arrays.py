@@ -624,6 +624,9 @@ class PackedSpans:
     """The spans of an item's located packed chunks (one per data file), by chunk key."""
 
     def __init__(self, item_dir: Path, located: Sequence[LocatedValues]) -> None:
+        # Chunks are handed out as views of the spans (which they keep alive) when a load
+        # reads most of them; as copies otherwise, so that a few leaves do not hold them all.
+        self.views = False
         self.by_key: dict[str, PackedSpan] = {}
         for record in located:
             span = PackedSpan(item_dir, record)
@@ -919,8 +922,9 @@ class PackedArray:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
         crc = self.crcs[bounds]
         nbytes = math.prod(shape) * self.dtype.itemsize
-        span = None if self.spans is None else self.spans.by_key.get(key)
-        if span is not None:
+        spans = self.spans
+        span = None if spans is None else spans.by_key.get(key)
+        if spans is not None and span is not None:
             located = span.view(self.name, key, nbytes)
 
             def finish_located() -> np.ndarray:
@@ -929,7 +933,8 @@ class PackedArray:
                     raise _corrupt(
                         self.name, self.item_dir, "its crc32 differs from the recorded one"
                     )
-                return value.view(self.dtype).reshape(shape).copy()
+                value = value.view(self.dtype).reshape(shape)
+                return value if spans.views else value.copy()
 
             return finish_located
         pending = self.kvstore.read(key)

@@ -543,6 +543,7 @@ class _Pending:
         name: str,
     ) -> None:
         self._args = (path, kind, target, numpy_default, name)
+        self.name = name
         self._reader = reader
         self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
@@ -613,6 +614,10 @@ class Reader:
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
         flight; `finished` issues more as leaves are resolved."""
+        if self.spans is not None:
+            raws = [self.raws.get(leaf.name) for leaf in self.pending]
+            pieces = sum(len(raw.crcs) for raw in raws if isinstance(raw, PackedArray))
+            self.spans.views = 2 * pieces >= len(self.spans.by_key)
         self._queue.extend(self.pending)
         self._admit()
 

@@ -256,3 +256,29 @@ def test_a_damaged_located_record_is_refused_before_any_read(tmp_path: Path) -> 
     path.write_text(json.dumps(record))
     with pytest.raises(io.CorruptCheckpointError):
         io.load_pytree(step)
+
+
+def _root_buffer(value: np.ndarray) -> np.ndarray:
+    while isinstance(value.base, np.ndarray):
+        value = value.base
+    return value
+
+
+def test_located_chunks_are_views_of_one_read_unless_a_load_reads_few_of_them(
+    tmp_path: Path,
+) -> None:
+    step = tmp_path / "1"
+    tree = _many_small()
+    io.save_pytree(step, tree)
+    out = io.load_pytree(step)
+    record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
+    located = [key.split("/")[0] for key in record["located"][0]["offsets"]]
+    # Views of the span they were read into, each its own bytes: no copy per leaf.
+    assert _root_buffer(out[located[0]]) is _root_buffer(out[located[1]])
+    assert not np.shares_memory(out[located[0]], out[located[1]])
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
+    # A load of a few leaves gets copies, which do not keep the whole span alive.
+    few = io.load_pytree(step, {located[0]: np.zeros(600, np.float32)}, partial=True)
+    assert few[located[0]].base is None
+    np.testing.assert_array_equal(few[located[0]], tree[located[0]])
