@@ -497,34 +497,30 @@ class LocatedValues:
 def locate_values(item_dir: Path, values: dict[str, bytes]) -> list[LocatedValues]:
     """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
     data files, one record per file that holds some (a save may spread its values over
-    several), the file holding most first."""
+    several), largest file first."""
     keys = sorted(k for k, v in values.items() if len(v) > _MAX_INLINE_VALUE_BYTES)
-    if not keys:
-        return []
-    found: list[tuple[int, str, dict[str, int]]] = []
+    records: list[LocatedValues] = []
     try:
-        for path in (item_dir / OCDBT_DATA_DIR).iterdir():
-            if path.stat().st_size == 0:
-                continue
+        files = sorted(
+            ((path.stat().st_size, path) for path in (item_dir / OCDBT_DATA_DIR).iterdir()),
+            reverse=True,
+        )
+        for size, path in files:
+            if not keys or not size:
+                break
             with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 offsets = _find_values(data, keys, values)
-            if offsets:
-                found.append((len(offsets), path.name, offsets))
+            if not offsets:
+                continue
+            start = min(offsets.values())
+            end = max(offset + len(values[key]) for key, offset in offsets.items())
+            # Worth reading in one span only when the packed chunks fill most of it.
+            if end - start > 2 * sum(len(values[key]) for key in offsets) + _SPAN_SLACK_BYTES:
+                continue
+            records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{path.name}", offsets, end))
+            keys = [key for key in keys if key not in offsets]
     except (OSError, ValueError):
         return []
-    records: list[LocatedValues] = []
-    taken: set[str] = set()
-    for _, name, offsets in sorted(found, reverse=True):
-        offsets = {key: offset for key, offset in offsets.items() if key not in taken}
-        if not offsets:
-            continue
-        start = min(offsets.values())
-        end = max(offset + len(values[key]) for key, offset in offsets.items())
-        # Worth reading in one span only when the packed chunks fill most of it.
-        if end - start > 2 * sum(len(values[key]) for key in offsets) + _SPAN_SLACK_BYTES:
-            continue
-        taken.update(offsets)
-        records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{name}", offsets, end))
     return records
 
 
@@ -540,7 +536,7 @@ def _find_values(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> 
     for k in keys:
         by_prefix.setdefault(values[k][:_PREFIX_BYTES], collections.deque()).append(k)
     offsets: dict[str, int] = {}
-    position, searches, size = 0, 0, len(data)
+    position, searches = 0, 0
     remaining = iter(keys)
     while True:
         # Values alike (arrays of zeros) share a prefix: the first not yet found is taken.
@@ -561,8 +557,6 @@ def _find_values(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> 
             position = found
         offsets[key] = position
         position += len(values[key])
-        if position >= size:
-            break
     return offsets
 
 

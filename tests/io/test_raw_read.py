@@ -282,3 +282,44 @@ def test_located_chunks_are_views_of_one_read_unless_a_load_reads_few_of_them(
     few = io.load_pytree(step, {located[0]: np.zeros(600, np.float32)}, partial=True)
     assert few[located[0]].base is None
     np.testing.assert_array_equal(few[located[0]], tree[located[0]])
+
+
+def test_a_located_record_of_one_data_file_as_earlier_saves_wrote_it_is_read(
+    tmp_path: Path,
+) -> None:
+    step = tmp_path / "1"
+    tree = _many_small()
+    io.save_pytree(step, tree)
+    record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
+    record["located"] = record["located"][0]  # a single object, not a list
+    item = pytree.SavedItem.open(step / "state", record)
+    assert item.located == (arrays.LocatedValues.from_json(record["located"]),)
+    out = pytree.load_item(step / "state", item_doc=record)
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
+
+
+def test_chunks_laid_out_in_runs_over_several_data_files_are_all_located(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    values = {f"a{i:02d}/c/0": rng.bytes(2048) for i in range(40)}
+    values["z0/c/0"] = values["z1/c/0"] = bytes(2048)  # alike values share their first bytes
+    keys = sorted(values)
+    # Runs of key order, starting in no order, other bytes between, over two files.
+    first = [*keys[25:35], *keys[:10], *keys[40:]]
+    second = [*keys[35:40], *keys[10:25]]
+    data = tmp_path / arrays.OCDBT_DATA_DIR
+    data.mkdir()
+    (data / "one").write_bytes(b"".join(values[k] for k in first))
+    (data / "two").write_bytes(rng.bytes(3000) + b"".join(values[k] for k in second))
+    records = arrays.locate_values(tmp_path, values)
+    assert [r.file for r in records] == [
+        f"{arrays.OCDBT_DATA_DIR}/one",
+        f"{arrays.OCDBT_DATA_DIR}/two",
+    ]
+    assert sum(len(r.offsets) for r in records) == len(values)
+    for record in records:
+        content = (tmp_path / record.file).read_bytes()
+        for key, offset in record.offsets.items():
+            assert content[offset : offset + 2048] == values[key]
