@@ -27,7 +27,12 @@ from tenure.io.errors import (
     TenureIOError,
 )
 from tenure.io.metadata import TreeMetadata
-from tenure.io.root import ZARR_CHUNK_DIR, ZARR_METADATA_FILE, is_relative_name
+from tenure.io.root import (
+    OCDBT_MANIFEST_FILE,
+    ZARR_CHUNK_DIR,
+    ZARR_METADATA_FILE,
+    is_relative_name,
+)
 from tenure.io.storage import (
     Location,
     context,
@@ -92,12 +97,19 @@ def ocdbt_spec(item_dir: Location, *, write: bool = False) -> dict[str, Any]:
 
 
 def _ocdbt_write_options(item_dir: Location) -> dict[str, Any]:
+    remote = is_object_store(item_dir)
     return {
-        "config": {"max_inline_value_bytes": 1024, "max_decoded_node_bytes": 100_000_000},
+        "config": {
+            # Locally no value is inline in the index: each packed array's zarr.json then lies
+            # beside its chunks, located and read with them rather than key by key. On object
+            # stores, where nothing is located, small values stay in the index's few reads.
+            "max_inline_value_bytes": 1024 if remote else 0,
+            "max_decoded_node_bytes": 100_000_000,
+        },
         # Locally one data file per save is fastest. On object stores a bounded size keeps
         # each data file under a single PUT's limit (5 GiB on S3) and lets several upload
         # in parallel.
-        "target_data_file_size": _OBJECT_DATA_FILE_BYTES if is_object_store(item_dir) else 0,
+        "target_data_file_size": _OBJECT_DATA_FILE_BYTES if remote else 0,
     }
 
 
@@ -357,7 +369,7 @@ def write_arrays(
     checksums: dict[str, list[dict[str, Any]]] = {}
     recorded_packed: dict[str, PackedRecord] = {}
     key_writes: list[tuple[str, Any]] = []
-    values: dict[str, bytes] = {}  # packed chunks by key, to locate them once committed
+    values: dict[str, bytes] = {}  # packed values by key, to locate them once committed
     if kvstore is not None:
         assert txn is not None
         store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
@@ -365,6 +377,7 @@ def write_arrays(
             metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
             recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
             key_writes.append((w.name, store.write(f"{w.name}/{ZARR_METADATA_FILE}", metadata)))
+            values[f"{w.name}/{ZARR_METADATA_FILE}"] = metadata
             recorded = []
             for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
                 value = np.ascontiguousarray(data).tobytes()
@@ -458,28 +471,28 @@ class WrittenArrays:
     located: list[LocatedValues] = attrs.field(factory=list)
 
 
-# OCDBT keeps values up to this size inside its index nodes, not in its data files.
-_MAX_INLINE_VALUE_BYTES = 1024
-
-
 @attrs.frozen
 class LocatedValues:
-    """Where the packed chunks of an item lie in its OCDBT data file: `file` (relative to the
-    item) and each chunk's offset by key.
+    """Where packed values of an item lie in one of its OCDBT data files: `file` (relative to
+    the item) and each value's offset by key; `manifest`, the crc32 of the database's manifest
+    when they were found.
 
     tensorstore does not expose where it puts a value. A local save is observed to lay out the
-    values it keeps outside its index in key order, back to back, in a data file; tenure looks
-    for the packed chunks there in that order and records their offsets only when every one is
-    found byte for byte, so that a load can read them all with a few large reads.
+    values it keeps outside its index back to back, in runs of key order; tenure finds the
+    packed values there byte for byte and records their offsets, so that a load can read them
+    all with a few large reads. A database written since has another manifest: its values are
+    then read key by key, as `verify` reads them.
     """
 
     file: str
     offsets: dict[str, int]
-    end: int  # where the last located chunk ends
+    end: int  # where the last located value ends
+    manifest: int | None = None  # None: an earlier save's record, which had none
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored in tenure's item file."""
-        return {"file": self.file, "offsets": self.offsets, "end": self.end}
+        doc: dict[str, Any] = {"file": self.file, "offsets": self.offsets, "end": self.end}
+        return doc if self.manifest is None else {**doc, "manifest": self.manifest}
 
     @classmethod
     def from_json(cls, doc: Any) -> LocatedValues:
@@ -491,15 +504,27 @@ class LocatedValues:
         end = int(doc["end"])
         if not offsets or any(not 0 <= v < end for v in offsets.values()):
             raise ValueError("offsets outside the located span")
-        return cls(file, offsets, end)
+        manifest = doc.get("manifest")
+        return cls(file, offsets, end, None if manifest is None else int(manifest))
+
+
+def manifest_crc32(item_dir: Path) -> int | None:
+    """The crc32 of the item's OCDBT manifest; None when it cannot be read."""
+    try:
+        return zlib.crc32((item_dir / OCDBT_MANIFEST_FILE).read_bytes())
+    except OSError:
+        return None
 
 
 def locate_values(item_dir: Path, values: dict[str, bytes]) -> list[LocatedValues]:
     """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
     data files, one record per file that holds some (a save may spread its values over
     several), largest file first."""
-    keys = sorted(k for k, v in values.items() if len(v) > _MAX_INLINE_VALUE_BYTES)
+    keys = sorted(k for k, v in values.items() if v)
     records: list[LocatedValues] = []
+    manifest = manifest_crc32(item_dir)
+    if manifest is None:
+        return []
     try:
         files = sorted(
             ((path.stat().st_size, path) for path in (item_dir / OCDBT_DATA_DIR).iterdir()),
@@ -517,7 +542,7 @@ def locate_values(item_dir: Path, values: dict[str, bytes]) -> list[LocatedValue
             # Worth reading in one span only when the packed chunks fill most of it.
             if end - start > 2 * sum(len(values[key]) for key in offsets) + _SPAN_SLACK_BYTES:
                 continue
-            records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{path.name}", offsets, end))
+            records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{path.name}", offsets, end, manifest))
             keys = [key for key in keys if key not in offsets]
     except (OSError, ValueError):
         return []
@@ -845,7 +870,9 @@ class PackedArray:
     item_dir: Location
     name: str
     kvstore: Any  # the opened OCDBT database (a `ts.KvStore`)
-    metadata: Any  # the future of the read of its `zarr.json`
+    # The future of the read of its `zarr.json`, or the function that starts reading it
+    # where it was located with the chunks.
+    metadata: Any
     record: PackedRecord
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
@@ -869,12 +896,25 @@ class PackedArray:
             dtype = numpy_dtype(saved[0])
         except (TypeError, ValueError) as e:
             raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
-        metadata = kvstore.read(f"{name}/{ZARR_METADATA_FILE}")
+        key = f"{name}/{ZARR_METADATA_FILE}"
+        span = None if spans is None else spans.by_key.get(key)
+        if span is not None:
+            # Located with the chunks: as long as the one tenure writes for such an array.
+            try:
+                nbytes = len(plain_metadata(dtype, saved[1], record.chunk_shape))
+            except (TypeError, ValueError) as e:
+                raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
+            metadata: Any = functools.partial(span.view, name, key, nbytes)
+        else:
+            metadata = kvstore.read(key)
         return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans)
 
     def check_metadata(self) -> None:
         """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
-        value = self._value(self.metadata, ZARR_METADATA_FILE)
+        if callable(self.metadata):
+            value: Any = self.metadata()().data
+        else:
+            value = self._value(self.metadata, ZARR_METADATA_FILE)
         if zlib.crc32(value) != self.record.metadata_crc32:
             raise _corrupt(self.name, self.item_dir, "its zarr.json differs from the recorded one")
 

@@ -30,6 +30,7 @@ from tenure.io.arrays import (
     Region,
     WrittenArrays,
     check_read_size,
+    manifest_crc32,
     open_database,
     open_for_read,
     region,
@@ -667,7 +668,10 @@ class Reader:
                 if self.database is None:
                     self.database = open_database(item_dir, self.context)
                     if self.item.located and isinstance(item_dir, Path):
-                        self.spans = PackedSpans(item_dir, self.item.located)
+                        # Values located in another version of the database are not read.
+                        manifest = manifest_crc32(item_dir)
+                        located = [r for r in self.item.located if r.manifest in (None, manifest)]
+                        self.spans = PackedSpans(item_dir, located)
                 self.raws[name] = PackedArray.open(
                     item_dir, name, self.database, packed, saved, crcs, self.spans
                 )
