@@ -183,6 +183,14 @@ def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequ
     return template.format(shape=f"[{shape_text}]", chunk_shape=f"[{chunk_text}]").encode()
 
 
+@functools.lru_cache(maxsize=256)
+def _plain_metadata_size(
+    dtype: np.dtype[Any], shape: tuple[int, ...], chunk_shape: tuple[int, ...]
+) -> int:
+    """The size of `plain_metadata` (the leaves of a state share a few shapes)."""
+    return len(plain_metadata(dtype, shape, chunk_shape))
+
+
 def _packed_keys(write: ArrayWrite) -> list[tuple[Region, str]] | None:
     """The bounds and chunk key of each piece of `write` when every piece is one small,
     non-empty chunk of native bytes (so it can be written as a plain key); else None."""
@@ -901,7 +909,7 @@ class PackedArray:
         if span is not None:
             # Located with the chunks: as long as the one tenure writes for such an array.
             try:
-                nbytes = len(plain_metadata(dtype, saved[1], record.chunk_shape))
+                nbytes = _plain_metadata_size(dtype, saved[1], record.chunk_shape)
             except (TypeError, ValueError) as e:
                 raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
             metadata: Any = functools.partial(span.view, name, key, nbytes)
