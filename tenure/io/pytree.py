@@ -828,7 +828,8 @@ class Reader:
             if key not in reads:
                 reads[key] = self._issue(name, raw, store, index)
 
-        if len(indices) == 1 and next(iter(reads)) == region(_full(shape), shape):
+        whole = len(indices) == 1 and next(iter(reads)) == region(_full(shape), shape)
+        if whole and sharding.is_fully_addressable:
             # The whole array on one device: put with others in one batch (see `_resolve_all`).
             (read,) = reads.values()
             return lambda: _DevicePut(read(), sharding)
