@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import errno
 import functools
 import json
@@ -26,7 +27,12 @@ from tenure.io.errors import (
     TenureIOError,
 )
 from tenure.io.metadata import TreeMetadata
-from tenure.io.root import ZARR_CHUNK_DIR, ZARR_METADATA_FILE, is_relative_name
+from tenure.io.root import (
+    OCDBT_MANIFEST_FILE,
+    ZARR_CHUNK_DIR,
+    ZARR_METADATA_FILE,
+    is_relative_name,
+)
 from tenure.io.storage import (
     Location,
     context,
@@ -91,12 +97,19 @@ def ocdbt_spec(item_dir: Location, *, write: bool = False) -> dict[str, Any]:
 
 
 def _ocdbt_write_options(item_dir: Location) -> dict[str, Any]:
+    remote = is_object_store(item_dir)
     return {
-        "config": {"max_inline_value_bytes": 1024, "max_decoded_node_bytes": 100_000_000},
+        "config": {
+            # Locally no value is inline in the index: each packed array's zarr.json then lies
+            # beside its chunks, located and read with them rather than key by key. On object
+            # stores, where nothing is located, small values stay in the index's few reads.
+            "max_inline_value_bytes": 1024 if remote else 0,
+            "max_decoded_node_bytes": 100_000_000,
+        },
         # Locally one data file per save is fastest. On object stores a bounded size keeps
         # each data file under a single PUT's limit (5 GiB on S3) and lets several upload
         # in parallel.
-        "target_data_file_size": _OBJECT_DATA_FILE_BYTES if is_object_store(item_dir) else 0,
+        "target_data_file_size": _OBJECT_DATA_FILE_BYTES if remote else 0,
     }
 
 
@@ -168,6 +181,14 @@ def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequ
     shape_text = ",".join(str(int(n)) for n in shape)
     chunk_text = ",".join(str(int(n)) for n in chunk_shape)
     return template.format(shape=f"[{shape_text}]", chunk_shape=f"[{chunk_text}]").encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_metadata_size(
+    dtype: np.dtype[Any], shape: tuple[int, ...], chunk_shape: tuple[int, ...]
+) -> int:
+    """The size of `plain_metadata` (the leaves of a state share a few shapes)."""
+    return len(plain_metadata(dtype, shape, chunk_shape))
 
 
 def _packed_keys(write: ArrayWrite) -> list[tuple[Region, str]] | None:
@@ -356,7 +377,7 @@ def write_arrays(
     checksums: dict[str, list[dict[str, Any]]] = {}
     recorded_packed: dict[str, PackedRecord] = {}
     key_writes: list[tuple[str, Any]] = []
-    values: dict[str, bytes] = {}  # packed chunks by key, to locate them once committed
+    values: dict[str, bytes] = {}  # packed values by key, to locate them once committed
     if kvstore is not None:
         assert txn is not None
         store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
@@ -364,6 +385,7 @@ def write_arrays(
             metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
             recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
             key_writes.append((w.name, store.write(f"{w.name}/{ZARR_METADATA_FILE}", metadata)))
+            values[f"{w.name}/{ZARR_METADATA_FILE}"] = metadata
             recorded = []
             for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
                 value = np.ascontiguousarray(data).tobytes()
@@ -404,7 +426,7 @@ def write_arrays(
                 chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
                 if local is not None and chunk is not None:
                     trailers[chunk] = pool.submit(_read_trailer, local / chunk)
-        located = None
+        located: list[LocatedValues] = []
         if txn is not None:
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
             for name, key_write in key_writes:
@@ -454,31 +476,31 @@ class WrittenArrays:
     metadata: dict[str, bytes]
     trailers: dict[str, int]
     packed: dict[str, PackedRecord] = attrs.field(factory=dict)
-    located: LocatedValues | None = None
-
-
-# OCDBT keeps values up to this size inside its index nodes, not in its data files.
-_MAX_INLINE_VALUE_BYTES = 1024
+    located: list[LocatedValues] = attrs.field(factory=list)
 
 
 @attrs.frozen
 class LocatedValues:
-    """Where the packed chunks of an item lie in its OCDBT data file: `file` (relative to the
-    item) and each chunk's offset by key.
+    """Where packed values of an item lie in one of its OCDBT data files: `file` (relative to
+    the item) and each value's offset by key; `manifest`, the crc32 of the database's manifest
+    when they were found.
 
     tensorstore does not expose where it puts a value. A local save is observed to lay out the
-    values it keeps outside its index in key order, back to back, in a data file; tenure looks
-    for the packed chunks there in that order and records their offsets only when every one is
-    found byte for byte, so that a load can read them all with a few large reads.
+    values it keeps outside its index back to back, in runs of key order; tenure finds the
+    packed values there byte for byte and records their offsets, so that a load can read them
+    all with a few large reads. A database written since has another manifest: its values are
+    then read key by key, as `verify` reads them.
     """
 
     file: str
     offsets: dict[str, int]
-    end: int  # where the last located chunk ends
+    end: int  # where the last located value ends
+    manifest: int | None = None  # None: an earlier save's record, which had none
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored in tenure's item file."""
-        return {"file": self.file, "offsets": self.offsets, "end": self.end}
+        doc: dict[str, Any] = {"file": self.file, "offsets": self.offsets, "end": self.end}
+        return doc if self.manifest is None else {**doc, "manifest": self.manifest}
 
     @classmethod
     def from_json(cls, doc: Any) -> LocatedValues:
@@ -490,59 +512,90 @@ class LocatedValues:
         end = int(doc["end"])
         if not offsets or any(not 0 <= v < end for v in offsets.values()):
             raise ValueError("offsets outside the located span")
-        return cls(file, offsets, end)
+        manifest = doc.get("manifest")
+        return cls(file, offsets, end, None if manifest is None else int(manifest))
 
 
-def locate_values(item_dir: Path, values: dict[str, bytes]) -> LocatedValues | None:
-    """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
-    data file that holds most of them; None when none is found."""
-    keys = sorted(k for k, v in values.items() if len(v) > _MAX_INLINE_VALUE_BYTES)
-    if not keys:
-        return None
-    found: list[tuple[int, str, dict[str, int]]] = []
+def manifest_crc32(item_dir: Path) -> int | None:
+    """The crc32 of the item's OCDBT manifest; None when it cannot be read."""
     try:
-        for path in (item_dir / OCDBT_DATA_DIR).iterdir():
-            if path.stat().st_size == 0:
-                continue
-            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                offsets = _find_in_order(data, keys, values)
-            found.append((len(offsets), path.name, offsets))
-    except (OSError, ValueError):
+        return zlib.crc32((item_dir / OCDBT_MANIFEST_FILE).read_bytes())
+    except OSError:
         return None
-    if not found or not max(found)[0]:
-        return None
-    _, name, offsets = max(found)
-    keys = list(offsets)
-    start = min(offsets.values())
-    end = max(offset + len(values[key]) for key, offset in offsets.items())
-    # Worth reading in one span only when the packed chunks fill most of it.
-    if end - start > 2 * sum(len(values[key]) for key in keys) + _SPAN_SLACK_BYTES:
-        return None
-    return LocatedValues(f"{OCDBT_DATA_DIR}/{name}", offsets, end)
 
 
-def _find_in_order(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
-    """The offsets of the values found in `data`, expecting each right after the one before it
-    in key order; a few others are searched for (the first one written may land elsewhere,
-    other arrays' chunks may lie between, and a save may spread its values over files)."""
-    offsets = {}
-    position, searches = 0, 0
-    for key in keys:
-        value = values[key]
-        if data[position : position + len(value)] != value:
-            searches += 1
-            if searches > _MAX_SEARCHES:
+def locate_values(item_dir: Path, values: dict[str, bytes]) -> list[LocatedValues]:
+    """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
+    data files, one record per file that holds some (a save may spread its values over
+    several), largest file first."""
+    keys = sorted(k for k, v in values.items() if v)
+    records: list[LocatedValues] = []
+    manifest = manifest_crc32(item_dir)
+    if manifest is None:
+        return []
+    try:
+        files = sorted(
+            ((path.stat().st_size, path) for path in (item_dir / OCDBT_DATA_DIR).iterdir()),
+            reverse=True,
+        )
+        for size, path in files:
+            if not keys or not size:
                 break
-            found = data.find(value)
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                offsets = _find_values(data, keys, values)
+            if not offsets:
+                continue
+            start = min(offsets.values())
+            end = max(offset + len(values[key]) for key, offset in offsets.items())
+            # Worth reading in one span only when the packed chunks fill most of it.
+            if end - start > 2 * sum(len(values[key]) for key in offsets) + _SPAN_SLACK_BYTES:
+                continue
+            records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{path.name}", offsets, end, manifest))
+            keys = [key for key in keys if key not in offsets]
+    except (OSError, ValueError):
+        return []
+    return records
+
+
+def _find_values(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
+    """The offsets of the values found in `data`.
+
+    A save lays its values out back to back, in runs of key order whose starts follow no
+    order tenure can predict. So each value is looked for right after the one found before it,
+    by its first bytes (one dict lookup, whatever the key order); where what follows is none of
+    them, the next value in key order is searched for, a few times at most (other arrays'
+    chunks may lie between, and a save may spread its values over files)."""
+    by_prefix: dict[bytes, collections.deque[str]] = {}
+    for k in keys:
+        by_prefix.setdefault(values[k][:_PREFIX_BYTES], collections.deque()).append(k)
+    offsets: dict[str, int] = {}
+    position, searches = 0, 0
+    remaining = iter(keys)
+    while True:
+        # Values alike (arrays of zeros) share a prefix: the first not yet found is taken.
+        candidates = by_prefix.get(data[position : position + _PREFIX_BYTES], _NONE)
+        while candidates and candidates[0] in offsets:
+            candidates.popleft()
+        here = (k for k in candidates if data[position : position + len(values[k])] == values[k])
+        key = next(here, None)
+        if key is None:
+            # Resume at the first value in key order not found yet.
+            key = next((k for k in remaining if k not in offsets), None)
+            if key is None or searches >= _MAX_SEARCHES:
+                break
+            searches += 1
+            found = data.find(values[key])
             if found < 0:
                 continue
             position = found
         offsets[key] = position
-        position += len(value)
+        position += len(values[key])
     return offsets
 
 
 _MAX_SEARCHES = 4
+_PREFIX_BYTES = 32
+_NONE: collections.deque[str] = collections.deque()
 
 
 _SPAN_SLACK_BYTES = 64 * 2**20
@@ -592,6 +645,19 @@ class PackedSpan:
             return self._buffer[offset : offset + nbytes]
 
         return wait
+
+
+class PackedSpans:
+    """The spans of an item's located packed chunks (one per data file), by chunk key."""
+
+    def __init__(self, item_dir: Path, located: Sequence[LocatedValues]) -> None:
+        # Chunks are handed out as views of the spans (which they keep alive) when a load
+        # reads most of them; as copies otherwise, so that a few leaves do not hold them all.
+        self.views = False
+        self.by_key: dict[str, PackedSpan] = {}
+        for record in located:
+            span = PackedSpan(item_dir, record)
+            self.by_key.update(dict.fromkeys(record.offsets, span))
 
 
 def _read_part(path: Path, out: np.ndarray, offset: int) -> int:
@@ -812,12 +878,14 @@ class PackedArray:
     item_dir: Location
     name: str
     kvstore: Any  # the opened OCDBT database (a `ts.KvStore`)
-    metadata: Any  # the future of the read of its `zarr.json`
+    # The future of the read of its `zarr.json`, or the function that starts reading it
+    # where it was located with the chunks.
+    metadata: Any
     record: PackedRecord
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
     crcs: dict[Region, int]
-    span: PackedSpan | None = None
+    spans: PackedSpans | None = None
     cast: np.dtype[Any] | None = None
 
     @classmethod
@@ -829,19 +897,32 @@ class PackedArray:
         record: PackedRecord,
         saved: tuple[str, tuple[int, ...]],
         crcs: dict[Region, int],
-        span: PackedSpan | None = None,
+        spans: PackedSpans | None = None,
     ) -> PackedArray:
         """Start reading the array's metadata; `saved` is its recorded dtype and shape."""
         try:
             dtype = numpy_dtype(saved[0])
         except (TypeError, ValueError) as e:
             raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
-        metadata = kvstore.read(f"{name}/{ZARR_METADATA_FILE}")
-        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, span)
+        key = f"{name}/{ZARR_METADATA_FILE}"
+        span = None if spans is None else spans.by_key.get(key)
+        if span is not None:
+            # Located with the chunks: as long as the one tenure writes for such an array.
+            try:
+                nbytes = _plain_metadata_size(dtype, saved[1], record.chunk_shape)
+            except (TypeError, ValueError) as e:
+                raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
+            metadata: Any = functools.partial(span.view, name, key, nbytes)
+        else:
+            metadata = kvstore.read(key)
+        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans)
 
     def check_metadata(self) -> None:
         """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
-        value = self._value(self.metadata, ZARR_METADATA_FILE)
+        if callable(self.metadata):
+            value: Any = self.metadata()().data
+        else:
+            value = self._value(self.metadata, ZARR_METADATA_FILE)
         if zlib.crc32(value) != self.record.metadata_crc32:
             raise _corrupt(self.name, self.item_dir, "its zarr.json differs from the recorded one")
 
@@ -850,14 +931,22 @@ class PackedArray:
         return attrs.evolve(self, cast=dtype)
 
     def start(self, index: Index) -> Callable[[], np.ndarray]:
-        """Start reading `index`: its recorded piece, or every piece when it is not one."""
+        """Start reading `index`: its recorded piece, or every piece when it is not one. The
+        function returned checks the array's `zarr.json` too, so that its read overlaps the
+        data's."""
         bounds = region(index, self.shape)
         if bounds in self.crcs:
             read = self._start_piece(bounds)
-            return lambda: self._converted(read())
+
+            def finish() -> np.ndarray:
+                self.check_metadata()
+                return self._converted(read())
+
+            return finish
         pieces = {b: self._start_piece(b) for b in self.crcs}
 
         def assemble() -> np.ndarray:
+            self.check_metadata()
             covered = sum(int(np.prod([b - a for a, b in piece])) for piece in pieces)
             if covered != int(np.prod(self.shape)):
                 raise _corrupt(self.name, self.item_dir, "its recorded pieces do not cover it")
@@ -875,8 +964,10 @@ class PackedArray:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
         crc = self.crcs[bounds]
         nbytes = math.prod(shape) * self.dtype.itemsize
-        if self.span is not None and key in self.span.located.offsets:
-            located = self.span.view(self.name, key, nbytes)
+        spans = self.spans
+        span = None if spans is None else spans.by_key.get(key)
+        if spans is not None and span is not None:
+            located = span.view(self.name, key, nbytes)
 
             def finish_located() -> np.ndarray:
                 value = located()
@@ -884,7 +975,8 @@ class PackedArray:
                     raise _corrupt(
                         self.name, self.item_dir, "its crc32 differs from the recorded one"
                     )
-                return value.view(self.dtype).reshape(shape).copy()
+                value = value.view(self.dtype).reshape(shape)
+                return value if spans.views else value.copy()
 
             return finish_located
         pending = self.kvstore.read(key)

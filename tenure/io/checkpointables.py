@@ -35,6 +35,7 @@ from tenure.io.metadata import (
 from tenure.io.pytree import (
     LoadPlan,
     StagedPytree,
+    collector_paused,
     item_metadata,
     load_item,
     plan_item,
@@ -367,6 +368,12 @@ def require_step(directory: PathLike) -> Location:
 def item_kind(item_dir: Location) -> str:
     """What checkpointable `item_dir` holds: "pytree", "bare_leaf", "json" or
     "numpy_generator" (tenure's record, checked against its checksum, says when present)."""
+    return _item_kind(item_dir)[0]
+
+
+def _item_kind(item_dir: Location) -> tuple[str, dict[str, Any] | None]:
+    """`item_kind`, and tenure's checked record of the item when there is one (a load uses
+    it rather than parse it again)."""
     recorded = item_checksums(item_dir)
     name = f"{TENURE_DIR}/{ITEM_FILE}"
     try:
@@ -374,17 +381,17 @@ def item_kind(item_dir: Location) -> str:
     except (FileNotFoundError, NotADirectoryError):
         record = None
     if isinstance(record, dict) and record.get("kind") in _KINDS:
-        return str(record["kind"])
+        return str(record["kind"]), record
     if record is not None:
         raise CorruptCheckpointError(
             f"{item_dir / name} names no known kind of checkpointable: it is damaged; "
             "restore the step from another copy"
         )
     if (item_dir / TREE_METADATA_FILE).is_file():
-        return "pytree"
+        return "pytree", None
     if list_dir(item_dir, PROCESS_STATES_PATTERN):
-        return "stateful"  # written by Orbax with Grain's handler
-    return "json"
+        return "stateful", None  # written by Orbax with Grain's handler
+    return "json", None
 
 
 _KINDS = ("pytree", "bare_leaf", "json", "numpy_generator", "stateful")
@@ -486,14 +493,16 @@ def load_one(step_dir: Location, name: str, abstract: Any = None, *, partial: bo
     """Read checkpointable `name` of a committed step, shaped like `abstract` when given
     (a pytree target must name every saved key unless `partial`)."""
     item_dir = _item_dir(step_dir, name)
-    kind = item_kind(item_dir)
+    # Parsing the item's record allocates an object per leaf or more: paused like the load.
+    with collector_paused():
+        kind, record = _item_kind(item_dir)
     if kind == "stateful":
         return _load_state(item_dir, abstract)
     if kind == "pytree":
-        return load_item(item_dir, abstract, partial=partial)
+        return load_item(item_dir, abstract, partial=partial, item_doc=record)
     if kind == "bare_leaf":
         target = None if abstract is None else {_BARE_LEAF: abstract}
-        return load_item(item_dir, target)[_BARE_LEAF]
+        return load_item(item_dir, target, item_doc=record)[_BARE_LEAF]
     document = _json_document(item_dir)
     if kind != "numpy_generator":
         return document

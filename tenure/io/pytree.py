@@ -25,11 +25,12 @@ from tenure.io.arrays import (
     LocatedValues,
     PackedArray,
     PackedRecord,
-    PackedSpan,
+    PackedSpans,
     RawArray,
     Region,
     WrittenArrays,
     check_read_size,
+    manifest_crc32,
     open_database,
     open_for_read,
     region,
@@ -107,7 +108,7 @@ class StagedPytree:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector, unless another thread already has.
 
     Saving or loading thousands of leaves allocates objects by the hundred thousand, which
@@ -136,7 +137,7 @@ def stage(
     Only pieces this process owns are kept: replica 0 of each shard on its own devices, and
     host values (numpy, scalars, strings) on the primary process.
     """
-    with _collector_paused():
+    with collector_paused():
         return _stage(tree, processes, copy=copy, custom_metadata=custom_metadata)
 
 
@@ -208,7 +209,7 @@ def write_item(
             "a merge); save with ArrayLayout(ocdbt=False) when running several processes"
         )
     item_dir.mkdir(parents=True, exist_ok=True)
-    with _collector_paused():
+    with collector_paused():
         _write_item(item_dir, staged, layout, processes, written, kind)
 
 
@@ -297,7 +298,7 @@ def _write_shared(
             # zarr.json of ours can be checksummed).
             "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
             "packed": {name: record.to_json() for name, record in arrays.packed.items()},
-            **({"located": arrays.located.to_json()} if arrays.located is not None else {}),
+            **({"located": [r.to_json() for r in arrays.located]} if arrays.located else {}),
         },
     )
     put(TREE_METADATA_FILE, meta.to_json())
@@ -325,11 +326,12 @@ class SavedItem:
     arrays: dict[str, tuple[str, tuple[int, ...]]]
     trailers: dict[str, int]
     packed: dict[str, PackedRecord]
-    located: LocatedValues | None
+    located: tuple[LocatedValues, ...]
 
     @classmethod
-    def open(cls, item_dir: Location) -> SavedItem:
-        """Read and check the item's metadata files (tenure's, if present, and Orbax's)."""
+    def open(cls, item_dir: Location, item_doc: dict[str, Any] | None = None) -> SavedItem:
+        """Read and check the item's metadata files (tenure's, if present, and Orbax's);
+        `item_doc`: tenure's item file, already read and checked."""
         record = item_record(item_dir)
         recorded = None if record is None else dict(record.files)
         if recorded is None and (item_dir.parent / STEP_CHECKSUMS_FILE).is_file():
@@ -340,7 +342,11 @@ class SavedItem:
         meta = TreeMetadata.read(item_dir, recorded)
         files = _Files(item_dir, recorded)
         try:
-            doc = files.json(f"{TENURE_DIR}/{ITEM_FILE}", {})
+            if item_doc is None:
+                doc = files.json(f"{TENURE_DIR}/{ITEM_FILE}", {})
+            else:
+                doc = item_doc
+                files.read.add(f"{TENURE_DIR}/{ITEM_FILE}")
             structure = doc.get("structure")
             kinds: dict[str, str] = {}
             if structure is not None:
@@ -355,7 +361,12 @@ class SavedItem:
                 str(name): PackedRecord.from_json(record)
                 for name, record in (doc.get("packed") or {}).items()
             }
-            located = LocatedValues.from_json(doc["located"]) if "located" in doc else None
+            # One record per data file; a single record (not in a list) is an earlier save's.
+            records = doc.get("located") or []
+            located = tuple(
+                LocatedValues.from_json(r)
+                for r in ([records] if type(records) is dict else records)
+            )
             saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
             strings = _strings_map(files.json(STRINGS_FILE, {}))
             crcs = _recorded_crcs(files)
@@ -533,6 +544,7 @@ class _Pending:
         name: str,
     ) -> None:
         self._args = (path, kind, target, numpy_default, name)
+        self.name = name
         self._reader = reader
         self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
@@ -587,7 +599,7 @@ class Reader:
     stores: dict[str, Any] = attrs.field(factory=dict)
     raws: dict[str, RawArray | PackedArray | None] = attrs.field(factory=dict)
     database: Any = None
-    span: PackedSpan | None = None
+    spans: PackedSpans | None = None
     # An OCDBT database is opened afresh by each reader (see `new_context`).
     context: ts.Context = attrs.field(
         default=attrs.Factory(
@@ -603,6 +615,10 @@ class Reader:
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
         flight; `finished` issues more as leaves are resolved."""
+        if self.spans is not None:
+            raws = [self.raws.get(leaf.name) for leaf in self.pending]
+            pieces = sum(len(raw.crcs) for raw in raws if isinstance(raw, PackedArray))
+            self.spans.views = 2 * pieces >= len(self.spans.by_key)
         self._queue.extend(self.pending)
         self._admit()
 
@@ -651,10 +667,13 @@ class Reader:
                     )
                 if self.database is None:
                     self.database = open_database(item_dir, self.context)
-                    if self.item.located is not None and isinstance(item_dir, Path):
-                        self.span = PackedSpan(item_dir, self.item.located)
+                    if self.item.located and isinstance(item_dir, Path):
+                        # Values located in another version of the database are not read.
+                        manifest = manifest_crc32(item_dir)
+                        located = [r for r in self.item.located if r.manifest in (None, manifest)]
+                        self.spans = PackedSpans(item_dir, located)
                 self.raws[name] = PackedArray.open(
-                    item_dir, name, self.database, packed, saved, crcs, self.span
+                    item_dir, name, self.database, packed, saved, crcs, self.spans
                 )
                 return self.raws[name]
             # Reading the metadata checks it against its recorded checksum, for either path.
@@ -703,8 +722,6 @@ class Reader:
             store = self.opened(name)
             shape, saved_dtype = tuple(store.shape), np.dtype(store.dtype.numpy_dtype)
         else:
-            if isinstance(raw, PackedArray):
-                raw.check_metadata()
             shape, saved_dtype = raw.shape, np.dtype(raw.dtype)
         self.item.check_array(name, shape, saved_dtype)
         explicit = getattr(target, "sharding", None)
@@ -801,7 +818,7 @@ class Reader:
         store: Any,
         shape: tuple[int, ...],
         sharding: jax.sharding.Sharding,
-    ) -> Callable[[], jax.Array]:
+    ) -> Callable[[], jax.Array | _DevicePut]:
         # Each distinct index is read once, however many devices hold a replica of it.
         index_map = sharding.addressable_devices_indices_map(shape)
         reads: dict[Region, Any] = {}
@@ -810,6 +827,12 @@ class Reader:
             key = region(index, shape)
             if key not in reads:
                 reads[key] = self._issue(name, raw, store, index)
+
+        whole = len(indices) == 1 and next(iter(reads)) == region(_full(shape), shape)
+        if whole and sharding.is_fully_addressable:
+            # The whole array on one device: put with others in one batch (see `_resolve_all`).
+            (read,) = reads.values()
+            return lambda: _DevicePut(read(), sharding)
 
         def assemble() -> jax.Array:
             pieces = {key: read() for key, read in reads.items()}
@@ -974,34 +997,87 @@ def _structure_error(
     )
 
 
-def _resolved(node: Any) -> Any:
+@attrs.frozen
+class _DevicePut:
+    """A leaf read onto the host that goes to one device, with others in one batch."""
+
+    data: np.ndarray
+    sharding: jax.sharding.Sharding
+
+
+# jax's per-call cost dominates the transfer of a small array; one call per sharding and batch
+# of this many bytes keeps it low without holding many host copies on an accelerator.
+_PUT_BATCH_BYTES = 64 * 2**20
+
+
+def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
+    """The value of every placeholder, in the order their reads were issued."""
+    values: dict[_Pending, Any] = {}
+    batch: dict[jax.sharding.Sharding, list[tuple[_Pending, np.ndarray]]] = {}
+    batched = 0
+
+    def put() -> None:
+        for sharding, leaves in batch.items():
+            arrays = jax.device_put([data for _, data in leaves], sharding)
+            values.update(zip([leaf for leaf, _ in leaves], arrays, strict=True))
+        batch.clear()
+
+    for leaf in pending:
+        value = leaf.resolve()
+        if isinstance(value, _DevicePut):
+            batch.setdefault(value.sharding, []).append((leaf, value.data))
+            batched += value.data.nbytes
+            if batched >= _PUT_BATCH_BYTES:
+                put()
+                batched = 0
+        else:
+            values[leaf] = value
+    put()
+    return values
+
+
+def _resolved(node: Any, values: dict[_Pending, Any]) -> Any:
     """`node` with every placeholder replaced by its value.
 
     Dicts are walked here rather than by jax, which cannot order mixed int and str keys.
     """
     if isinstance(node, _Pending):
-        return node.resolve()
+        return values[node]
     if type(node) is dict:
-        return {k: _resolved(v) for k, v in node.items()}
+        return {k: _resolved(v, values) for k, v in node.items()}
     if type(node) is list:
-        return [_resolved(v) for v in node]
+        return [_resolved(v, values) for v in node]
     if type(node) is tuple:
-        return tuple(_resolved(v) for v in node)
+        return tuple(_resolved(v, values) for v in node)
     if node is None or leaf_kind(node) is not None:
         return node
-    return jax.tree_util.tree_map(_resolved, node, is_leaf=lambda x: x is not node)
+    return jax.tree_util.tree_map(
+        lambda child: _resolved(child, values), node, is_leaf=lambda x: x is not node
+    )
 
 
-def load_item(item_dir: Location, abstract: Any = None, *, partial: bool = False) -> Any:
-    """Read a pytree item, shaped like `abstract` when given (see `load_pytree`)."""
-    with _collector_paused():
-        reader = Reader(SavedItem.open(item_dir))
+def load_item(
+    item_dir: Location,
+    abstract: Any = None,
+    *,
+    partial: bool = False,
+    item_doc: dict[str, Any] | None = None,
+) -> Any:
+    """Read a pytree item, shaped like `abstract` when given (see `load_pytree`); `item_doc`:
+    tenure's item file, already read and checked."""
+    with collector_paused():
+        reader = Reader(SavedItem.open(item_dir, item_doc))
         tree = _match(reader, abstract, partial).tree
         # Every check (shapes, devices) before any read.
         for leaf in reader.pending:
             leaf.plan()
         reader.start_pending()
-        return _resolved(tree)
+        loaded = _resolved(tree, _resolve_all(reader.pending))
+        # The reader and its placeholders refer to each other: let go of here, before the
+        # collector resumes, they are freed at once instead of by a pass over all of them.
+        reader.pending.clear()
+        del reader, tree
+        return loaded
 
 
 @attrs.frozen

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tenure import io
+from tenure.io import jsondoc
 from tenure.io.errors import NestingTooDeepError
 from tenure.io.jsondoc import MAX_JSON_DEPTH, MAX_TREE_DEPTH
 
@@ -272,3 +275,22 @@ def test_a_damaged_chunk_trailer_is_caught_by_the_fast_read_path_too(tmp_path: P
         io.load_pytree(step)
     with pytest.raises(io.CorruptCheckpointError, match=str(step)):
         io.verify(step)
+
+
+_JSON = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab\n'),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text('[]{}"\\a'), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON)
+def test_bracket_depth_equals_the_parsed_documents_depth(doc: object) -> None:
+    """The depth read from a document's bytes, brackets in strings and escapes included, is
+    the depth of what it parses to (the check that refuses hostile nesting relies on it)."""
+    assert jsondoc._bracket_depth(json.dumps(doc).encode()) == jsondoc.json_depth(doc)
+    assert jsondoc._bracket_depth(json.dumps(doc, ensure_ascii=False).encode()) == (
+        jsondoc.json_depth(doc)
+    )
