@@ -30,7 +30,7 @@ from tests import s3server
 BUCKET = "tenure-bench"
 LAYOUTS = {"per-array": io.ArrayLayout(ocdbt=False), "OCDBT": io.ArrayLayout(ocdbt=True)}
 # What tenure picks when no layout is passed (single process).
-DEFAULT_LAYOUT = {"local": "per-array", "s3": "OCDBT"}
+DEFAULT_LAYOUT = {"local": "OCDBT", "s3": "OCDBT"}
 
 
 def build_state(mib: float) -> dict[str, np.ndarray]:
