@@ -29,6 +29,7 @@ from tenure.io.arrays import (
     RawArray,
     Region,
     WrittenArrays,
+    aligned_empty,
     check_read_size,
     manifest_crc32,
     open_database,
@@ -574,10 +575,11 @@ class _Pending:
         return value
 
 
-# Bytes of array data a load keeps in flight: enough reads to keep a disk busy, while the
-# buffers that tensorstore decodes from (as large as the data) stay a small part of a large
-# state, whose peak memory then stays near the state itself.
-_READ_WINDOW_BYTES = 64 * 2**20
+# Bytes of array data a load keeps in flight: enough reads to keep a disk busy (64 MiB held
+# a 1 GiB state of 64 MiB arrays to one read at a time: 1.9 s against 1.0 s at 128 MiB), while
+# the buffers that tensorstore decodes from (as large as the data) stay a small part of a
+# large state, whose peak memory then stays near the state itself.
+_READ_WINDOW_BYTES = 128 * 2**20
 
 
 def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
@@ -808,8 +810,12 @@ class Reader:
             return read
         if store is None:
             store = self.opened(name)
-        future = (store[index] if index else store).read()
-        return lambda: resolve_read(future, self.item.item_dir, name)
+        source = store[index] if index else store
+        # Into an aligned buffer of our own: jax then adopts it instead of copying it, so a
+        # load holds one copy of the state, not the reads' and the devices' both.
+        out = aligned_empty(source.shape, source.dtype.numpy_dtype)
+        future = ts.array(out, copy=False, write=True).write(source)
+        return lambda: (resolve_read(future, self.item.item_dir, name), out)[1]
 
     def _start_sharded(
         self,
