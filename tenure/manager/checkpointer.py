@@ -493,11 +493,7 @@ class Checkpointer:
         self._raise_background_error()
         number = step_of(step)
         with self._lock:
-            current = self._current
-            if current is not None and not current.committed and current.step == number:
-                raise SaveInProgressError(
-                    f"step {number} is being saved; wait() before deleting it"
-                )
+            self._refuse_in_flight(number, "deleting")
             damaged = self._index.take_damaged(number)
             if damaged is None:
                 if self._index.holds(number) is None:
@@ -510,6 +506,12 @@ class Checkpointer:
             rootfs.remove_path(rootfs.retire(damaged.path))
         else:
             self._retire_and_remove([entry.path])
+
+    def _refuse_in_flight(self, number: int, doing: str) -> None:
+        """Under the lock: a step whose save is still in flight cannot be changed yet."""
+        current = self._current
+        if current is not None and not current.committed and current.step == number:
+            raise SaveInProgressError(f"step {number} is being saved; wait() before {doing} it")
 
     def thin(self, step: int | CheckpointMetadata, items: Iterable[str]) -> None:
         """Removes the named items from a committed step now, whatever the policies say (as
@@ -530,11 +532,7 @@ class Checkpointer:
         number = step_of(step)
         doomed = frozenset(items)
         with self._lock:
-            current = self._current
-            if current is not None and not current.committed and current.step == number:
-                raise SaveInProgressError(
-                    f"step {number} is being saved; wait() before thinning it"
-                )
+            self._refuse_in_flight(number, "thinning")
             entry = self._index.find(number)
         if self._primary:
             for leftover in rootfs.thin_step(entry.path, doomed):
