@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ import pytest
 import tenure
 from tenure.io import Location
 from tenure.io.storage import list_dir
+from tests.manager.loops import kill_at_save
 
 LOOP = """
 import sys
@@ -44,15 +43,7 @@ TRIALS = 100 if os.environ.get("TENURE_HYPOTHESIS_PROFILE") == "soak" else 10
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_a_killed_loop_restarts_from_a_loadable_latest(root: Location, trial: int) -> None:
     kill_at = random.Random(trial).randrange(1, 6)
-    loop = subprocess.Popen(
-        [sys.executable, "-c", LOOP, str(root), "1000"], stdout=subprocess.PIPE, text=True
-    )
-    assert loop.stdout is not None
-    for line in loop.stdout:
-        if line.strip() == f"saving {kill_at}":
-            loop.kill()
-            break
-    loop.wait(timeout=120)
+    kill_at_save(LOOP, [str(root), "1000"], kill_at)
 
     with tenure.Checkpointer(root, cleanup_tmp_directories=True) as ckptr:
         latest = ckptr.latest

@@ -5,8 +5,6 @@ tenure and Orbax load with fewer items."""
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from tenure.io import ItemNotFoundError, Location, ObjectPath
 from tenure.io import root as rootfs
 from tenure.manager import OverBudgetWarning
 from tenure.retention import EveryNSteps, FixedIntervalPolicy, LatestN, WithinBytes, simulate
+from tests.manager.loops import kill_at_save
 
 
 def state(step: int) -> dict[str, Any]:
@@ -212,15 +211,7 @@ def test_a_loop_killed_while_thinning_restarts_with_consistent_steps(
     tmp_path: Path, trial: int
 ) -> None:
     kill_at = random.Random(trial).randrange(3, 8)
-    loop = subprocess.Popen(
-        [sys.executable, "-c", LOOP, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    assert loop.stdout is not None
-    for line in loop.stdout:
-        if line.strip() == f"saving {kill_at}":
-            loop.kill()
-            break
-    loop.wait(timeout=120)
+    kill_at_save(LOOP, [str(tmp_path)], kill_at)
     with tenure.Checkpointer(tmp_path) as ckptr:
         # An unfinished save may stay (it is replaced when that step is saved again).
         kinds = {leftover.kind for leftover in rootfs.leftovers(tmp_path)}
