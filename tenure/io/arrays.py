@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import errno
 import functools
 import json
@@ -377,7 +376,7 @@ def write_arrays(
     checksums: dict[str, list[dict[str, Any]]] = {}
     recorded_packed: dict[str, PackedRecord] = {}
     key_writes: list[tuple[str, Any]] = []
-    values: dict[str, bytes] = {}  # packed values by key, to locate them once committed
+    located_keys: list[str] = []  # packed values, located once committed
     if kvstore is not None:
         assert txn is not None
         store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
@@ -385,12 +384,12 @@ def write_arrays(
             metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
             recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
             key_writes.append((w.name, store.write(f"{w.name}/{ZARR_METADATA_FILE}", metadata)))
-            values[f"{w.name}/{ZARR_METADATA_FILE}"] = metadata
+            located_keys.append(f"{w.name}/{ZARR_METADATA_FILE}")
             recorded = []
             for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
                 value = np.ascontiguousarray(data).tobytes()
                 key_writes.append((w.name, store.write(key, value)))
-                values[key] = value
+                located_keys.append(key)
                 recorded.append({"index": [list(b) for b in bounds], "crc32": zlib.crc32(value)})
             checksums[w.name] = recorded
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -431,8 +430,8 @@ def write_arrays(
             _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
             for name, key_write in key_writes:
                 _wait(key_write, item_dir, name)
-            if values and isinstance(item_dir, Path):
-                located = locate_values(item_dir, values)
+            if located_keys and isinstance(item_dir, Path):
+                located = locate_values(item_dir, located_keys, ctx)
         for w, pieces in zip(writes, sums, strict=True):
             checksums[w.name] = [
                 {"index": index_to_json(index, w.shape), "crc32": s.result()} for index, s in pieces
@@ -485,10 +484,9 @@ class LocatedValues:
     the item) and each value's offset by key; `manifest`, the crc32 of the database's manifest
     when they were found.
 
-    tensorstore does not expose where it puts a value. A local save is observed to lay out the
-    values it keeps outside its index back to back, in runs of key order; tenure finds the
-    packed values there byte for byte and records their offsets, so that a load can read them
-    all with a few large reads. A database written since has another manifest: its values are
+    A save reads these from the database's own index (`ts.ocdbt.dump`) once it commits, so
+    that a load reads a run of values with a few large reads instead of key by key. A
+    database written since has another manifest: its values are
     then read key by key, as `verify` reads them.
     """
 
@@ -524,81 +522,66 @@ def manifest_crc32(item_dir: Path) -> int | None:
         return None
 
 
-def locate_values(item_dir: Path, values: dict[str, bytes]) -> list[LocatedValues]:
-    """The offsets of the packed chunks `values` (by key) found byte for byte in the item's
-    data files, one record per file that holds some (a save may spread its values over
-    several), largest file first."""
-    keys = sorted(k for k, v in values.items() if v)
-    records: list[LocatedValues] = []
+def locate_values(item_dir: Path, keys: Sequence[str], ctx: ts.Context) -> list[LocatedValues]:
+    """Where the item's OCDBT index puts the values of `keys`: one record per run of them in a
+    data file with no large gap inside (a save may interleave them with other arrays' chunks),
+    so that a load reads each run with a few large reads. Empty when the index cannot be read
+    (a load then reads the values key by key)."""
     manifest = manifest_crc32(item_dir)
     if manifest is None:
         return []
     try:
-        files = sorted(
-            ((path.stat().st_size, path) for path in (item_dir / OCDBT_DATA_DIR).iterdir()),
-            reverse=True,
-        )
-        for size, path in files:
-            if not keys or not size:
-                break
-            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                offsets = _find_values(data, keys, values)
-            if not offsets:
-                continue
-            start = min(offsets.values())
-            end = max(offset + len(values[key]) for key, offset in offsets.items())
-            # Worth reading in one span only when the packed chunks fill most of it.
-            if end - start > 2 * sum(len(values[key]) for key in offsets) + _SPAN_SLACK_BYTES:
-                continue
-            records.append(LocatedValues(f"{OCDBT_DATA_DIR}/{path.name}", offsets, end, manifest))
-            keys = [key for key in keys if key not in offsets]
-    except (OSError, ValueError):
+        where = value_locations(item_dir, ctx)
+    except (ValueError, OSError):
         return []
+    by_file: dict[str, list[tuple[int, int, str]]] = {}
+    for key in keys:
+        if key in where:
+            file, offset, length = where[key]
+            by_file.setdefault(file, []).append((offset, length, key))
+    records: list[LocatedValues] = []
+    for file, values in sorted(by_file.items()):
+        run: dict[str, int] = {}
+        end = 0
+        for offset, length, key in sorted(values):
+            if run and offset > end + _SPAN_GAP_BYTES:
+                records.append(LocatedValues(file, run, end, manifest))
+                run, end = {}, 0
+            run[key] = offset
+            end = max(end, offset + length)
+        records.append(LocatedValues(file, run, end, manifest))
     return records
 
 
-def _find_values(data: mmap.mmap, keys: list[str], values: dict[str, bytes]) -> dict[str, int]:
-    """The offsets of the values found in `data`.
-
-    A save lays its values out back to back, in runs of key order whose starts follow no
-    order tenure can predict. So each value is looked for right after the one found before it,
-    by its first bytes (one dict lookup, whatever the key order); where what follows is none of
-    them, the next value in key order is searched for, a few times at most (other arrays'
-    chunks may lie between, and a save may spread its values over files)."""
-    by_prefix: dict[bytes, collections.deque[str]] = {}
-    for k in keys:
-        by_prefix.setdefault(values[k][:_PREFIX_BYTES], collections.deque()).append(k)
-    offsets: dict[str, int] = {}
-    position, searches = 0, 0
-    remaining = iter(keys)
-    while True:
-        # Values alike (arrays of zeros) share a prefix: the first not yet found is taken.
-        candidates = by_prefix.get(data[position : position + _PREFIX_BYTES], _NONE)
-        while candidates and candidates[0] in offsets:
-            candidates.popleft()
-        here = (k for k in candidates if data[position : position + len(values[k])] == values[k])
-        key = next(here, None)
-        if key is None:
-            # Resume at the first value in key order not found yet.
-            key = next((k for k in remaining if k not in offsets), None)
-            if key is None or searches >= _MAX_SEARCHES:
-                break
-            searches += 1
-            found = data.find(values[key])
-            if found < 0:
-                continue
-            position = found
-        offsets[key] = position
-        position += len(values[key])
-    return offsets
+def value_locations(item_dir: Path, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
+    """Every value the item's OCDBT database keeps outside its index: data file (relative to
+    the item), offset and length by key, as the latest version's B+tree records them."""
+    base = ts.KvStore.open(kvstore_spec(item_dir), context=ctx).result()
+    manifest = ts.ocdbt.dump(base, context=ctx).result()
+    versions = manifest.get("versions") or []
+    root = versions[-1]["root"].get("location") if versions else None
+    found: dict[str, tuple[str, int, int]] = {}
+    # Each level's nodes are read together; a key is its ancestors' common prefixes + its own.
+    level = [] if root is None else [(b"", ts.ocdbt.dump(base, root, context=ctx))]
+    while level:
+        deeper = []
+        for prefix, pending in level:
+            for entry in pending.result()["entries"]:
+                key = prefix + entry["key"]
+                if "location" in entry:
+                    child = prefix + entry.get("subtree_common_prefix", b"")
+                    deeper.append((child, ts.ocdbt.dump(base, entry["location"], context=ctx)))
+                elif "indirect_value" in entry:
+                    _, file, offset, length = entry["indirect_value"].rsplit(":", 3)
+                    if file.startswith(f"{OCDBT_DATA_DIR}/") and is_relative_name(file):
+                        found[key.decode()] = (file, int(offset), int(length))
+        level = deeper
+    return found
 
 
-_MAX_SEARCHES = 4
-_PREFIX_BYTES = 32
-_NONE: collections.deque[str] = collections.deque()
-
-
-_SPAN_SLACK_BYTES = 64 * 2**20
+# A gap between values larger than this starts a new run: reading it costs more than a
+# request of its own.
+_SPAN_GAP_BYTES = 2**20
 _SPAN_PART_BYTES = 8 * 2**20
 
 

@@ -613,6 +613,7 @@ class Reader:
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
+    _equivalence: dict[tuple[Any, Any, int], bool] = attrs.field(factory=dict)
 
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
@@ -758,10 +759,7 @@ class Reader:
         recorded = self.item.shardings.get(shardings.sharding_key(name))
         saved = self.item.saved_sharding(name)
         if explicit is not None:
-            try:
-                same = saved is not None and bool(explicit.is_equivalent_to(saved, ndim))
-            except (ValueError, TypeError):
-                same = False
+            same = saved is not None and self._equivalent(explicit, saved, ndim)
             return explicit, recorded is not None and not same
         if recorded is not None and saved is None:
             raise TopologyMismatchError(
@@ -771,6 +769,16 @@ class Reader:
                 "e.g. jax.ShapeDtypeStruct(shape, dtype, sharding=...)"
             )
         return saved, False
+
+    def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
+        # A state's leaves share a few shardings: each pair is compared once.
+        key = (a, b, ndim)
+        if key not in self._equivalence:
+            try:
+                self._equivalence[key] = bool(a.is_equivalent_to(b, ndim))
+            except (ValueError, TypeError):
+                self._equivalence[key] = False
+        return self._equivalence[key]
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -23,6 +24,8 @@ def _spec_entry(entry: Any) -> JsonValue:
     return list(entry)
 
 
+# A state's leaves share a few shardings: each is converted once.
+@functools.lru_cache(maxsize=256)
 def to_json(sharding: jax.sharding.Sharding) -> str | None:
     """The recorded form of a sharding, or None for kinds Orbax does not record."""
     if isinstance(sharding, jax.sharding.NamedSharding):
@@ -49,6 +52,7 @@ def to_json(sharding: jax.sharding.Sharding) -> str | None:
     return json.dumps(doc)
 
 
+@functools.lru_cache(maxsize=256)
 def from_json(text: str) -> jax.sharding.Sharding | None:
     """Rebuild a recorded sharding on this machine's devices, or None when it does not fit."""
     try:

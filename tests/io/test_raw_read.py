@@ -16,6 +16,7 @@ import tensorstore as ts
 
 from tenure import io
 from tenure.io import arrays, pytree
+from tenure.io.storage import new_context
 
 PER_ARRAY = io.ArrayLayout(ocdbt=False)
 
@@ -302,29 +303,29 @@ def test_a_located_record_of_one_data_file_as_earlier_saves_wrote_it_is_read(
         np.testing.assert_array_equal(out[name], value)
 
 
-def test_chunks_laid_out_in_runs_over_several_data_files_are_all_located(
+def test_values_are_located_where_the_index_says_in_runs_split_at_large_gaps(
     tmp_path: Path,
 ) -> None:
     rng = np.random.default_rng(0)
-    values = {f"a{i:02d}/c/0": rng.bytes(2048) for i in range(40)}
-    values["z0/c/0"] = values["z1/c/0"] = bytes(2048)  # alike values share their first bytes
-    keys = sorted(values)
-    # Runs of key order, starting in no order, other bytes between, over two files.
-    first = [*keys[25:35], *keys[:10], *keys[40:]]
-    second = [*keys[35:40], *keys[10:25]]
-    data = tmp_path / arrays.OCDBT_DATA_DIR
-    data.mkdir()
-    (data / "one").write_bytes(b"".join(values[k] for k in first))
-    (data / "two").write_bytes(rng.bytes(3000) + b"".join(values[k] for k in second))
-    (tmp_path / arrays.OCDBT_MANIFEST_FILE).write_bytes(b"manifest")
-    records = arrays.locate_values(tmp_path, values)
-    assert {r.manifest for r in records} == {zlib.crc32(b"manifest")}
-    assert [r.file for r in records] == [
-        f"{arrays.OCDBT_DATA_DIR}/one",
-        f"{arrays.OCDBT_DATA_DIR}/two",
-    ]
-    assert sum(len(r.offsets) for r in records) == len(values)
+    small = {f"a{i:02d}/c/0": rng.bytes(2048) for i in range(40)}
+    small["z0/c/0"] = small["z1/c/0"] = bytes(2048)  # alike values are told apart by key
+    # A value larger than a gap lies between the small ones in key order.
+    values = {**small, "m/c/0": rng.bytes(2 * arrays._SPAN_GAP_BYTES)}
+    ctx = new_context()
+    store = ts.KvStore.open(arrays.ocdbt_spec(tmp_path, write=True), context=ctx).result()
+    txn = ts.Transaction()
+    for key, value in values.items():
+        store.with_transaction(txn).write(key, value)
+    txn.commit_async().result()
+    records = arrays.locate_values(tmp_path, sorted(small), ctx)
+    manifest = zlib.crc32((tmp_path / arrays.OCDBT_MANIFEST_FILE).read_bytes())
+    assert {r.manifest for r in records} == {manifest}
+    assert sorted(k for r in records for k in r.offsets) == sorted(small)
     for record in records:
         content = (tmp_path / record.file).read_bytes()
         for key, offset in record.offsets.items():
-            assert content[offset : offset + 2048] == values[key]
+            assert content[offset : offset + 2048] == small[key]
+        assert record.end - min(record.offsets.values()) <= 2048 * len(record.offsets)
+    # A record without the index to read is none: the load reads key by key.
+    (tmp_path / arrays.OCDBT_MANIFEST_FILE).unlink()
+    assert arrays.locate_values(tmp_path, sorted(small), ctx) == []
