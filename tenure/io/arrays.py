@@ -139,9 +139,9 @@ def tensorstore_name(dtype: np.dtype[Any]) -> str:
 
 
 @functools.cache
-def _plain_metadata_template(data_type: str) -> str:
-    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks, with
-    `{shape}` and `{chunk_shape}` to fill in."""
+def _plain_metadata_template(data_type: str, trailer: bool) -> str:
+    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks (ending in
+    a crc32c when `trailer`), with `{shape}` and `{chunk_shape}` to fill in."""
     store = ts.open(
         {
             "driver": "zarr3",
@@ -151,7 +151,10 @@ def _plain_metadata_template(data_type: str) -> str:
                 "shape": [1],
                 "data_type": data_type,
                 "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
-                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+                "codecs": [
+                    {"name": "bytes", "configuration": {"endian": "little"}},
+                    *([{"name": "crc32c"}] if trailer else []),
+                ],
             },
         }
     ).result()
@@ -168,15 +171,22 @@ def _plain_metadata_template(data_type: str) -> str:
     )
 
 
-def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequence[int]) -> bytes:
-    """The `zarr.json` of an array whose chunks are plain little-endian bytes, byte for byte
-    what tensorstore itself would write.
+def plain_metadata(
+    dtype: np.dtype[Any],
+    shape: Sequence[int],
+    chunk_shape: Sequence[int],
+    *,
+    trailer: bool = False,
+) -> bytes:
+    """The `zarr.json` of an array whose chunks are plain little-endian bytes (each followed
+    by its crc32c when `trailer`, as tenure's tensorstore writes are), byte for byte what
+    tensorstore itself would write.
 
     Examples:
         >>> json.loads(plain_metadata(np.dtype("int8"), (4,), (2,)))["chunk_grid"]
         {'configuration': {'chunk_shape': [2]}, 'name': 'regular'}
     """
-    template = _plain_metadata_template(zarr3_dtype(dtype))
+    template = _plain_metadata_template(zarr3_dtype(dtype), trailer)
     shape_text = ",".join(str(int(n)) for n in shape)
     chunk_text = ",".join(str(int(n)) for n in chunk_shape)
     return template.format(shape=f"[{shape_text}]", chunk_shape=f"[{chunk_text}]").encode()
@@ -550,7 +560,7 @@ def locate_values(item_dir: Path, keys: Sequence[str], ctx: ts.Context) -> list[
             run[key] = offset
             end = max(end, offset + length)
         records.append(LocatedValues(file, run, end, manifest))
-    return records
+    return sorted(records, key=lambda r: -len(r.offsets))
 
 
 def value_locations(item_dir: Path, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
@@ -856,6 +866,11 @@ class PackedArray:
     is checked against its recorded size and crc32 (tensorstore checks none: the chunks carry
     no crc32c). The array's `zarr.json`, which this path does not need, is read too and
     checked against its recorded crc32, so that a load rejects what `verify` rejects.
+
+    A larger array tenure wrote through tensorstore into the database is read the same way,
+    except that its chunks are read straight from the data files into aligned buffers
+    (`direct`: where the database's index places each), as the per-array layout reads its
+    chunk files (see `in_data_files`).
     """
 
     item_dir: Location
@@ -870,6 +885,47 @@ class PackedArray:
     crcs: dict[Region, int]
     spans: PackedSpans | None = None
     cast: np.dtype[Any] | None = None
+    # Data file and offset of each chunk (by key) read straight from the file.
+    direct: dict[str, tuple[Path, int]] | None = None
+
+    @classmethod
+    def in_data_files(
+        cls,
+        item_dir: Path,
+        name: str,
+        kvstore: Any,
+        saved: tuple[str, tuple[int, ...]],
+        chunk_shape: tuple[int, ...],
+        crcs: dict[Region, int],
+        locations: dict[str, tuple[str, int, int]],
+    ) -> PackedArray | None:
+        """Array `name`, written by tensorstore inside the item's OCDBT database, to be read
+        straight from the data files where `locations` (see `value_locations`) place its
+        chunks; None (tensorstore reads it) unless every recorded piece is one chunk of plain
+        bytes and crc32c trailer there, and its `zarr.json` is as long as the one describing
+        such chunks (whose crc32 the read then checks)."""
+        try:
+            dtype = numpy_dtype(saved[0])
+            metadata = plain_metadata(dtype, saved[1], chunk_shape, trailer=True)
+        except (TypeError, ValueError):
+            return None
+        key = f"{name}/{ZARR_METADATA_FILE}"
+        nbytes = math.prod(chunk_shape) * dtype.itemsize
+        if sys.byteorder != "little" or not crcs or not nbytes:
+            return None
+        if key not in locations or locations[key][2] != len(metadata):
+            return None
+        direct = {}
+        for bounds in crcs:
+            chunk = chunk_path(name, bounds, chunk_shape)
+            where = None if chunk is None else locations.get(chunk)
+            if chunk is None or where is None or where[2] != nbytes + _TRAILER_BYTES:
+                return None
+            direct[chunk] = (item_dir / where[0], where[1])
+        record = PackedRecord(zlib.crc32(metadata), chunk_shape)
+        return cls(
+            item_dir, name, kvstore, kvstore.read(key), record, saved[1], dtype, crcs, direct=direct
+        )
 
     @classmethod
     def open(
@@ -946,6 +1002,8 @@ class PackedArray:
         if key is None or shape != self.record.chunk_shape:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
         crc = self.crcs[bounds]
+        if self.direct is not None:
+            return self._start_direct(*self.direct[key], shape, crc)
         nbytes = math.prod(shape) * self.dtype.itemsize
         spans = self.spans
         span = None if spans is None else spans.by_key.get(key)
@@ -972,6 +1030,30 @@ class PackedArray:
                 raise _corrupt(self.name, self.item_dir, "its crc32 differs from the recorded one")
             # A writable copy; small enough that jax's adopting aligned buffers does not matter.
             return np.frombuffer(value, self.dtype).reshape(shape).copy()
+
+        return finish
+
+    def _start_direct(
+        self, path: Path, offset: int, shape: tuple[int, ...], crc: int
+    ) -> Callable[[], np.ndarray]:
+        # Into a buffer jax adopts, in parts read in parallel (a virtual disk needs requests
+        # in flight); the size was checked against the index and the memory when planned.
+        out = aligned_empty(shape, self.dtype)
+        data = out.reshape(-1).view(np.uint8)
+        parts = [
+            read_pool().submit(_read_part, path, data[a : a + _SPAN_PART_BYTES], offset + a)
+            for a in range(0, data.size, _SPAN_PART_BYTES)
+        ]
+
+        def finish() -> np.ndarray:
+            try:
+                for part in parts:
+                    part.result()
+            except (OSError, ValueError) as e:
+                raise _corrupt(self.name, self.item_dir, e) from e
+            if zlib.crc32(data.data) != crc:
+                raise _corrupt(self.name, self.item_dir, "its crc32 differs from the recorded one")
+            return out
 
         return finish
 

@@ -37,6 +37,7 @@ from tenure.io.arrays import (
     region,
     resolve_read,
     tensorstore_name,
+    value_locations,
     write_arrays,
     zarr3_dtype,
 )
@@ -602,6 +603,8 @@ class Reader:
     raws: dict[str, RawArray | PackedArray | None] = attrs.field(factory=dict)
     database: Any = None
     spans: PackedSpans | None = None
+    # Where the item's OCDBT index places each value, read when first needed.
+    locations: dict[str, tuple[str, int, int]] | None = None
     # An OCDBT database is opened afresh by each reader (see `new_context`).
     context: ts.Context = attrs.field(
         default=attrs.Factory(
@@ -668,16 +671,12 @@ class Reader:
                         f"array {name!r} in {item_dir} is recorded as packed without its dtype "
                         "and shape: tenure's record is damaged; restore it from another copy"
                     )
-                if self.database is None:
-                    self.database = open_database(item_dir, self.context)
-                    if self.item.located and isinstance(item_dir, Path):
-                        # Values located in another version of the database are not read.
-                        manifest = manifest_crc32(item_dir)
-                        located = [r for r in self.item.located if r.manifest in (None, manifest)]
-                        self.spans = PackedSpans(item_dir, located)
                 self.raws[name] = PackedArray.open(
-                    item_dir, name, self.database, packed, saved, crcs, self.spans
+                    item_dir, name, self._database(), packed, saved, crcs, self.spans
                 )
+                return self.raws[name]
+            if crcs and self.item.meta.use_ocdbt and isinstance(item_dir, Path):
+                self.raws[name] = self._in_data_files(item_dir, name, crcs)
                 return self.raws[name]
             # Reading the metadata checks it against its recorded checksum, for either path.
             metadata = self.item.array_metadata(name)
@@ -687,6 +686,37 @@ class Reader:
                 trailers = self.item.trailers
                 self.raws[name] = RawArray.open(item_dir / name, crcs, trailers, metadata)
         return self.raws[name]
+
+    def _database(self) -> Any:
+        """The item's OCDBT database, opened once (with the spans of its located values)."""
+        if self.database is None:
+            item_dir = self.item.item_dir
+            self.database = open_database(item_dir, self.context)
+            if self.item.located and isinstance(item_dir, Path):
+                # Values located in another version of the database are not read.
+                manifest = manifest_crc32(item_dir)
+                located = [r for r in self.item.located if r.manifest in (None, manifest)]
+                self.spans = PackedSpans(item_dir, located)
+        return self.database
+
+    def _in_data_files(
+        self, item_dir: Path, name: str, crcs: dict[Region, int]
+    ) -> PackedArray | None:
+        """Array `name`, which tenure wrote through tensorstore into the item's database, read
+        from the data files where the database's index places its chunks, when it can be."""
+        saved = self.item.arrays.get(name)
+        entry = self.item.by_name.get(name)
+        if saved is None or entry is None:
+            return None
+        if self.locations is None:
+            try:
+                self.locations = value_locations(item_dir, self.context)
+            except (ValueError, OSError):
+                self.locations = {}  # tensorstore reads them, or reports the damage
+        chunk_shape = entry.write_shape or saved[1]
+        return PackedArray.in_data_files(
+            item_dir, name, self._database(), saved, chunk_shape, crcs, self.locations
+        )
 
     def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
         """A placeholder for the saved leaf at `path`, converted as `target` asks."""

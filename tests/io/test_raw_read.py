@@ -329,3 +329,77 @@ def test_values_are_located_where_the_index_says_in_runs_split_at_large_gaps(
     # A record without the index to read is none: the load reads key by key.
     (tmp_path / arrays.OCDBT_MANIFEST_FILE).unlink()
     assert arrays.locate_values(tmp_path, sorted(small), ctx) == []
+
+
+def _large(mesh: jax.sharding.Mesh) -> dict[str, Any]:
+    """Arrays whose pieces are larger than packed ones: tensorstore writes them."""
+    pieces = 2 * arrays.PACKED_PIECE_BYTES // 4
+    sharded = jnp.arange(8 * pieces, dtype=jnp.float32).reshape(8, pieces)
+    return {
+        "w": jax.device_put(sharded, jax.NamedSharding(mesh, jax.P("x", None))),
+        "n": np.arange(pieces, dtype=np.int32),
+    }
+
+
+def _located_array(step: Path, name: str) -> arrays.PackedArray:
+    raw = pytree.Reader(pytree.SavedItem.open(step / "state")).raw(name)
+    assert isinstance(raw, arrays.PackedArray)
+    return raw
+
+
+def test_large_arrays_in_the_default_layout_are_read_straight_from_the_data_files(
+    tmp_path: Path, mesh: jax.sharding.Mesh, tensorstore_opens: list[str]
+) -> None:
+    tree = _large(mesh)
+    io.save_pytree(tmp_path / "1", tree)
+    for name in tree:
+        direct = _located_array(tmp_path / "1", name).direct
+        assert direct is not None and len(direct) == (4 if name == "w" else 1)
+    out = io.load_pytree(tmp_path / "1")
+    assert out["w"].sharding == tree["w"].sharding
+    other = jax.NamedSharding(mesh, jax.P("y", None))
+    moved = io.load_pytree(
+        tmp_path / "1",
+        {"w": jax.ShapeDtypeStruct(tree["w"].shape, jnp.int32, sharding=other), "n": None},
+    )
+    assert tensorstore_opens == []
+    assert moved["w"].sharding == other and moved["w"].dtype == jnp.int32
+    for value in (out, moved):
+        np.testing.assert_array_equal(np.asarray(value["w"]), np.asarray(tree["w"]))
+        np.testing.assert_array_equal(value["n"], tree["n"])
+    # Compressed chunks are not plain bytes: tensorstore reads them.
+    compressed = io.ArrayLayout(ocdbt=True, compression=True)
+    io.save_pytree(tmp_path / "2", tree, layout=compressed)
+    assert pytree.Reader(pytree.SavedItem.open(tmp_path / "2" / "state")).raw("n") is None
+    np.testing.assert_array_equal(io.load_pytree(tmp_path / "2")["n"], tree["n"])
+    assert sorted(tensorstore_opens) == ["n", "w"]
+
+
+@pytest.mark.parametrize("damage", ["in place", "rewritten"])
+def test_a_damaged_large_chunk_read_from_a_data_file_is_caught_by_load_and_verify(
+    tmp_path: Path, mesh: jax.sharding.Mesh, damage: str
+) -> None:
+    step = tmp_path / "1"
+    io.save_pytree(step, _large(mesh))
+    direct = _located_array(step, "w").direct
+    assert direct is not None
+    key = "w/c/2/0"
+    if damage == "in place":
+        path, offset = direct[key]
+        with open(path, "r+b") as f:
+            f.seek(offset + 100)
+            byte = f.read(1)
+            f.seek(offset + 100)
+            f.write(bytes([byte[0] ^ 0x01]))
+    else:
+        # Written again through the database: the index then places the chunk elsewhere.
+        db = _database(step)
+        data = bytearray(db.read(key).result().value)
+        data[100] ^= 0x01
+        db.write(key, bytes(data)).result()
+        moved = _located_array(step, "w").direct
+        assert moved is not None and moved[key] != direct[key]
+    with pytest.raises(io.CorruptCheckpointError, match="'w'"):
+        io.load_pytree(step)
+    with pytest.raises(io.CorruptCheckpointError):
+        io.verify(step)
