@@ -10,7 +10,10 @@ in 212 arrays, three quarters of it in 64 MiB ones. Every library saves and rest
 
 - tenure: `io.save_pytree` and `io.load_pytree` in its default layout (named in the table).
 - Orbax: a `CheckpointManager` with `StandardSave` and `StandardRestore`.
-- safetensors: `save_file`, then an fsync of the file and its directories; `load_file`.
+- safetensors: `save_file`, then an fsync of the file and its directories; `load_file` (numpy
+  arrays), and `safetensors.flax.load_file` (jax arrays, as tenure's restore returns).
+- jax alone (leaf counts only): the restored arrays made jax arrays with one batched
+  `jax.device_put`, no I/O: the floor of any restore into jax arrays.
 - disk: the same bytes written by `--threads` threads, one file each, each fsynced; read back
   likewise. This is the limit the others are held to.
 
@@ -217,6 +220,26 @@ def safetensors_restore(path: Path, case: Case) -> Any:
     return load_file(path / STEP / SAFETENSORS_FILE)
 
 
+def safetensors_jax_restore(path: Path, case: Case) -> Any:
+    """safetensors' own loader into jax arrays: what tenure's restore returns."""
+    from safetensors.flax import load_file
+
+    return load_file(path / STEP / SAFETENSORS_FILE)
+
+
+def jax_put(path: Path, case: Case) -> Any:
+    """No I/O: the host arrays made jax arrays in one batched `device_put`, as tenure's
+    restore makes them; the floor of any restore into jax arrays."""
+    import jax
+
+    device = jax.devices()[0]
+    return jax.device_put(list(case.host.values()), device)
+
+
+def no_save(path: Path, case: Case) -> None:
+    """The `jax_put` row writes nothing."""
+
+
 def shares(arrays: Sequence[np.ndarray], parts: int) -> list[Sequence[np.ndarray]]:
     """`arrays` cut, in order, into `parts` runs of about equal bytes."""
     ends = np.cumsum([a.nbytes for a in arrays])
@@ -296,6 +319,8 @@ def libraries(threads: int) -> dict[str, Library]:
             Library("tenure", tenure_save, tenure_restore, io.DEFAULT_ITEM, tenure_layout),
             Library("orbax", orbax_save, orbax_restore, "default"),
             Library("safetensors", safetensors_save, safetensors_restore),
+            Library("safetensors_jax", safetensors_save, safetensors_jax_restore),
+            Library("jax", no_save, jax_put),
             Library(
                 "disk", partial(disk_save, threads=threads), partial(disk_restore, threads=threads)
             ),
@@ -307,6 +332,8 @@ TITLES = {
     "tenure": "tenure",
     "orbax": "Orbax 0.12.8",
     "safetensors": "safetensors",
+    "safetensors_jax": "safetensors.flax (into jax arrays)",
+    "jax": "jax alone: one batched device_put of the arrays (no I/O)",
     "disk": "disk limit: threads write+fsync / read",
 }
 
@@ -497,6 +524,15 @@ def leaves_targets(by_count: dict[int, dict[str, Result]]) -> list[Target]:
                     ratio <= bound,
                 )
             )
+        # Like for like: tenure's restore returns jax arrays, which cost `jax` alone.
+        ratio = r["tenure"].median("restore") / r["safetensors_jax"].median("restore")
+        targets.append(
+            Target(
+                "4096 leaves: restore within 1.5x of safetensors.flax (jax arrays, as tenure's)",
+                f"{ratio:.1f}x (jax alone: {r['jax'].median('restore'):.2f} s)",
+                ratio <= 1.5,
+            )
+        )
         targets += speedup_targets("4096 leaves", r)
     counts = sorted(by_count)
     if 16384 in by_count and len(counts) > 1:
@@ -552,6 +588,12 @@ def print_leaves_table(by_count: dict[int, dict[str, Result]], reads: str) -> No
                 else (f"{r.step_files}")
             )
             save, restore = r.median("save"), r.median("restore")
+            if name == "jax":
+                print(
+                    f"| {n:,} x {LEAVES_BYTES // n // 1024} KiB | {title} | - | "
+                    f"{restore:.2f} | - | - / {restore / n * 1e6:.0f} us |"
+                )
+                continue
             print(
                 f"| {n:,} x {LEAVES_BYTES // n // 1024} KiB | {title} | {save:.2f} | "
                 f"{restore:.2f} | {files} | {save / n * 1e6:.0f} / {restore / n * 1e6:.0f} us |"
@@ -624,7 +666,13 @@ def plot_leaves(by_count: dict[int, dict[str, Result]], path: Path, reads: str) 
 
     counts = sorted(by_count)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True)
-    styles = {"tenure": "o-", "orbax": "s-", "safetensors": "^-", "disk": "k:"}
+    styles = {
+        "tenure": "o-",
+        "orbax": "s-",
+        "safetensors": "^-",
+        "safetensors_jax": "v--",
+        "disk": "k:",
+    }
     for ax, op in zip(axes, ("save", "restore"), strict=True):
         for name, style in styles.items():
             seconds = [by_count[n][name].median(op) for n in counts]
@@ -636,7 +684,7 @@ def plot_leaves(by_count: dict[int, dict[str, Result]], path: Path, reads: str) 
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("seconds")
     # Below the panels, where no line runs.
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -685,9 +733,11 @@ def main() -> None:
         if args.figure:
             plot_leaves(by_count, args.figure, reads)
     targets = leaves_targets(by_count)
+    per_leaf_only = ("safetensors_jax", "jax")
     for gib in args.gib:
         case = gib_case(gib)
-        results = measure(libs, case, args.reps, args.dir, not refusal)
+        gib_libs = [lib for lib in libs if lib.name not in per_leaf_only]
+        results = measure(gib_libs, case, args.reps, args.dir, not refusal)
         measure_more(results, case, args.reps, args.dir, not refusal, args.threads)
         mem = {name: memory(name, gib, args.dir) for name in ("tenure", "orbax", "safetensors")}
         print_gib_table(case, results, mem, reads)
