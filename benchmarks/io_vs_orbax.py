@@ -12,6 +12,9 @@ in 212 arrays, three quarters of it in 64 MiB ones. Every library saves and rest
 - Orbax: a `CheckpointManager` with `StandardSave` and `StandardRestore`.
 - safetensors: `save_file`, then an fsync of the file and its directories; `load_file` (numpy
   arrays), and `safetensors.flax.load_file` (jax arrays, as tenure's restore returns).
+- tensorstore alone: zarr3 chunks with a crc32c on OCDBT (as tenure writes large arrays), all
+  opens issued before any is awaited, all writes in one transaction, then an fsync of every
+  file; read back into numpy.
 - jax alone (leaf counts only): the restored arrays made jax arrays with one batched
   `jax.device_put`, no I/O: the floor of any restore into jax arrays.
 - disk: the same bytes written by `--threads` threads, one file each, each fsynced; read back
@@ -236,6 +239,58 @@ def jax_put(path: Path, case: Case) -> Any:
     return jax.device_put(list(case.host.values()), device)
 
 
+def _ts_spec(path: Path, name: str, array: np.ndarray | None = None) -> dict[str, Any]:
+    # tenure's own database options and context (one data file, values outside the index,
+    # no fsync per file: the fsync comes after), so that the row is its layout's floor.
+    from tenure.io.arrays import ocdbt_spec
+
+    kvstore = {**ocdbt_spec(path / STEP, write=array is not None), "path": name}
+    spec: dict[str, Any] = {"driver": "zarr3", "kvstore": kvstore}
+    if array is None:
+        return {**spec, "open": True}
+    codecs = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
+    chunks = {"name": "regular", "configuration": {"chunk_shape": list(array.shape)}}
+    metadata = {
+        "shape": list(array.shape),
+        "data_type": array.dtype.name,
+        "chunk_grid": chunks,
+        "codecs": codecs,
+    }
+    return {**spec, "create": True, "metadata": metadata}
+
+
+def tensorstore_save(path: Path, case: Case) -> None:
+    """tensorstore alone, as tenure's large arrays are written: zarr3 chunks with a crc32c
+    on OCDBT, every open issued before any is awaited, all writes in one transaction, then an
+    fsync of every file."""
+    import tensorstore as ts
+
+    from tenure.io.storage import new_context
+
+    ctx = new_context()
+    opens = [ts.open(_ts_spec(path, k, a), context=ctx) for k, a in case.host.items()]
+    txn = ts.Transaction()
+    writes = [
+        o.result().with_transaction(txn).write(a, can_reference_source_data_indefinitely=True)
+        for o, a in zip(opens, case.host.values(), strict=True)
+    ]
+    txn.commit_async().result()
+    for write in writes:
+        write.result()
+    fsync_tree(path / STEP)
+
+
+def tensorstore_restore(path: Path, case: Case) -> Any:
+    import tensorstore as ts
+
+    from tenure.io.storage import new_context
+
+    ctx = new_context()
+    opens = [ts.open(_ts_spec(path, k), context=ctx) for k in case.host]
+    reads = [o.result().read() for o in opens]
+    return [r.result() for r in reads]
+
+
 def no_save(path: Path, case: Case) -> None:
     """The `jax_put` row writes nothing."""
 
@@ -321,6 +376,7 @@ def libraries(threads: int) -> dict[str, Library]:
             Library("safetensors", safetensors_save, safetensors_restore),
             Library("safetensors_jax", safetensors_save, safetensors_jax_restore),
             Library("jax", no_save, jax_put),
+            Library("tensorstore", tensorstore_save, tensorstore_restore),
             Library(
                 "disk", partial(disk_save, threads=threads), partial(disk_restore, threads=threads)
             ),
@@ -334,6 +390,7 @@ TITLES = {
     "safetensors": "safetensors",
     "safetensors_jax": "safetensors.flax (into jax arrays)",
     "jax": "jax alone: one batched device_put of the arrays (no I/O)",
+    "tensorstore": "tensorstore alone (zarr3 on OCDBT, one transaction, fsync)",
     "disk": "disk limit: threads write+fsync / read",
 }
 
@@ -647,6 +704,11 @@ def print_gib_table(case: Case, r: dict[str, Result], mem: dict[str, Memory], re
     print(
         f"| memory save+restore add above the built state | {added(mem['tenure'])} | "
         f"{added(mem['orbax'])} | | {added(mem['safetensors'])} | <= 1.1x |"
+    )
+    ts_alone = r["tensorstore"]
+    print(
+        f"| tensorstore alone (zarr3 on OCDBT, one transaction, fsync) | {rate(ts_alone, 'save')} "
+        f"save, {rate(ts_alone, 'restore')} restore (into numpy) | | | | |"
     )
     d = r["disk"]
     print(
