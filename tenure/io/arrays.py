@@ -355,11 +355,12 @@ def write_arrays(
 ) -> WrittenArrays:
     """Create every array and write this process's pieces; return what to record of them.
 
-    All opens and writes are in flight together; crc32s are computed, and metadata files and
-    chunk trailers read back, on a thread pool while tensorstore writes. Inside OCDBT, small
-    arrays skip tensorstore's array layer: their `zarr.json` and plain chunks are written as
-    keys of the database, in the same transaction. Without OCDBT, `written` gets each array's
-    directory once its data is written (not yet fsynced).
+    All opens are in flight together, and all writes of a batch; crc32s are computed, and
+    metadata files and chunk trailers read back, on a thread pool while tensorstore writes.
+    Inside OCDBT, small arrays skip tensorstore's array layer: their `zarr.json` and plain
+    chunks are written as keys of the database, in the first transaction. `written` gets each
+    file or directory once its data is written (not yet fsynced): each array's directory
+    without OCDBT, the data files of each committed batch (see `_BATCH_BYTES`) with it.
     """
     ctx = new_context() if layout.ocdbt else context()
     pack = layout.ocdbt and primary and not layout.compression and not db
@@ -382,66 +383,77 @@ def write_arrays(
         )
         for w in writes
     ]
-    txn = ts.Transaction() if layout.ocdbt else None
+    local = item_dir if isinstance(item_dir, Path) else None
+    batches = _batches(writes, layout.ocdbt and local is not None)
     checksums: dict[str, list[dict[str, Any]]] = {}
     recorded_packed: dict[str, PackedRecord] = {}
-    key_writes: list[tuple[str, Any]] = []
     located_keys: list[str] = []  # packed values, located once committed
-    if kvstore is not None:
-        assert txn is not None
-        store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
-        for w, keys in packed:
-            metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
-            recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
-            key_writes.append((w.name, store.write(f"{w.name}/{ZARR_METADATA_FILE}", metadata)))
-            located_keys.append(f"{w.name}/{ZARR_METADATA_FILE}")
-            recorded = []
-            for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
-                value = np.ascontiguousarray(data).tobytes()
-                key_writes.append((w.name, store.write(key, value)))
-                located_keys.append(key)
-                recorded.append({"index": [list(b) for b in bounds], "crc32": zlib.crc32(value)})
-            checksums[w.name] = recorded
+    synced: set[Path] = set()
     with ThreadPoolExecutor(max_workers=2) as pool:
         sums: list[list[tuple[Index, Future[int]]]] = []
         metadata_files: dict[str, Future[bytes]] = {}
-        pending = []
-        for w, future in zip(writes, opened, strict=True):
-            store = _wait(future, item_dir, w.name)
-            if txn is not None:
-                store = store.with_transaction(txn)
-            elif primary:
-                # The primary's open wrote the array's metadata; its checksum is recorded.
-                path = f"{w.name}/{ZARR_METADATA_FILE}"
-                metadata_files[path] = pool.submit((item_dir / path).read_bytes)
-            sums.append([(index, pool.submit(checksum, data)) for index, data in w.pieces])
-            pending.append(
-                [
-                    store[index].write(data, can_reference_source_data_indefinitely=True)
-                    for index, data in w.pieces
-                ]
-            )
-        # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the
-        # chunks they can read (plain, local) the trailer is recorded and compared instead.
-        plain = not layout.ocdbt and not layout.compression
-        local = item_dir if isinstance(item_dir, Path) and plain else None
         trailers: dict[str, Future[int | None]] = {}
-        for w, array_writes in zip(writes, pending, strict=True):
-            for write in array_writes:
-                _wait(write.commit, item_dir, w.name)
-            if written is not None and txn is None:
-                written(item_dir / w.name)
-            for index, _ in w.pieces:
-                chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
-                if local is not None and chunk is not None:
-                    trailers[chunk] = pool.submit(_read_trailer, local / chunk)
+        for number, batch in enumerate(batches):
+            txn = ts.Transaction() if layout.ocdbt else None
+            key_writes: list[tuple[str, Any]] = []
+            if kvstore is not None and number == 0:
+                assert txn is not None
+                store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
+                for w, keys in packed:
+                    metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
+                    recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
+                    key = f"{w.name}/{ZARR_METADATA_FILE}"
+                    key_writes.append((w.name, store.write(key, metadata)))
+                    located_keys.append(key)
+                    recorded = []
+                    for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
+                        value = np.ascontiguousarray(data).tobytes()
+                        key_writes.append((w.name, store.write(key, value)))
+                        located_keys.append(key)
+                        crc = zlib.crc32(value)
+                        recorded.append({"index": [list(b) for b in bounds], "crc32": crc})
+                    checksums[w.name] = recorded
+            pending = []
+            for i in batch:
+                w, store = writes[i], _wait(opened[i], item_dir, writes[i].name)
+                if txn is not None:
+                    store = store.with_transaction(txn)
+                elif primary:
+                    # The primary's open wrote the array's metadata; its checksum is recorded.
+                    path = f"{w.name}/{ZARR_METADATA_FILE}"
+                    metadata_files[path] = pool.submit((item_dir / path).read_bytes)
+                sums.append([(index, pool.submit(checksum, data)) for index, data in w.pieces])
+                pending.append(
+                    [
+                        store[index].write(data, can_reference_source_data_indefinitely=True)
+                        for index, data in w.pieces
+                    ]
+                )
+            # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the
+            # chunks they can read (plain, local) the trailer is recorded and compared instead.
+            plain = local is not None and not layout.ocdbt and not layout.compression
+            for i, array_writes in zip(batch, pending, strict=True):
+                w = writes[i]
+                for write in array_writes:
+                    _wait(write.commit, item_dir, w.name)
+                if written is not None and txn is None:
+                    written(item_dir / w.name)
+                for index, _ in w.pieces:
+                    chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
+                    if plain and local is not None and chunk is not None:
+                        trailers[chunk] = pool.submit(_read_trailer, local / chunk)
+            if txn is not None:
+                _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
+                for name, key_write in key_writes:
+                    _wait(key_write, item_dir, name)
+                if written is not None and local is not None and number < len(batches) - 1:
+                    # A data file is never written again: its writeback overlaps the next batch.
+                    for data_file in _data_files(local) - synced:
+                        written(data_file)
+                        synced.add(data_file)
         located: list[LocatedValues] = []
-        if txn is not None:
-            _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
-            for name, key_write in key_writes:
-                _wait(key_write, item_dir, name)
-            if located_keys and isinstance(item_dir, Path):
-                located = locate_values(item_dir, located_keys, ctx)
+        if located_keys and local is not None:
+            located = locate_values(local, located_keys, ctx)
         for w, pieces in zip(writes, sums, strict=True):
             checksums[w.name] = [
                 {"index": index_to_json(index, w.shape), "crc32": s.result()} for index, s in pieces
@@ -453,6 +465,34 @@ def write_arrays(
             recorded_packed,
             located,
         )
+
+
+# Local OCDBT saves commit their arrays in batches of about this many bytes, so that the disk
+# writes back one batch's data file while the next is being written (a 1 GiB save took 0.55-0.66
+# s in four batches against 0.72-0.88 s in one, on a disk whose limit was 0.43-0.58 s).
+_BATCH_BYTES = 256 * 2**20
+
+
+def _batches(writes: Sequence[ArrayWrite], split: bool) -> list[list[int]]:
+    """The indices of `writes` in consecutive batches of about `_BATCH_BYTES` (one when not
+    `split`); always at least one batch, for the packed keys."""
+    batches: list[list[int]] = [[]]
+    size = 0
+    for i, w in enumerate(writes):
+        if split and size >= _BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(i)
+        size += sum(data.nbytes for _, data in w.pieces)
+    return batches
+
+
+def _data_files(item_dir: Path) -> set[Path]:
+    """The item's OCDBT data files written so far."""
+    try:
+        return set((item_dir / OCDBT_DATA_DIR).iterdir())
+    except FileNotFoundError:
+        return set()
 
 
 @attrs.frozen

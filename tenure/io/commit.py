@@ -132,9 +132,11 @@ class Syncer:
     _pending: list[Future[list[Path]]] = attrs.field(factory=list)
 
     def submit(self, root: Location) -> None:
-        """Start fsyncing everything under `root`, which the save will not touch again."""
+        """Start fsyncing the file `root`, or everything under the directory `root`, which the
+        save will not touch again."""
         if isinstance(root, Path):
-            self._pending.append(self._pool.submit(_fsync_paths, _tree_paths(root)))
+            paths = _tree_paths(root) if root.is_dir() else [root]
+            self._pending.append(self._pool.submit(_fsync_paths, paths))
 
     def finish(self) -> frozenset[Path]:
         """Wait for every submitted fsync (raising the first error); return the synced paths."""

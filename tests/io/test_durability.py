@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tenure import io
-from tenure.io import commit
+from tenure.io import arrays, commit
 
 
 def test_every_file_and_directory_is_fsynced_before_the_rename(
@@ -42,3 +42,28 @@ def test_a_failed_background_fsync_fails_the_save_and_commits_nothing(
     with pytest.raises(io.InsufficientSpaceError):
         io.save_pytree(tmp_path / "1", {"w": np.ones(3)}, layout=io.ArrayLayout(ocdbt=False))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_large_save_commits_in_batches_and_syncs_each_batch_while_the_next_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(arrays, "_BATCH_BYTES", 1)  # every array its own batch
+    submitted: list[Path] = []
+    original = commit.Syncer.submit
+
+    def spy(self: commit.Syncer, root: Path) -> None:
+        submitted.append(root)
+        original(self, root)
+
+    monkeypatch.setattr(commit.Syncer, "submit", spy)
+    large = arrays.PACKED_PIECE_BYTES // 4 + 1
+    tree = {name: np.full(large, i, np.float32) for i, name in enumerate("abc")}
+    io.save_pytree(tmp_path / "1", tree)
+    data = tmp_path / "1" / "state" / arrays.OCDBT_DATA_DIR
+    # The data files of the first two batches, before the third was written.
+    assert submitted
+    assert {p.name for p in submitted} < {p.name for p in data.iterdir()}
+    assert all(p.parent.name == arrays.OCDBT_DATA_DIR for p in submitted)
+    out = io.load_pytree(tmp_path / "1")
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)

@@ -11,6 +11,7 @@ import orbax.checkpoint.experimental.v1 as ocp1
 import pytest
 
 from tenure import io
+from tenure.io import arrays
 
 
 def _tree(mesh: jax.sharding.Mesh) -> dict[str, Any]:
@@ -135,7 +136,12 @@ def _many_leaves() -> dict[str, Any]:
     return tree
 
 
-def test_the_default_layout_keeps_files_few_and_orbax_reads_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_bytes", [None, 1], ids=["one commit", "a commit per array"])
+def test_the_default_layout_keeps_files_few_and_orbax_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int | None
+) -> None:
+    if batch_bytes is not None:
+        monkeypatch.setattr(arrays, "_BATCH_BYTES", batch_bytes)
     tree = _many_leaves()
     io.save_pytree(tmp_path / "1", tree)
     item = tmp_path / "1" / "state"

@@ -354,7 +354,8 @@ def test_large_arrays_in_the_default_layout_are_read_straight_from_the_data_file
     io.save_pytree(tmp_path / "1", tree)
     for name in tree:
         direct = _located_array(tmp_path / "1", name).direct
-        assert direct is not None and len(direct) == (4 if name == "w" else 1)
+        assert direct is not None
+        assert len(direct) == (4 if name == "w" else 1)
     out = io.load_pytree(tmp_path / "1")
     assert out["w"].sharding == tree["w"].sharding
     other = jax.NamedSharding(mesh, jax.P("y", None))
@@ -363,7 +364,8 @@ def test_large_arrays_in_the_default_layout_are_read_straight_from_the_data_file
         {"w": jax.ShapeDtypeStruct(tree["w"].shape, jnp.int32, sharding=other), "n": None},
     )
     assert tensorstore_opens == []
-    assert moved["w"].sharding == other and moved["w"].dtype == jnp.int32
+    assert moved["w"].sharding == other
+    assert moved["w"].dtype == jnp.int32
     for value in (out, moved):
         np.testing.assert_array_equal(np.asarray(value["w"]), np.asarray(tree["w"]))
         np.testing.assert_array_equal(value["n"], tree["n"])
@@ -398,7 +400,8 @@ def test_a_damaged_large_chunk_read_from_a_data_file_is_caught_by_load_and_verif
         data[100] ^= 0x01
         db.write(key, bytes(data)).result()
         moved = _located_array(step, "w").direct
-        assert moved is not None and moved[key] != direct[key]
+        assert moved is not None
+        assert moved[key] != direct[key]
     with pytest.raises(io.CorruptCheckpointError, match="'w'"):
         io.load_pytree(step)
     with pytest.raises(io.CorruptCheckpointError):
