@@ -605,8 +605,16 @@ def locate_values(item_dir: Path, keys: Sequence[str], ctx: ts.Context) -> list[
 
 def value_locations(item_dir: Path, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
     """Every value the item's OCDBT database keeps outside its index: data file (relative to
-    the item), offset and length by key, as the latest version's B+tree records them."""
+    the item), offset and length by key, as the latest version's B+tree records them.
+    `ValueError` or `OSError` when the index cannot be read or is not as expected."""
     base = ts.KvStore.open(kvstore_spec(item_dir), context=ctx).result()
+    try:
+        return _walk_index(base, ctx)
+    except (KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as e:
+        raise ValueError(f"the OCDBT index of {item_dir} is not as expected ({e!r})") from e
+
+
+def _walk_index(base: Any, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
     manifest = ts.ocdbt.dump(base, context=ctx).result()
     versions = manifest.get("versions") or []
     root = versions[-1]["root"].get("location") if versions else None

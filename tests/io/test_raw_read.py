@@ -406,3 +406,22 @@ def test_a_damaged_large_chunk_read_from_a_data_file_is_caught_by_load_and_verif
         io.load_pytree(step)
     with pytest.raises(io.CorruptCheckpointError):
         io.verify(step)
+
+
+def test_an_index_not_as_expected_leaves_values_to_be_read_key_by_key(
+    tmp_path: Path, mesh: jax.sharding.Mesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Unexpected:
+        def result(self) -> Any:
+            return {"versions": [{}]}  # no root: another tensorstore's dump, say
+
+    monkeypatch.setattr(ts.ocdbt, "dump", lambda *args, **kwargs: Unexpected())
+    tree = {**_many_small(3), **_large(mesh)}
+    io.save_pytree(tmp_path / "1", tree)
+    record = json.loads((tmp_path / "1" / "state" / "_tenure" / "item.json").read_text())
+    assert "located" not in record
+    assert _located_array(tmp_path / "1", "p000").spans is None
+    assert pytree.Reader(pytree.SavedItem.open(tmp_path / "1" / "state")).raw("w") is None
+    out = io.load_pytree(tmp_path / "1")
+    for name, value in tree.items():
+        np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(value))
