@@ -395,7 +395,6 @@ def write_arrays(
         trailers: dict[str, Future[int | None]] = {}
         for number, batch in enumerate(batches):
             txn = ts.Transaction() if layout.ocdbt else None
-            key_writes: list[tuple[str, Any]] = []
             if kvstore is not None and number == 0:
                 assert txn is not None
                 store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
@@ -403,12 +402,13 @@ def write_arrays(
                     metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
                     recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
                     key = f"{w.name}/{ZARR_METADATA_FILE}"
-                    key_writes.append((w.name, store.write(key, metadata)))
+                    # A transaction's writes succeed or fail with its commit, awaited below.
+                    store.write(key, metadata)
                     located_keys.append(key)
                     recorded = []
                     for (_, data), (bounds, key) in zip(w.pieces, keys, strict=True):
                         value = np.ascontiguousarray(data).tobytes()
-                        key_writes.append((w.name, store.write(key, value)))
+                        store.write(key, value)
                         located_keys.append(key)
                         crc = zlib.crc32(value)
                         recorded.append({"index": [list(b) for b in bounds], "crc32": crc})
@@ -444,8 +444,6 @@ def write_arrays(
                         trailers[chunk] = pool.submit(_read_trailer, local / chunk)
             if txn is not None:
                 _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
-                for name, key_write in key_writes:
-                    _wait(key_write, item_dir, name)
                 if written is not None and local is not None and number < len(batches) - 1:
                     # A data file is never written again: its writeback overlaps the next batch.
                     for data_file in _data_files(local) - synced:
@@ -619,6 +617,7 @@ def _walk_index(base: Any, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
     versions = manifest.get("versions") or []
     root = versions[-1]["root"].get("location") if versions else None
     found: dict[str, tuple[str, int, int]] = {}
+    files: dict[str, bool] = {}  # whether each data file named is one of the item's
     # Each level's nodes are read together; a key is its ancestors' common prefixes + its own.
     level = [] if root is None else [(b"", ts.ocdbt.dump(base, root, context=ctx))]
     while level:
@@ -631,7 +630,11 @@ def _walk_index(base: Any, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
                     deeper.append((child, ts.ocdbt.dump(base, entry["location"], context=ctx)))
                 elif "indirect_value" in entry:
                     _, file, offset, length = entry["indirect_value"].rsplit(":", 3)
-                    if file.startswith(f"{OCDBT_DATA_DIR}/") and is_relative_name(file):
+                    if file not in files:
+                        files[file] = file.startswith(f"{OCDBT_DATA_DIR}/") and is_relative_name(
+                            file
+                        )
+                    if files[file]:
                         found[key.decode()] = (file, int(offset), int(length))
         level = deeper
     return found
