@@ -67,12 +67,13 @@ def _bracket_depth(data: bytes) -> int:
         steps = _DEPTH_STEP[np.frombuffer(_STRING.sub(b"", data), np.uint8)]
     else:
         # Without escapes every quote opens or closes a string: brackets after an odd number
-        # of quotes are inside one.
+        # of quotes are inside one (counted by bisecting the quotes' positions, not by a
+        # running count over every byte).
         raw = np.frombuffer(data, np.uint8)
         steps = _DEPTH_STEP.take(raw)
         brackets = np.flatnonzero(steps)
-        quotes = np.cumsum(raw == ord('"'), dtype=np.int64)
-        steps = steps[brackets[(quotes[brackets] & 1) == 0]]
+        quotes = np.flatnonzero(raw == ord('"'))
+        steps = steps[brackets[(np.searchsorted(quotes, brackets) & 1) == 0]]
     return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
