@@ -89,8 +89,8 @@ from tenure.io.tree import (
     build_from_structure,
     children,
     flatten,
-    iter_leaf_specs,
     leaf_kind,
+    leaf_kinds,
     validate_structure,
 )
 
@@ -352,10 +352,10 @@ class SavedItem:
             kinds: dict[str, str] = {}
             if structure is not None:
                 validate_structure(structure)
-                kinds = {param_name(p): k for p, k in iter_leaf_specs(structure)}
+                kinds = leaf_kinds(structure)
             key_impls = _strings_map(doc.get("key_impls") or {})
             arrays = {
-                str(name): (str(dtype), tuple(int(n) for n in shape))
+                str(name): (str(dtype), tuple([int(n) for n in shape]))
                 for name, (dtype, shape) in (doc.get("arrays") or {}).items()
             }
             packed = {
@@ -371,7 +371,9 @@ class SavedItem:
             saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
             strings = _strings_map(files.json(STRINGS_FILE, {}))
             crcs = _recorded_crcs(files)
-            if not key_impls:
+            if "key_impls" not in doc:
+                # Not recorded by tenure: Orbax records them with its array metadata. (Where
+                # tenure recorded them, that file is still checked against its checksum.)
                 key_impls = _orbax_key_impls(files)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorruptCheckpointError(
@@ -390,7 +392,7 @@ class SavedItem:
             key_impls,
             saved_shardings,
             strings,
-            {param_name(e.path): e for e in meta.entries},
+            {e.name: e for e in meta.entries},
             crcs,
             recorded,
             arrays,
@@ -483,7 +485,7 @@ def _recorded_crcs(files: _Files) -> dict[str, dict[Region, int]]:
     for path in files.names(TENURE_DIR, CHECKSUMS_PATTERN):
         for name, pieces in files.json(path, {}).items():
             for piece in pieces:
-                bounds = tuple((int(a), int(b)) for a, b in piece["index"])
+                bounds = tuple([(int(a), int(b)) for a, b in piece["index"]])
                 crcs.setdefault(str(name), {})[bounds] = int(piece["crc32"])
     return crcs
 
@@ -613,7 +615,8 @@ class Reader:
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
-    _equivalence: dict[tuple[Any, Any, int], bool] = attrs.field(factory=dict)
+    _equivalence: dict[tuple[int, int, int], tuple[Any, Any, bool]] = attrs.field(factory=dict)
+    _single: dict[int, tuple[Any, bool]] = attrs.field(factory=dict)
 
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
@@ -688,9 +691,13 @@ class Reader:
                 self.raws[name] = RawArray.open(item_dir / name, crcs, trailers, metadata)
         return self.raws[name]
 
-    def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
-        """A placeholder for the saved leaf at `path`, converted as `target` asks."""
-        name = param_name(path)
+    def leaf(
+        self, path: KeyPath, target: Any, *, numpy_default: bool, name: str | None = None
+    ) -> Any:
+        """A placeholder for the saved leaf at `path`, converted as `target` asks (`name`:
+        its parameter name, when the caller has it)."""
+        if name is None:
+            name = param_name(path)
         entry = self.item.by_name.get(name) if path else None
         if entry is None:
             raise _mismatch(path, "the checkpoint has no value at this key")
@@ -757,7 +764,7 @@ class Reader:
         devices, the load is refused rather than moved to another device.
         """
         recorded = self.item.shardings.get(shardings.sharding_key(name))
-        saved = self.item.saved_sharding(name)
+        saved = shardings.from_json(recorded) if recorded else None
         if explicit is not None:
             same = saved is not None and self._equivalent(explicit, saved, ndim)
             return explicit, recorded is not None and not same
@@ -771,14 +778,28 @@ class Reader:
         return saved, False
 
     def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
-        # A state's leaves share a few shardings: each pair is compared once.
-        key = (a, b, ndim)
-        if key not in self._equivalence:
+        # A state's leaves share a few sharding objects: each pair is compared once, found by
+        # identity (hashing a sharding costs more than the rest of a leaf's placement). The
+        # entry holds both, so their ids are not reused while it exists.
+        key = (id(a), id(b), ndim)
+        known = self._equivalence.get(key)
+        if known is None:
             try:
-                self._equivalence[key] = bool(a.is_equivalent_to(b, ndim))
+                same = bool(a.is_equivalent_to(b, ndim))
             except (ValueError, TypeError):
-                self._equivalence[key] = False
-        return self._equivalence[key]
+                same = False
+            self._equivalence[key] = known = (a, b, same)
+        return known[2]
+
+    def _on_one_device(self, sharding: jax.sharding.Sharding) -> bool:
+        """True when `sharding` puts a whole array on one device of this process."""
+        known = self._single.get(id(sharding))
+        if known is None:
+            single = type(sharding) is jax.sharding.SingleDeviceSharding and bool(
+                sharding.is_fully_addressable
+            )
+            self._single[id(sharding)] = known = (sharding, single)
+        return known[1]
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
@@ -833,6 +854,11 @@ class Reader:
         shape: tuple[int, ...],
         sharding: jax.sharding.Sharding,
     ) -> Callable[[], jax.Array | _DevicePut]:
+        if self._on_one_device(sharding):
+            # The whole array on one device: put with others in one batch (see `_resolve_all`),
+            # without mapping indices to devices for each of thousands of leaves.
+            read = self._issue(name, raw, store, _full(shape))
+            return lambda: _DevicePut(read(), sharding)
         # Each distinct index is read once, however many devices hold a replica of it.
         index_map = sharding.addressable_devices_indices_map(shape)
         reads: dict[Region, Any] = {}
@@ -942,8 +968,8 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
     whole: set[tuple[str, ...]] = set()  # paths under which a None target takes everything
     missing: list[KeyPath] = []
 
-    def walk(node: Any, path: KeyPath) -> Any:
-        keys = tuple(k.key for k in path)
+    def walk(node: Any, path: KeyPath, keys: tuple[str, ...]) -> Any:
+        # `keys`: the texts of `path`, extended as the walk descends rather than rebuilt.
         if node is None:
             entry = item.entry(path)
             if entry is not None and entry.value_type == "None":
@@ -955,15 +981,16 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
             whole.add(keys)
             return _saved_subtree(reader, path, numpy_default=True)
         if _is_target_leaf(node):
-            if item.entry(path) is None:
+            name = ".".join(keys)
+            if not path or name not in item.by_name:
                 missing.append(path)
                 return None
             named.add(keys)
-            return reader.leaf(path, node, numpy_default=True)
+            return reader.leaf(path, node, numpy_default=True, name=name)
         container, pairs = children(node, path)
         if not pairs:
             named.add(keys)
-        values = [walk(child, (*path, key)) for key, child in pairs]
+        values = [walk(child, (*path, key), (*keys, key.key)) for key, child in pairs]
         if isinstance(node, dict):
             return dict(zip(node, values, strict=True))
         if container == "NamedTuple":
@@ -974,10 +1001,10 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
             jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
         )
 
-    tree = walk(abstract, ())
+    tree = walk(abstract, (), ())
     unexpected = []
     for entry in item.meta.entries:
-        keys = tuple(k.key for k in entry.path)
+        keys = tuple([k.key for k in entry.path])
         if keys in named or (whole and any(keys[:i] in whole for i in range(len(keys) + 1))):
             continue
         unexpected.append(entry.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import keyword
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -269,13 +269,32 @@ def validate_structure(structure: JsonValue) -> None:
 _CONTAINERS = ("Dict", "NamedTuple", "Unknown", "List", "Tuple")
 
 
-def iter_leaf_specs(structure: JsonValue, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
-    """Yield `(path, kind)` for every leaf of a recorded structure."""
-    if structure["t"] == "leaf":
-        yield path, structure["kind"]
-        return
-    for key, child in zip(_structure_keys(structure), structure["c"], strict=True):
-        yield from iter_leaf_specs(child, (*path, key))
+def leaf_kinds(structure: JsonValue) -> dict[str, str]:
+    """The kind of every leaf of a recorded structure, by parameter name.
+
+    Examples:
+        >>> leaf_kinds(flatten({"a": 1, "b": [np.zeros(2), None]}).structure)
+        {'a': 'int', 'b.0': 'numpy'}
+    """
+    kinds: dict[str, str] = {}
+
+    # Key texts only, joined once per leaf: no key paths are built for a lookup table.
+    def walk(node: JsonValue, keys: tuple[str, ...]) -> None:
+        kind = node["t"]
+        if kind == "leaf":
+            kinds[".".join(keys)] = node["kind"]
+            return
+        children = node["c"]
+        texts = (
+            [str(k) for k in node["k"]]
+            if kind in ("Dict", "NamedTuple", "Unknown")
+            else [str(i) for i in range(len(children))]
+        )
+        for text, child in zip(texts, children, strict=True):
+            walk(child, (*keys, text))
+
+    walk(structure, ())
+    return kinds
 
 
 def _structure_keys(structure: JsonValue) -> list[KeyEntry]:
