@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import jax
@@ -160,17 +160,28 @@ def _stage(
                 key_impls[leaf.name] = str(jax.random.key_impl(array))
                 array = jax.random.key_data(array)
             shape = tuple(array.shape)
-            pieces = tuple(
-                # jax arrays are immutable, so a view is a safe snapshot: on CPU it keeps the
-                # buffer alive (a donation then copies instead of reusing it), and on an
-                # accelerator np.asarray is the device-to-host copy itself.
-                (s.index, np.asarray(s.data))
-                for s in array.addressable_shards
-                if s.replica_id == 0 and s.device.process_index == processes.index
-            )
-            chunk = tuple(array.sharding.shard_shape(shape))
+            sharding = array.sharding
+            # jax arrays are immutable, so a view is a safe snapshot: on CPU it keeps the
+            # buffer alive (a donation then copies instead of reusing it), and on an
+            # accelerator np.asarray is the device-to-host copy itself.
+            pieces: tuple[tuple[Index, np.ndarray], ...]
+            if type(sharding) is jax.sharding.SingleDeviceSharding:
+                # Its one shard is the whole array (replica 0, indexed as jax indexes it):
+                # taken without building jax's shard objects, for each of thousands of leaves.
+                device: Any
+                (device,) = sharding.device_set
+                mine = device.process_index == processes.index
+                pieces = (((slice(None),) * len(shape), np.asarray(array)),) if mine else ()
+                chunk = shape
+            else:
+                pieces = tuple(
+                    (s.index, np.asarray(s.data))
+                    for s in array.addressable_shards
+                    if s.replica_id == 0 and s.device.process_index == processes.index
+                )
+                chunk = tuple(sharding.shard_shape(shape))
             # For keys, the sharding of their data, as Orbax records it.
-            recorded = shardings.to_json(array.sharding)
+            recorded = shardings.to_json(sharding)
             if recorded is not None:
                 recorded_shardings[leaf.name] = recorded
             writes.append(ArrayWrite(leaf.name, shape, np.dtype(array.dtype), chunk, pieces))
@@ -280,11 +291,13 @@ def _write_shared(
         for leaf in staged.flat.leaves
     ]
     meta = TreeMetadata(
-        entries=tuple(sorted([*entries, *staged.flat.empties], key=lambda e: param_name(e.path))),
+        entries=tuple(sorted([*entries, *staged.flat.empties], key=lambda e: e.name)),
         use_ocdbt=layout.ocdbt,
         use_zarr3=True,
         custom_metadata=staged.custom_metadata,
     )
+    # A state's arrays share a few dtypes: each is named once.
+    dtype_names = {dtype: zarr3_dtype(dtype) for dtype in {w.dtype for w in staged.writes}}
     if staged.strings:
         put(STRINGS_FILE, staged.strings)
     put(SHARDING_FILE, {shardings.sharding_key(k): v for k, v in staged.shardings.items()})
@@ -297,7 +310,7 @@ def _write_shared(
             "key_impls": staged.key_impls,
             # What each array's metadata must say, checked on every load (inside OCDBT no
             # zarr.json of ours can be checksummed).
-            "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
+            "arrays": {w.name: [dtype_names[w.dtype], list(w.shape)] for w in staged.writes},
             "packed": {name: record.to_json() for name, record in arrays.packed.items()},
             **({"located": [r.to_json() for r in arrays.located]} if arrays.located else {}),
         },
@@ -615,8 +628,7 @@ class Reader:
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
-    _equivalence: dict[tuple[int, int, int], tuple[Any, Any, bool]] = attrs.field(factory=dict)
-    _single: dict[int, tuple[Any, bool]] = attrs.field(factory=dict)
+    _equivalence: dict[tuple[Any, Any, int], bool] = attrs.field(factory=dict)
 
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
@@ -778,28 +790,14 @@ class Reader:
         return saved, False
 
     def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
-        # A state's leaves share a few sharding objects: each pair is compared once, found by
-        # identity (hashing a sharding costs more than the rest of a leaf's placement). The
-        # entry holds both, so their ids are not reused while it exists.
-        key = (id(a), id(b), ndim)
-        known = self._equivalence.get(key)
-        if known is None:
+        # A state's leaves share a few shardings: each pair is compared once.
+        key = (a, b, ndim)
+        if key not in self._equivalence:
             try:
-                same = bool(a.is_equivalent_to(b, ndim))
+                self._equivalence[key] = bool(a.is_equivalent_to(b, ndim))
             except (ValueError, TypeError):
-                same = False
-            self._equivalence[key] = known = (a, b, same)
-        return known[2]
-
-    def _on_one_device(self, sharding: jax.sharding.Sharding) -> bool:
-        """True when `sharding` puts a whole array on one device of this process."""
-        known = self._single.get(id(sharding))
-        if known is None:
-            single = type(sharding) is jax.sharding.SingleDeviceSharding and bool(
-                sharding.is_fully_addressable
-            )
-            self._single[id(sharding)] = known = (sharding, single)
-        return known[1]
+                self._equivalence[key] = False
+        return self._equivalence[key]
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
@@ -854,7 +852,7 @@ class Reader:
         shape: tuple[int, ...],
         sharding: jax.sharding.Sharding,
     ) -> Callable[[], jax.Array | _DevicePut]:
-        if self._on_one_device(sharding):
+        if type(sharding) is jax.sharding.SingleDeviceSharding and sharding.is_fully_addressable:
             # The whole array on one device: put with others in one batch (see `_resolve_all`),
             # without mapping indices to devices for each of thousands of leaves.
             read = self._issue(name, raw, store, _full(shape))
@@ -1038,9 +1036,9 @@ def _structure_error(
     )
 
 
-@attrs.frozen
-class _DevicePut:
-    """A leaf read onto the host that goes to one device, with others in one batch."""
+class _DevicePut(NamedTuple):
+    """A leaf read onto the host that goes to one device, with others in one batch (a tuple:
+    one is made per leaf)."""
 
     data: np.ndarray
     sharding: jax.sharding.Sharding
@@ -1054,19 +1052,22 @@ _PUT_BATCH_BYTES = 64 * 2**20
 def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
     """The value of every placeholder, in the order their reads were issued."""
     values: dict[_Pending, Any] = {}
-    batch: dict[jax.sharding.Sharding, list[tuple[_Pending, np.ndarray]]] = {}
+    batch: dict[jax.sharding.Sharding, tuple[list[_Pending], list[np.ndarray]]] = {}
     batched = 0
 
     def put() -> None:
-        for sharding, leaves in batch.items():
-            arrays = jax.device_put([data for _, data in leaves], sharding)
-            values.update(zip([leaf for leaf, _ in leaves], arrays, strict=True))
+        for sharding, (leaves, data) in batch.items():
+            values.update(zip(leaves, jax.device_put(data, sharding), strict=True))
         batch.clear()
 
     for leaf in pending:
         value = leaf.resolve()
-        if isinstance(value, _DevicePut):
-            batch.setdefault(value.sharding, []).append((leaf, value.data))
+        if type(value) is _DevicePut:
+            group = batch.get(value.sharding)
+            if group is None:
+                group = batch[value.sharding] = ([], [])
+            group[0].append(leaf)
+            group[1].append(value.data)
             batched += value.data.nbytes
             if batched >= _PUT_BATCH_BYTES:
                 put()
