@@ -630,6 +630,11 @@ class Reader:
     _in_flight_bytes: int = 0
     _equivalence: dict[tuple[Any, Any, int], bool] = attrs.field(factory=dict)
 
+    def plan_pending(self) -> None:
+        """Check every pending leaf (shapes, dtypes, devices) before any read is issued."""
+        for leaf in self.pending:
+            leaf.plan()
+
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
         flight; `finished` issues more as leaves are resolved."""
@@ -945,50 +950,53 @@ class _Match:
     unexpected: tuple[KeyPath, ...]
 
 
-def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
-    """Lay `abstract` over the saved tree: every key it names must be saved, and (unless
-    `partial`) every saved key must be named; otherwise `StructureMismatchError` lists them."""
-    item = reader.item
-    if abstract is None:
-        return _Match(_saved_subtree(reader, (), numpy_default=False), ())
-    prefixes: set[tuple[str, ...]] = set()  # every saved path and its ancestors, when needed
+@attrs.define
+class _Matcher:
+    """The walk of `_match`: a class, since a recursive closure refers to itself, and would
+    keep the reader and all it holds alive until the collector's next pass."""
 
-    def is_saved_prefix(keys: tuple[str, ...]) -> bool:
-        if not prefixes:
-            prefixes.update(
+    reader: Reader
+    named: set[tuple[str, ...]] = attrs.field(factory=set)  # paths the target names exactly
+    # Paths under which a None target takes everything.
+    whole: set[tuple[str, ...]] = attrs.field(factory=set)
+    missing: list[KeyPath] = attrs.field(factory=list)
+    # Every saved path and its ancestors, when needed.
+    prefixes: set[tuple[str, ...]] = attrs.field(factory=set)
+
+    def is_saved_prefix(self, keys: tuple[str, ...]) -> bool:
+        if not self.prefixes:
+            self.prefixes.update(
                 tuple(k.key for k in e.path[:i])
-                for e in item.meta.entries
+                for e in self.reader.item.meta.entries
                 for i in range(len(e.path) + 1)
             )
-        return keys in prefixes
+        return keys in self.prefixes
 
-    named: set[tuple[str, ...]] = set()  # paths the target names exactly
-    whole: set[tuple[str, ...]] = set()  # paths under which a None target takes everything
-    missing: list[KeyPath] = []
-
-    def walk(node: Any, path: KeyPath, keys: tuple[str, ...]) -> Any:
-        # `keys`: the texts of `path`, extended as the walk descends rather than rebuilt.
+    def walk(self, node: Any, path: KeyPath, keys: tuple[str, ...]) -> Any:
+        """`node` of the target at `path` with placeholders; `keys`: the texts of `path`,
+        extended as the walk descends rather than rebuilt."""
+        item = self.reader.item
         if node is None:
             entry = item.entry(path)
             if entry is not None and entry.value_type == "None":
-                named.add(keys)
+                self.named.add(keys)
                 return None
-            if not is_saved_prefix(keys):
-                missing.append(path)
+            if not self.is_saved_prefix(keys):
+                self.missing.append(path)
                 return None
-            whole.add(keys)
-            return _saved_subtree(reader, path, numpy_default=True)
+            self.whole.add(keys)
+            return _saved_subtree(self.reader, path, numpy_default=True)
         if _is_target_leaf(node):
             name = ".".join(keys)
             if not path or name not in item.by_name:
-                missing.append(path)
+                self.missing.append(path)
                 return None
-            named.add(keys)
-            return reader.leaf(path, node, numpy_default=True, name=name)
+            self.named.add(keys)
+            return self.reader.leaf(path, node, numpy_default=True, name=name)
         container, pairs = children(node, path)
         if not pairs:
-            named.add(keys)
-        values = [walk(child, (*path, key), (*keys, key.key)) for key, child in pairs]
+            self.named.add(keys)
+        values = [self.walk(child, (*path, key), (*keys, key.key)) for key, child in pairs]
         if isinstance(node, dict):
             return dict(zip(node, values, strict=True))
         if container == "NamedTuple":
@@ -999,7 +1007,16 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
             jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
         )
 
-    tree = walk(abstract, (), ())
+
+def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
+    """Lay `abstract` over the saved tree: every key it names must be saved, and (unless
+    `partial`) every saved key must be named; otherwise `StructureMismatchError` lists them."""
+    item = reader.item
+    if abstract is None:
+        return _Match(_saved_subtree(reader, (), numpy_default=False), ())
+    matcher = _Matcher(reader)
+    tree = matcher.walk(abstract, (), ())
+    named, whole, missing = matcher.named, matcher.whole, matcher.missing
     unexpected = []
     for entry in item.meta.entries:
         keys = tuple([k.key for k in entry.path])
@@ -1110,13 +1127,12 @@ def load_item(
     with collector_paused():
         reader = Reader(SavedItem.open(item_dir, item_doc))
         tree = _match(reader, abstract, partial).tree
-        # Every check (shapes, devices) before any read.
-        for leaf in reader.pending:
-            leaf.plan()
+        reader.plan_pending()
         reader.start_pending()
         loaded = _resolved(tree, _resolve_all(reader.pending))
         # The reader and its placeholders refer to each other: let go of here, before the
-        # collector resumes, they are freed at once instead of by a pass over all of them.
+        # collector resumes, they are freed at once instead of by a pass over all of them
+        # (no loop variable of this frame may still hold one).
         reader.pending.clear()
         del reader, tree
         return loaded
