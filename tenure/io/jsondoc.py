@@ -63,7 +63,9 @@ def _bracket_depth(data: bytes) -> int:
     # Escapes occur only inside strings, in pairs read from the left: with the escaped
     # backslashes removed, then the escaped quotes, every quote left opens or closes a string.
     # Only brackets and quotes are kept: what numpy then walks is a fraction of the document.
-    data = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    data = data.translate(None, _NOT_STRUCTURE)
     raw = np.frombuffer(data, np.uint8)
     steps = _DEPTH_STEP.take(raw)
     # Brackets after an odd number of quotes are inside a string.

@@ -93,7 +93,7 @@ KeyPath = tuple[KeyEntry, ...]
 
 def param_name(path: KeyPath) -> str:
     """The name of an array inside the item: its keys joined by '.' (Orbax's convention)."""
-    return ".".join(entry.key for entry in path)
+    return ".".join([entry.key for entry in path])
 
 
 def display_path(path: KeyPath) -> str:
@@ -196,9 +196,9 @@ class TreeMetadata:
                 f"{path} does not follow the tree-metadata schema ({type(e).__name__}: {e}); "
                 "the checkpoint is damaged or was written by an unsupported tool"
             ) from e
-        allowed = {key.key for key in key_entries.values() if key_problem(key.key) is None}
+        refused = {key.key for key in key_entries.values() if key_problem(key.key) is not None}
         for entry in entries:
-            _require_inside(path, entry, allowed)
+            _require_inside(path, entry, refused)
         ocdbt = doc.get("use_ocdbt")
         if ocdbt is None:
             ocdbt = (item_dir / OCDBT_MANIFEST_FILE).exists()
@@ -213,16 +213,17 @@ class TreeMetadata:
         )
 
 
-def _require_inside(path: Location, entry: TreeEntry, allowed: set[str]) -> None:
-    """`allowed`: keys already known to pass `key_problem` (each distinct key is checked once)."""
+def _require_inside(path: Location, entry: TreeEntry, refused: set[str]) -> None:
+    """`refused`: the keys `key_problem` refuses (each distinct key is checked once)."""
     if len(entry.path) > MAX_TREE_DEPTH:
         raise CorruptCheckpointError(
             f"{path} records a key path {len(entry.path)} keys long, deeper than the "
             f"{MAX_TREE_DEPTH} levels a saved tree may have: the metadata is damaged or hostile"
         )
-    problems = [
-        p for p in map(key_problem, (k.key for k in entry.path if k.key not in allowed)) if p
-    ]
+    # Nearly always none: the keys are then not looked at one by one.
+    problems = (
+        [p for k in entry.path if k.key in refused and (p := key_problem(k.key))] if refused else []
+    )
     name = entry.name
     if entry.is_array and name.casefold() in RESERVED_ITEM_NAMES:
         problems.append(f"names the item's own file {name!r}")

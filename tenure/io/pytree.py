@@ -497,9 +497,10 @@ def _recorded_crcs(files: _Files) -> dict[str, dict[Region, int]]:
     crcs: dict[str, dict[Region, int]] = {}
     for path in files.names(TENURE_DIR, CHECKSUMS_PATTERN):
         for name, pieces in files.json(path, {}).items():
+            recorded = crcs.setdefault(str(name), {})
             for piece in pieces:
                 bounds = tuple([(int(a), int(b)) for a, b in piece["index"]])
-                crcs.setdefault(str(name), {})[bounds] = int(piece["crc32"])
+                recorded[bounds] = int(piece["crc32"])
     return crcs
 
 
