@@ -605,6 +605,10 @@ def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
     )
 
 
+# Targets read onto devices (a tuple, not a union built at each leaf's test).
+_DEVICE_TARGETS = (jax.ShapeDtypeStruct, jax.Array)
+
+
 def _full(shape: tuple[int, ...]) -> Index:
     return tuple(slice(0, n) for n in shape)
 
@@ -762,9 +766,11 @@ class Reader:
                 path, f"saved shape {shape} differs from requested shape {tuple(target_shape)}"
             )
         dtype = getattr(target, "dtype", None)
-        cast = np.dtype(dtype) if dtype is not None and np.dtype(dtype) != saved_dtype else None
+        cast = None
+        if dtype is not None and (requested := np.dtype(dtype)) != saved_dtype:
+            cast = requested
         sharding, resharded = None, False
-        if isinstance(target, jax.ShapeDtypeStruct | jax.Array) or (
+        if isinstance(target, _DEVICE_TARGETS) or (
             target is None and not numpy_default and kind == JAX
         ):
             sharding, resharded = self._placement(path, name, explicit, len(shape))
@@ -798,12 +804,14 @@ class Reader:
     def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
         # A state's leaves share a few shardings: each pair is compared once.
         key = (a, b, ndim)
-        if key not in self._equivalence:
+        same = self._equivalence.get(key)  # one lookup: hashing shardings is not free
+        if same is None:
             try:
-                self._equivalence[key] = bool(a.is_equivalent_to(b, ndim))
+                same = bool(a.is_equivalent_to(b, ndim))
             except (ValueError, TypeError):
-                self._equivalence[key] = False
-        return self._equivalence[key]
+                same = False
+            self._equivalence[key] = same
+        return same
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
