@@ -19,7 +19,7 @@ from tenure.io.checkpointables import (
 )
 from tenure.io.commit import Processes
 from tenure.io.metadata import JsonValue, StepMetadata
-from tenure.io.pytree import LoadPlan
+from tenure.io.pytree import LoadPlan, collector_paused
 from tenure.io.root import DEFAULT_ITEM, PathLike
 
 
@@ -47,16 +47,19 @@ def save_checkpointables(
         >>> load_checkpointables(d)["config"]
         {'lr': 0.1}
     """
-    prepare_save(
-        directory,
-        checkpointables,
-        custom_metadata=custom_metadata,
-        metrics=metrics,
-        layout=layout,
-        processes=processes,
-        copy=False,
-        init_timestamp_nsecs=init_timestamp_nsecs,
-    ).run()
+    # Paused across staging and writing both, not each on its own: what is staged is then
+    # freed before the collector resumes instead of being walked by its first pass.
+    with collector_paused():
+        prepare_save(
+            directory,
+            checkpointables,
+            custom_metadata=custom_metadata,
+            metrics=metrics,
+            layout=layout,
+            processes=processes,
+            copy=False,
+            init_timestamp_nsecs=init_timestamp_nsecs,
+        ).run()
 
 
 def save_pytree(

@@ -93,7 +93,7 @@ KeyPath = tuple[KeyEntry, ...]
 
 def param_name(path: KeyPath) -> str:
     """The name of an array inside the item: its keys joined by '.' (Orbax's convention)."""
-    return ".".join(entry.key for entry in path)
+    return ".".join([entry.key for entry in path])
 
 
 def display_path(path: KeyPath) -> str:
@@ -109,6 +109,13 @@ class TreeEntry:
     path: KeyPath
     value_type: str
     write_shape: tuple[int, ...] | None = None
+    # Its parameter name, computed once: loads look entries up by name, thousands of them.
+    name: str = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: param_name(self.path), takes_self=True),
+    )
 
     @property
     def is_array(self) -> bool:
@@ -165,24 +172,33 @@ class TreeMetadata:
                 "check the step directory and the checkpointable name"
             )
         doc = read_json(path, recorded, TREE_METADATA_FILE)
+        # Most keys recur (a model's layers share their parameters' names): one entry each.
+        key_entries: dict[tuple[str, int], KeyEntry] = {}
         try:
             entries = []
             for record in doc["tree_metadata"].values():
-                keys = tuple(
-                    KeyEntry(str(k["key"]), int(k["key_type"])) for k in record["key_metadata"]
-                )
+                keys = []
+                for k in record["key_metadata"]:
+                    text, key_type = str(k["key"]), int(k["key_type"])
+                    key = key_entries.get((text, key_type))
+                    if key is None:
+                        key = key_entries[text, key_type] = KeyEntry(text, key_type)
+                    keys.append(key)
                 value = record["value_metadata"]
                 shape = value.get("write_shape")
                 entries.append(
-                    TreeEntry(keys, str(value["value_type"]), tuple(shape) if shape else None)
+                    TreeEntry(
+                        tuple(keys), str(value["value_type"]), tuple(shape) if shape else None
+                    )
                 )
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise CorruptCheckpointError(
                 f"{path} does not follow the tree-metadata schema ({type(e).__name__}: {e}); "
                 "the checkpoint is damaged or was written by an unsupported tool"
             ) from e
+        refused = {key.key for key in key_entries.values() if key_problem(key.key) is not None}
         for entry in entries:
-            _require_inside(path, entry)
+            _require_inside(path, entry, refused)
         ocdbt = doc.get("use_ocdbt")
         if ocdbt is None:
             ocdbt = (item_dir / OCDBT_MANIFEST_FILE).exists()
@@ -197,14 +213,18 @@ class TreeMetadata:
         )
 
 
-def _require_inside(path: Location, entry: TreeEntry) -> None:
+def _require_inside(path: Location, entry: TreeEntry, refused: set[str]) -> None:
+    """`refused`: the keys `key_problem` refuses (each distinct key is checked once)."""
     if len(entry.path) > MAX_TREE_DEPTH:
         raise CorruptCheckpointError(
             f"{path} records a key path {len(entry.path)} keys long, deeper than the "
             f"{MAX_TREE_DEPTH} levels a saved tree may have: the metadata is damaged or hostile"
         )
-    problems = [p for p in map(key_problem, (k.key for k in entry.path)) if p]
-    name = param_name(entry.path)
+    # Nearly always none: the keys are then not looked at one by one.
+    problems = (
+        [p for k in entry.path if k.key in refused and (p := key_problem(k.key))] if refused else []
+    )
+    name = entry.name
     if entry.is_array and name.casefold() in RESERVED_ITEM_NAMES:
         problems.append(f"names the item's own file {name!r}")
     if problems:

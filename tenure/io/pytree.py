@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import jax
@@ -90,8 +90,8 @@ from tenure.io.tree import (
     build_from_structure,
     children,
     flatten,
-    iter_leaf_specs,
     leaf_kind,
+    leaf_kinds,
     validate_structure,
 )
 
@@ -161,17 +161,28 @@ def _stage(
                 key_impls[leaf.name] = str(jax.random.key_impl(array))
                 array = jax.random.key_data(array)
             shape = tuple(array.shape)
-            pieces = tuple(
-                # jax arrays are immutable, so a view is a safe snapshot: on CPU it keeps the
-                # buffer alive (a donation then copies instead of reusing it), and on an
-                # accelerator np.asarray is the device-to-host copy itself.
-                (s.index, np.asarray(s.data))
-                for s in array.addressable_shards
-                if s.replica_id == 0 and s.device.process_index == processes.index
-            )
-            chunk = tuple(array.sharding.shard_shape(shape))
+            sharding = array.sharding
+            # jax arrays are immutable, so a view is a safe snapshot: on CPU it keeps the
+            # buffer alive (a donation then copies instead of reusing it), and on an
+            # accelerator np.asarray is the device-to-host copy itself.
+            pieces: tuple[tuple[Index, np.ndarray], ...]
+            if type(sharding) is jax.sharding.SingleDeviceSharding:
+                # Its one shard is the whole array (replica 0, indexed as jax indexes it):
+                # taken without building jax's shard objects, for each of thousands of leaves.
+                device: Any
+                (device,) = sharding.device_set
+                mine = device.process_index == processes.index
+                pieces = (((slice(None),) * len(shape), np.asarray(array)),) if mine else ()
+                chunk = shape
+            else:
+                pieces = tuple(
+                    (s.index, np.asarray(s.data))
+                    for s in array.addressable_shards
+                    if s.replica_id == 0 and s.device.process_index == processes.index
+                )
+                chunk = tuple(sharding.shard_shape(shape))
             # For keys, the sharding of their data, as Orbax records it.
-            recorded = shardings.to_json(array.sharding)
+            recorded = shardings.to_json(sharding)
             if recorded is not None:
                 recorded_shardings[leaf.name] = recorded
             writes.append(ArrayWrite(leaf.name, shape, np.dtype(array.dtype), chunk, pieces))
@@ -281,11 +292,13 @@ def _write_shared(
         for leaf in staged.flat.leaves
     ]
     meta = TreeMetadata(
-        entries=tuple(sorted([*entries, *staged.flat.empties], key=lambda e: param_name(e.path))),
+        entries=tuple(sorted([*entries, *staged.flat.empties], key=lambda e: e.name)),
         use_ocdbt=layout.ocdbt,
         use_zarr3=True,
         custom_metadata=staged.custom_metadata,
     )
+    # A state's arrays share a few dtypes: each is named once.
+    dtype_names = {dtype: zarr3_dtype(dtype) for dtype in {w.dtype for w in staged.writes}}
     if staged.strings:
         put(STRINGS_FILE, staged.strings)
     put(SHARDING_FILE, {shardings.sharding_key(k): v for k, v in staged.shardings.items()})
@@ -298,7 +311,7 @@ def _write_shared(
             "key_impls": staged.key_impls,
             # What each array's metadata must say, checked on every load (inside OCDBT no
             # zarr.json of ours can be checksummed).
-            "arrays": {w.name: [zarr3_dtype(w.dtype), list(w.shape)] for w in staged.writes},
+            "arrays": {w.name: [dtype_names[w.dtype], list(w.shape)] for w in staged.writes},
             "packed": {name: record.to_json() for name, record in arrays.packed.items()},
             **({"located": [r.to_json() for r in arrays.located]} if arrays.located else {}),
         },
@@ -353,10 +366,10 @@ class SavedItem:
             kinds: dict[str, str] = {}
             if structure is not None:
                 validate_structure(structure)
-                kinds = {param_name(p): k for p, k in iter_leaf_specs(structure)}
+                kinds = leaf_kinds(structure)
             key_impls = _strings_map(doc.get("key_impls") or {})
             arrays = {
-                str(name): (str(dtype), tuple(int(n) for n in shape))
+                str(name): (str(dtype), tuple([int(n) for n in shape]))
                 for name, (dtype, shape) in (doc.get("arrays") or {}).items()
             }
             packed = {
@@ -372,7 +385,9 @@ class SavedItem:
             saved_shardings = _strings_map(files.json(SHARDING_FILE, {}))
             strings = _strings_map(files.json(STRINGS_FILE, {}))
             crcs = _recorded_crcs(files)
-            if not key_impls:
+            if "key_impls" not in doc:
+                # Not recorded by tenure: Orbax records them with its array metadata. (Where
+                # tenure recorded them, that file is still checked against its checksum.)
                 key_impls = _orbax_key_impls(files)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorruptCheckpointError(
@@ -391,7 +406,7 @@ class SavedItem:
             key_impls,
             saved_shardings,
             strings,
-            {param_name(e.path): e for e in meta.entries},
+            {e.name: e for e in meta.entries},
             crcs,
             recorded,
             arrays,
@@ -483,9 +498,10 @@ def _recorded_crcs(files: _Files) -> dict[str, dict[Region, int]]:
     crcs: dict[str, dict[Region, int]] = {}
     for path in files.names(TENURE_DIR, CHECKSUMS_PATTERN):
         for name, pieces in files.json(path, {}).items():
+            recorded = crcs.setdefault(str(name), {})
             for piece in pieces:
-                bounds = tuple((int(a), int(b)) for a, b in piece["index"])
-                crcs.setdefault(str(name), {})[bounds] = int(piece["crc32"])
+                bounds = tuple([(int(a), int(b)) for a, b in piece["index"]])
+                recorded[bounds] = int(piece["crc32"])
     return crcs
 
 
@@ -590,6 +606,10 @@ def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
     )
 
 
+# Targets read onto devices (a tuple, not a union built at each leaf's test).
+_DEVICE_TARGETS = (jax.ShapeDtypeStruct, jax.Array)
+
+
 def _full(shape: tuple[int, ...]) -> Index:
     return tuple(slice(0, n) for n in shape)
 
@@ -617,6 +637,11 @@ class Reader:
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
     _equivalence: dict[tuple[Any, Any, int], bool] = attrs.field(factory=dict)
+
+    def plan_pending(self) -> None:
+        """Check every pending leaf (shapes, dtypes, devices) before any read is issued."""
+        for leaf in self.pending:
+            leaf.plan()
 
     def start_pending(self) -> None:
         """Issue the reads of pending leaves, in order, up to `_READ_WINDOW_BYTES` of data in
@@ -718,9 +743,13 @@ class Reader:
             item_dir, name, self._database(), saved, chunk_shape, crcs, self.locations
         )
 
-    def leaf(self, path: KeyPath, target: Any, *, numpy_default: bool) -> Any:
-        """A placeholder for the saved leaf at `path`, converted as `target` asks."""
-        name = param_name(path)
+    def leaf(
+        self, path: KeyPath, target: Any, *, numpy_default: bool, name: str | None = None
+    ) -> Any:
+        """A placeholder for the saved leaf at `path`, converted as `target` asks (`name`:
+        its parameter name, when the caller has it)."""
+        if name is None:
+            name = param_name(path)
         entry = self.item.by_name.get(name) if path else None
         if entry is None:
             raise _mismatch(path, "the checkpoint has no value at this key")
@@ -767,9 +796,11 @@ class Reader:
                 path, f"saved shape {shape} differs from requested shape {tuple(target_shape)}"
             )
         dtype = getattr(target, "dtype", None)
-        cast = np.dtype(dtype) if dtype is not None and np.dtype(dtype) != saved_dtype else None
+        cast = None
+        if dtype is not None and (requested := np.dtype(dtype)) != saved_dtype:
+            cast = requested
         sharding, resharded = None, False
-        if isinstance(target, jax.ShapeDtypeStruct | jax.Array) or (
+        if isinstance(target, _DEVICE_TARGETS) or (
             target is None and not numpy_default and kind == JAX
         ):
             sharding, resharded = self._placement(path, name, explicit, len(shape))
@@ -787,7 +818,7 @@ class Reader:
         devices, the load is refused rather than moved to another device.
         """
         recorded = self.item.shardings.get(shardings.sharding_key(name))
-        saved = self.item.saved_sharding(name)
+        saved = shardings.from_json(recorded) if recorded else None
         if explicit is not None:
             same = saved is not None and self._equivalent(explicit, saved, ndim)
             return explicit, recorded is not None and not same
@@ -803,12 +834,14 @@ class Reader:
     def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
         # A state's leaves share a few shardings: each pair is compared once.
         key = (a, b, ndim)
-        if key not in self._equivalence:
+        same = self._equivalence.get(key)  # one lookup: hashing shardings is not free
+        if same is None:
             try:
-                self._equivalence[key] = bool(a.is_equivalent_to(b, ndim))
+                same = bool(a.is_equivalent_to(b, ndim))
             except (ValueError, TypeError):
-                self._equivalence[key] = False
-        return self._equivalence[key]
+                same = False
+            self._equivalence[key] = same
+        return same
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
@@ -863,6 +896,11 @@ class Reader:
         shape: tuple[int, ...],
         sharding: jax.sharding.Sharding,
     ) -> Callable[[], jax.Array | _DevicePut]:
+        if type(sharding) is jax.sharding.SingleDeviceSharding and sharding.is_fully_addressable:
+            # The whole array on one device: put with others in one batch (see `_resolve_all`),
+            # without mapping indices to devices for each of thousands of leaves.
+            read = self._issue(name, raw, store, _full(shape))
+            return lambda: _DevicePut(read(), sharding)
         # Each distinct index is read once, however many devices hold a replica of it.
         index_map = sharding.addressable_devices_indices_map(shape)
         reads: dict[Region, Any] = {}
@@ -951,49 +989,53 @@ class _Match:
     unexpected: tuple[KeyPath, ...]
 
 
-def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
-    """Lay `abstract` over the saved tree: every key it names must be saved, and (unless
-    `partial`) every saved key must be named; otherwise `StructureMismatchError` lists them."""
-    item = reader.item
-    if abstract is None:
-        return _Match(_saved_subtree(reader, (), numpy_default=False), ())
-    prefixes: set[tuple[str, ...]] = set()  # every saved path and its ancestors, when needed
+@attrs.define
+class _Matcher:
+    """The walk of `_match`: a class, since a recursive closure refers to itself, and would
+    keep the reader and all it holds alive until the collector's next pass."""
 
-    def is_saved_prefix(keys: tuple[str, ...]) -> bool:
-        if not prefixes:
-            prefixes.update(
+    reader: Reader
+    named: set[tuple[str, ...]] = attrs.field(factory=set)  # paths the target names exactly
+    # Paths under which a None target takes everything.
+    whole: set[tuple[str, ...]] = attrs.field(factory=set)
+    missing: list[KeyPath] = attrs.field(factory=list)
+    # Every saved path and its ancestors, when needed.
+    prefixes: set[tuple[str, ...]] = attrs.field(factory=set)
+
+    def is_saved_prefix(self, keys: tuple[str, ...]) -> bool:
+        if not self.prefixes:
+            self.prefixes.update(
                 tuple(k.key for k in e.path[:i])
-                for e in item.meta.entries
+                for e in self.reader.item.meta.entries
                 for i in range(len(e.path) + 1)
             )
-        return keys in prefixes
+        return keys in self.prefixes
 
-    named: set[tuple[str, ...]] = set()  # paths the target names exactly
-    whole: set[tuple[str, ...]] = set()  # paths under which a None target takes everything
-    missing: list[KeyPath] = []
-
-    def walk(node: Any, path: KeyPath) -> Any:
-        keys = tuple(k.key for k in path)
+    def walk(self, node: Any, path: KeyPath, keys: tuple[str, ...]) -> Any:
+        """`node` of the target at `path` with placeholders; `keys`: the texts of `path`,
+        extended as the walk descends rather than rebuilt."""
+        item = self.reader.item
         if node is None:
             entry = item.entry(path)
             if entry is not None and entry.value_type == "None":
-                named.add(keys)
+                self.named.add(keys)
                 return None
-            if not is_saved_prefix(keys):
-                missing.append(path)
+            if not self.is_saved_prefix(keys):
+                self.missing.append(path)
                 return None
-            whole.add(keys)
-            return _saved_subtree(reader, path, numpy_default=True)
+            self.whole.add(keys)
+            return _saved_subtree(self.reader, path, numpy_default=True)
         if _is_target_leaf(node):
-            if item.entry(path) is None:
-                missing.append(path)
+            name = ".".join(keys)
+            if not path or name not in item.by_name:
+                self.missing.append(path)
                 return None
-            named.add(keys)
-            return reader.leaf(path, node, numpy_default=True)
+            self.named.add(keys)
+            return self.reader.leaf(path, node, numpy_default=True, name=name)
         container, pairs = children(node, path)
         if not pairs:
-            named.add(keys)
-        values = [walk(child, (*path, key)) for key, child in pairs]
+            self.named.add(keys)
+        values = [self.walk(child, (*path, key), (*keys, key.key)) for key, child in pairs]
         if isinstance(node, dict):
             return dict(zip(node, values, strict=True))
         if container == "NamedTuple":
@@ -1004,10 +1046,19 @@ def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
             jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
         )
 
-    tree = walk(abstract, ())
+
+def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
+    """Lay `abstract` over the saved tree: every key it names must be saved, and (unless
+    `partial`) every saved key must be named; otherwise `StructureMismatchError` lists them."""
+    item = reader.item
+    if abstract is None:
+        return _Match(_saved_subtree(reader, (), numpy_default=False), ())
+    matcher = _Matcher(reader)
+    tree = matcher.walk(abstract, (), ())
+    named, whole, missing = matcher.named, matcher.whole, matcher.missing
     unexpected = []
     for entry in item.meta.entries:
-        keys = tuple(k.key for k in entry.path)
+        keys = tuple([k.key for k in entry.path])
         if keys in named or (whole and any(keys[:i] in whole for i in range(len(keys) + 1))):
             continue
         unexpected.append(entry.path)
@@ -1041,9 +1092,9 @@ def _structure_error(
     )
 
 
-@attrs.frozen
-class _DevicePut:
-    """A leaf read onto the host that goes to one device, with others in one batch."""
+class _DevicePut(NamedTuple):
+    """A leaf read onto the host that goes to one device, with others in one batch (a tuple:
+    one is made per leaf)."""
 
     data: np.ndarray
     sharding: jax.sharding.Sharding
@@ -1057,19 +1108,22 @@ _PUT_BATCH_BYTES = 64 * 2**20
 def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
     """The value of every placeholder, in the order their reads were issued."""
     values: dict[_Pending, Any] = {}
-    batch: dict[jax.sharding.Sharding, list[tuple[_Pending, np.ndarray]]] = {}
+    batch: dict[jax.sharding.Sharding, tuple[list[_Pending], list[np.ndarray]]] = {}
     batched = 0
 
     def put() -> None:
-        for sharding, leaves in batch.items():
-            arrays = jax.device_put([data for _, data in leaves], sharding)
-            values.update(zip([leaf for leaf, _ in leaves], arrays, strict=True))
+        for sharding, (leaves, data) in batch.items():
+            values.update(zip(leaves, jax.device_put(data, sharding), strict=True))
         batch.clear()
 
     for leaf in pending:
         value = leaf.resolve()
-        if isinstance(value, _DevicePut):
-            batch.setdefault(value.sharding, []).append((leaf, value.data))
+        if type(value) is _DevicePut:
+            group = batch.get(value.sharding)
+            if group is None:
+                group = batch[value.sharding] = ([], [])
+            group[0].append(leaf)
+            group[1].append(value.data)
             batched += value.data.nbytes
             if batched >= _PUT_BATCH_BYTES:
                 put()
@@ -1112,13 +1166,12 @@ def load_item(
     with collector_paused():
         reader = Reader(SavedItem.open(item_dir, item_doc))
         tree = _match(reader, abstract, partial).tree
-        # Every check (shapes, devices) before any read.
-        for leaf in reader.pending:
-            leaf.plan()
+        reader.plan_pending()
         reader.start_pending()
         loaded = _resolved(tree, _resolve_all(reader.pending))
         # The reader and its placeholders refer to each other: let go of here, before the
-        # collector resumes, they are freed at once instead of by a pass over all of them.
+        # collector resumes, they are freed at once instead of by a pass over all of them
+        # (no loop variable of this frame may still hold one).
         reader.pending.clear()
         del reader, tree
         return loaded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import keyword
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -63,7 +63,12 @@ class Leaf:
 def leaf_kind(value: Any) -> str | None:
     """The kind of a storable leaf, or None when `value` is not a leaf."""
     if isinstance(value, jax.Array):
-        return KEY if jax.numpy.issubdtype(value.dtype, jax.dtypes.prng_key) else JAX
+        # A key's dtype is one of jax's own, never a numpy dtype: most leaves are told apart
+        # without the slower subtype test.
+        dtype = value.dtype
+        if isinstance(dtype, np.dtype):
+            return JAX
+        return KEY if jax.numpy.issubdtype(dtype, jax.dtypes.prng_key) else JAX
     if isinstance(value, np.ndarray):
         return NUMPY
     if isinstance(value, np.generic):
@@ -158,41 +163,7 @@ def flatten(tree: Any) -> FlatTree:
     """
     leaves: list[Leaf] = []
     empties: list[TreeEntry] = []
-
-    def walk(node: Any, path: KeyPath) -> JsonValue:
-        kind = leaf_kind(node)
-        if kind is not None:
-            if not path:
-                raise UnsupportedLeafError(
-                    f"the root of the tree is a bare {type(node).__name__}: wrap it in a "
-                    "container such as {'value': x}"
-                )
-            leaf = Leaf(path, kind, node)
-            _check_name(leaf)
-            leaves.append(leaf)
-            return {"t": "leaf", "kind": kind}
-        if len(path) >= MAX_TREE_DEPTH:
-            raise NestingTooDeepError(
-                f"the tree nests deeper than {MAX_TREE_DEPTH} levels at {display_path(path[:3])}"
-                "...; tenure stores trees up to that depth: flatten the nesting (e.g. a dict "
-                "keyed by joined paths)"
-            )
-        container, pairs, raw = _children(node, path)
-        if not pairs:
-            empties.append(TreeEntry(path, container))
-        nodes = [walk(child, (*path, key)) for key, child in pairs]
-        doc: dict[str, JsonValue] = {"t": container, "c": nodes}
-        if container in ("Dict", "Unknown"):
-            doc["k"] = raw
-        elif container == "NamedTuple":
-            doc["k"] = [key.key for key, _ in pairs]
-        if container == "NamedTuple":
-            doc["name"] = type(node).__name__
-        if container == "Unknown":
-            doc["kt"] = [key.key_type for key, _ in pairs]
-        return doc
-
-    structure = walk(tree, ())
+    structure = _flatten(tree, (), leaves, empties)
     seen: dict[str, KeyPath] = {}
     for leaf in leaves:
         other = seen.setdefault(leaf.name, leaf.path)
@@ -202,6 +173,41 @@ def flatten(tree: Any) -> FlatTree:
                 f"{leaf.name!r}; rename one of the keys so the '.'-joined paths differ"
             )
     return FlatTree(tuple(leaves), tuple(empties), structure)
+
+
+def _flatten(node: Any, path: KeyPath, leaves: list[Leaf], empties: list[TreeEntry]) -> JsonValue:
+    """The structure record of `node` at `path`; its leaves and empty nodes are appended."""
+    kind = leaf_kind(node)
+    if kind is not None:
+        if not path:
+            raise UnsupportedLeafError(
+                f"the root of the tree is a bare {type(node).__name__}: wrap it in a "
+                "container such as {'value': x}"
+            )
+        leaf = Leaf(path, kind, node)
+        _check_name(leaf)
+        leaves.append(leaf)
+        return {"t": "leaf", "kind": kind}
+    if len(path) >= MAX_TREE_DEPTH:
+        raise NestingTooDeepError(
+            f"the tree nests deeper than {MAX_TREE_DEPTH} levels at {display_path(path[:3])}"
+            "...; tenure stores trees up to that depth: flatten the nesting (e.g. a dict "
+            "keyed by joined paths)"
+        )
+    container, pairs, raw = _children(node, path)
+    if not pairs:
+        empties.append(TreeEntry(path, container))
+    nodes = [_flatten(child, (*path, key), leaves, empties) for key, child in pairs]
+    doc: dict[str, JsonValue] = {"t": container, "c": nodes}
+    if container in ("Dict", "Unknown"):
+        doc["k"] = raw
+    elif container == "NamedTuple":
+        doc["k"] = [key.key for key, _ in pairs]
+    if container == "NamedTuple":
+        doc["name"] = type(node).__name__
+    if container == "Unknown":
+        doc["kt"] = [key.key_type for key, _ in pairs]
+    return doc
 
 
 def _check_name(leaf: Leaf) -> None:
@@ -269,13 +275,32 @@ def validate_structure(structure: JsonValue) -> None:
 _CONTAINERS = ("Dict", "NamedTuple", "Unknown", "List", "Tuple")
 
 
-def iter_leaf_specs(structure: JsonValue, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
-    """Yield `(path, kind)` for every leaf of a recorded structure."""
-    if structure["t"] == "leaf":
-        yield path, structure["kind"]
+def leaf_kinds(structure: JsonValue) -> dict[str, str]:
+    """The kind of every leaf of a recorded structure, by parameter name.
+
+    Examples:
+        >>> leaf_kinds(flatten({"a": 1, "b": [np.zeros(2), None]}).structure)
+        {'a': 'int', 'b.0': 'numpy'}
+    """
+    kinds: dict[str, str] = {}
+    _collect_kinds(structure, (), kinds)
+    return kinds
+
+
+def _collect_kinds(node: JsonValue, keys: tuple[str, ...], kinds: dict[str, str]) -> None:
+    # Key texts only, joined once per leaf: no key paths are built for a lookup table.
+    kind = node["t"]
+    if kind == "leaf":
+        kinds[".".join(keys)] = node["kind"]
         return
-    for key, child in zip(_structure_keys(structure), structure["c"], strict=True):
-        yield from iter_leaf_specs(child, (*path, key))
+    children = node["c"]
+    texts = (
+        [str(k) for k in node["k"]]
+        if kind in ("Dict", "NamedTuple", "Unknown")
+        else [str(i) for i in range(len(children))]
+    )
+    for text, child in zip(texts, children, strict=True):
+        _collect_kinds(child, (*keys, text), kinds)
 
 
 def _structure_keys(structure: JsonValue) -> list[KeyEntry]:
@@ -293,27 +318,32 @@ def build_from_structure(structure: JsonValue, leaf: Callable[[KeyPath], Any]) -
     Namedtuples come back as fresh namedtuple classes with the same name and fields (no code
     from the checkpoint is run); other registered nodes come back as dicts.
     """
+    return _build(structure, (), leaf)
 
-    def build(node: JsonValue, path: KeyPath) -> Any:
-        kind = node["t"]
-        if kind == "leaf":
-            return leaf(path)
-        if kind == "None":
-            return None
-        keys = _structure_keys(node)
-        values = [build(c, (*path, k)) for k, c in zip(keys, node["c"], strict=True)]
-        if kind == "List":
-            return values
-        if kind == "Tuple":
-            return tuple(values)
-        if kind == "NamedTuple":
-            cls = collections.namedtuple(node["name"], node["k"])  # type: ignore[misc]
-            return cls(*values)
-        if kind in ("Dict", "Unknown"):
-            return dict(zip(node["k"], values, strict=True))
-        return {k.key: v for k, v in zip(keys, values, strict=True)}
 
-    return build(structure, ())
+# The recursive walks here are module functions, not closures: a recursive closure refers to
+# itself, so it and all it holds (a load's reader, through `leaf`) would outlive the call
+# until the collector's next pass.
+
+
+def _build(node: JsonValue, path: KeyPath, leaf: Callable[[KeyPath], Any]) -> Any:
+    kind = node["t"]
+    if kind == "leaf":
+        return leaf(path)
+    if kind == "None":
+        return None
+    keys = _structure_keys(node)
+    values = [_build(c, (*path, k), leaf) for k, c in zip(keys, node["c"], strict=True)]
+    if kind == "List":
+        return values
+    if kind == "Tuple":
+        return tuple(values)
+    if kind == "NamedTuple":
+        cls = collections.namedtuple(node["name"], node["k"])  # type: ignore[misc]
+        return cls(*values)
+    if kind in ("Dict", "Unknown"):
+        return dict(zip(node["k"], values, strict=True))
+    return {k.key: v for k, v in zip(keys, values, strict=True)}
 
 
 def build_from_entries(entries: tuple[TreeEntry, ...], leaf: Callable[[KeyPath], Any]) -> Any:
@@ -348,12 +378,14 @@ def build_from_entries(entries: tuple[TreeEntry, ...], leaf: Callable[[KeyPath],
         if k.key_type == SEQUENCE_KEY
     }
 
-    def fix(node: Any, prefix: tuple[str, ...]) -> Any:
-        if not isinstance(node, dict):
-            return node
-        fixed = {k: fix(v, (*prefix, k)) for k, v in node.items()}
-        if fixed and all((*prefix, k) in sequence_levels for k in fixed):
-            return [fixed[k] for k in sorted(fixed, key=int)]
-        return fixed
+    return _as_sequences(root, (), sequence_levels)
 
-    return fix(root, ())
+
+def _as_sequences(node: Any, prefix: tuple[str, ...], levels: set[tuple[str, ...]]) -> Any:
+    """`node` with the dicts whose every key path is in `levels` turned into lists."""
+    if not isinstance(node, dict):
+        return node
+    fixed = {k: _as_sequences(v, (*prefix, k), levels) for k, v in node.items()}
+    if fixed and all((*prefix, k) in levels for k in fixed):
+        return [fixed[k] for k in sorted(fixed, key=int)]
+    return fixed
