@@ -139,9 +139,9 @@ def tensorstore_name(dtype: np.dtype[Any]) -> str:
 
 
 @functools.cache
-def _plain_metadata_template(data_type: str, trailer: bool) -> str:
-    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks (ending in
-    a crc32c when `trailer`), with `{shape}` and `{chunk_shape}` to fill in."""
+def _plain_metadata_template(data_type: str) -> str:
+    """The `zarr.json` tensorstore writes for a `data_type` array with plain chunks, with
+    `{shape}` and `{chunk_shape}` to fill in."""
     store = ts.open(
         {
             "driver": "zarr3",
@@ -151,10 +151,7 @@ def _plain_metadata_template(data_type: str, trailer: bool) -> str:
                 "shape": [1],
                 "data_type": data_type,
                 "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
-                "codecs": [
-                    {"name": "bytes", "configuration": {"endian": "little"}},
-                    *([{"name": "crc32c"}] if trailer else []),
-                ],
+                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
             },
         }
     ).result()
@@ -171,22 +168,15 @@ def _plain_metadata_template(data_type: str, trailer: bool) -> str:
     )
 
 
-def plain_metadata(
-    dtype: np.dtype[Any],
-    shape: Sequence[int],
-    chunk_shape: Sequence[int],
-    *,
-    trailer: bool = False,
-) -> bytes:
-    """The `zarr.json` of an array whose chunks are plain little-endian bytes (each followed
-    by its crc32c when `trailer`, as tenure's tensorstore writes are), byte for byte what
-    tensorstore itself would write.
+def plain_metadata(dtype: np.dtype[Any], shape: Sequence[int], chunk_shape: Sequence[int]) -> bytes:
+    """The `zarr.json` of an array whose chunks are plain little-endian bytes, byte for byte
+    what tensorstore itself would write.
 
     Examples:
         >>> json.loads(plain_metadata(np.dtype("int8"), (4,), (2,)))["chunk_grid"]
         {'configuration': {'chunk_shape': [2]}, 'name': 'regular'}
     """
-    template = _plain_metadata_template(zarr3_dtype(dtype), trailer)
+    template = _plain_metadata_template(zarr3_dtype(dtype))
     shape_text = ",".join(str(int(n)) for n in shape)
     chunk_text = ",".join(str(int(n)) for n in chunk_shape)
     return template.format(shape=f"[{shape_text}]", chunk_shape=f"[{chunk_text}]").encode()
@@ -200,14 +190,15 @@ def _plain_metadata_size(
     return len(plain_metadata(dtype, shape, chunk_shape))
 
 
-def _packed_keys(write: ArrayWrite) -> list[tuple[Region, str]] | None:
-    """The bounds and chunk key of each piece of `write` when every piece is one small,
-    non-empty chunk of native bytes (so it can be written as a plain key); else None."""
+def _plain_keys(write: ArrayWrite, max_bytes: float) -> list[tuple[Region, str]] | None:
+    """The bounds and chunk key of each piece of `write` when every piece is one non-empty
+    chunk of at most `max_bytes` native bytes (so it can be stored as plain bytes and read
+    back as such); else None."""
     if (write.dtype.itemsize > 1 and not write.dtype.isnative) or sys.byteorder != "little":
         return None
     keys = []
     for index, data in write.pieces:
-        if not 0 < data.nbytes <= PACKED_PIECE_BYTES or data.shape != write.chunk_shape:
+        if not 0 < data.nbytes <= max_bytes or data.shape != write.chunk_shape:
             return None
         bounds = region(index, write.shape)
         key = chunk_path(write.name, bounds, write.chunk_shape)
@@ -227,8 +218,10 @@ def write_spec(
     db: str = "",
     *,
     primary: bool = True,
+    plain: bool = False,
 ) -> dict[str, Any]:
-    """The spec that creates array `name` as zarr3 with checksummed chunks.
+    """The spec that creates array `name` as zarr3 with checksummed chunks, or with `plain`
+    ones (no crc32c: tenure records a crc32 of each and checks it on every read).
 
     Only the primary process creates the array's metadata; the others write their chunks
     under the same metadata without reading or writing it, so no process waits on another.
@@ -236,7 +229,8 @@ def write_spec(
     codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": "little"}}]
     if layout.compression:
         codecs.append({"name": "zstd", "configuration": {"level": 1}})
-    codecs.append({"name": "crc32c"})
+    if not plain:
+        codecs.append({"name": "crc32c"})
     kvstore = _kvstore(item_dir, name, layout.ocdbt, db)
     if layout.ocdbt:
         kvstore.update(_ocdbt_write_options(item_dir))
@@ -358,32 +352,47 @@ def write_arrays(
     All opens are in flight together, and all writes of a batch; crc32s are computed, and
     metadata files and chunk trailers read back, on a thread pool while tensorstore writes.
     Inside OCDBT, small arrays skip tensorstore's array layer: their `zarr.json` and plain
-    chunks are written as keys of the database, in the first transaction. `written` gets each
+    chunks are written as keys of the database, in the first transaction. On a local disk the
+    larger arrays' chunks are plain too (no crc32c, which costs tensorstore a copy of the
+    data): they are recorded as packed, read straight from the data files, and checked by
+    their crc32 like the small ones (see `PackedArray`). `written` gets each
     file or directory once its data is written (not yet fsynced): each array's directory
     without OCDBT, the data files of each committed batch (see `_BATCH_BYTES`) with it.
     """
     ctx = new_context() if layout.ocdbt else context()
+    local = item_dir if isinstance(item_dir, Path) else None
     pack = layout.ocdbt and primary and not layout.compression and not db
     packed: list[tuple[ArrayWrite, list[tuple[Region, str]]]] = []
     unpacked: list[ArrayWrite] = []
+    large: set[str] = set()  # larger arrays whose chunks tensorstore writes as plain bytes
     for w in writes:
-        keys = _packed_keys(w) if pack else None
+        keys = _plain_keys(w, PACKED_PIECE_BYTES) if pack else None
         if keys is None:
             unpacked.append(w)
+            if pack and local is not None and _plain_keys(w, math.inf) is not None:
+                large.add(w.name)
         else:
             packed.append((w, keys))
     writes = unpacked
-    kvstore = ts.KvStore.open(ocdbt_spec(item_dir, write=True), context=ctx) if packed else None
+    spec = ocdbt_spec(item_dir, write=True)
+    kvstore = ts.KvStore.open(spec, context=ctx) if packed or large else None
     opened = [
         ts.open(
             write_spec(
-                item_dir, w.name, w.shape, w.dtype, w.chunk_shape, layout, db, primary=primary
+                item_dir,
+                w.name,
+                w.shape,
+                w.dtype,
+                w.chunk_shape,
+                layout,
+                db,
+                primary=primary,
+                plain=w.name in large,
             ),
             context=ctx,
         )
         for w in writes
     ]
-    local = item_dir if isinstance(item_dir, Path) else None
     batches = _batches(writes, layout.ocdbt and local is not None)
     checksums: dict[str, list[dict[str, Any]]] = {}
     recorded_packed: dict[str, PackedRecord] = {}
@@ -395,8 +404,9 @@ def write_arrays(
         trailers: dict[str, Future[int | None]] = {}
         for number, batch in enumerate(batches):
             txn = ts.Transaction() if layout.ocdbt else None
-            if kvstore is not None and number == 0:
+            if packed and number == 0:
                 assert txn is not None
+                assert kvstore is not None
                 store = _wait(kvstore, item_dir, "<ocdbt>").with_transaction(txn)
                 for w, keys in packed:
                     metadata = plain_metadata(w.dtype, w.shape, w.chunk_shape)
@@ -449,6 +459,16 @@ def write_arrays(
                     for data_file in _data_files(local) - synced:
                         written(data_file)
                         synced.add(data_file)
+        if large:
+            # What a load checks their `zarr.json` against: the bytes tensorstore wrote.
+            assert kvstore is not None
+            store = _wait(kvstore, item_dir, "<ocdbt>")
+            for w in writes:
+                if w.name in large:
+                    metadata = _wait(
+                        store.read(f"{w.name}/{ZARR_METADATA_FILE}"), item_dir, w.name
+                    ).value
+                    recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
         located: list[LocatedValues] = []
         if located_keys and local is not None:
             located = locate_values(local, located_keys, ctx)
@@ -638,6 +658,24 @@ def _walk_index(base: Any, ctx: ts.Context) -> dict[str, tuple[str, int, int]]:
                         found[key.decode()] = (file, int(offset), int(length))
         level = deeper
     return found
+
+
+class ValueIndex:
+    """Where an item's OCDBT index places each value (see `value_locations`), read on first
+    call; empty when it cannot be read (values are then read key by key)."""
+
+    def __init__(self, item_dir: Path, ctx: ts.Context) -> None:
+        self._item_dir = item_dir
+        self._ctx = ctx
+        self._locations: dict[str, tuple[str, int, int]] | None = None
+
+    def __call__(self) -> dict[str, tuple[str, int, int]]:
+        if self._locations is None:
+            try:
+                self._locations = value_locations(self._item_dir, self._ctx)
+            except (ValueError, OSError):
+                self._locations = {}
+        return self._locations
 
 
 # A gap between values larger than this starts a new run: reading it costs more than a
@@ -918,10 +956,9 @@ class PackedArray:
     no crc32c). The array's `zarr.json`, which this path does not need, is read too and
     checked against its recorded crc32, so that a load rejects what `verify` rejects.
 
-    A larger array tenure wrote through tensorstore into the database is read the same way,
-    except that its chunks are read straight from the data files into aligned buffers
-    (`direct`: where the database's index places each), as the per-array layout reads its
-    chunk files (see `in_data_files`).
+    On a local disk, a chunk not located with the others (a larger array's, which
+    tensorstore wrote) is read straight from its data file, where `locate` (the database's
+    index, see `value_locations`) places it, into an aligned buffer jax adopts.
     """
 
     item_dir: Location
@@ -936,47 +973,7 @@ class PackedArray:
     crcs: dict[Region, int]
     spans: PackedSpans | None = None
     cast: np.dtype[Any] | None = None
-    # Data file and offset of each chunk (by key) read straight from the file.
-    direct: dict[str, tuple[Path, int]] | None = None
-
-    @classmethod
-    def in_data_files(
-        cls,
-        item_dir: Path,
-        name: str,
-        kvstore: Any,
-        saved: tuple[str, tuple[int, ...]],
-        chunk_shape: tuple[int, ...],
-        crcs: dict[Region, int],
-        locations: dict[str, tuple[str, int, int]],
-    ) -> PackedArray | None:
-        """Array `name`, written by tensorstore inside the item's OCDBT database, to be read
-        straight from the data files where `locations` (see `value_locations`) place its
-        chunks; None (tensorstore reads it) unless every recorded piece is one chunk of plain
-        bytes and crc32c trailer there, and its `zarr.json` is as long as the one describing
-        such chunks (whose crc32 the read then checks)."""
-        try:
-            dtype = numpy_dtype(saved[0])
-            metadata = plain_metadata(dtype, saved[1], chunk_shape, trailer=True)
-        except (TypeError, ValueError):
-            return None
-        key = f"{name}/{ZARR_METADATA_FILE}"
-        nbytes = math.prod(chunk_shape) * dtype.itemsize
-        if sys.byteorder != "little" or not crcs or not nbytes:
-            return None
-        if key not in locations or locations[key][2] != len(metadata):
-            return None
-        direct = {}
-        for bounds in crcs:
-            chunk = chunk_path(name, bounds, chunk_shape)
-            where = None if chunk is None else locations.get(chunk)
-            if chunk is None or where is None or where[2] != nbytes + _TRAILER_BYTES:
-                return None
-            direct[chunk] = (item_dir / where[0], where[1])
-        record = PackedRecord(zlib.crc32(metadata), chunk_shape)
-        return cls(
-            item_dir, name, kvstore, kvstore.read(key), record, saved[1], dtype, crcs, direct=direct
-        )
+    locate: Callable[[], dict[str, tuple[str, int, int]]] | None = None
 
     @classmethod
     def open(
@@ -988,8 +985,10 @@ class PackedArray:
         saved: tuple[str, tuple[int, ...]],
         crcs: dict[Region, int],
         spans: PackedSpans | None = None,
+        locate: Callable[[], dict[str, tuple[str, int, int]]] | None = None,
     ) -> PackedArray:
-        """Start reading the array's metadata; `saved` is its recorded dtype and shape."""
+        """Start reading the array's metadata; `saved` is its recorded dtype and shape;
+        `locate` gives where the index places each value, when a chunk needs it."""
         try:
             dtype = numpy_dtype(saved[0])
         except (TypeError, ValueError) as e:
@@ -1005,7 +1004,9 @@ class PackedArray:
             metadata: Any = functools.partial(span.view, name, key, nbytes)
         else:
             metadata = kvstore.read(key)
-        return cls(item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans)
+        return cls(
+            item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans, locate=locate
+        )
 
     def check_metadata(self) -> None:
         """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
@@ -1053,11 +1054,15 @@ class PackedArray:
         if key is None or shape != self.record.chunk_shape:
             raise _corrupt(self.name, self.item_dir, f"piece {list(bounds)} is not one chunk")
         crc = self.crcs[bounds]
-        if self.direct is not None:
-            return self._start_direct(*self.direct[key], shape, crc)
         nbytes = math.prod(shape) * self.dtype.itemsize
         spans = self.spans
         span = None if spans is None else spans.by_key.get(key)
+        where = None
+        if span is None and self.locate is not None and isinstance(self.item_dir, Path):
+            where = self.locate().get(key)
+        if where is not None and where[2] == nbytes:
+            assert isinstance(self.item_dir, Path)
+            return self._start_direct(self.item_dir / where[0], where[1], shape, crc)
         if spans is not None and span is not None:
             located = span.view(self.name, key, nbytes)
 

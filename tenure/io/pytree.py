@@ -28,6 +28,7 @@ from tenure.io.arrays import (
     PackedSpans,
     RawArray,
     Region,
+    ValueIndex,
     WrittenArrays,
     aligned_empty,
     check_read_size,
@@ -37,7 +38,6 @@ from tenure.io.arrays import (
     region,
     resolve_read,
     tensorstore_name,
-    value_locations,
     write_arrays,
     zarr3_dtype,
 )
@@ -624,7 +624,7 @@ class Reader:
     database: Any = None
     spans: PackedSpans | None = None
     # Where the item's OCDBT index places each value, read when first needed.
-    locations: dict[str, tuple[str, int, int]] | None = None
+    index: ValueIndex | None = None
     # An OCDBT database is opened afresh by each reader (see `new_context`).
     context: ts.Context = attrs.field(
         default=attrs.Factory(
@@ -696,12 +696,11 @@ class Reader:
                         f"array {name!r} in {item_dir} is recorded as packed without its dtype "
                         "and shape: tenure's record is damaged; restore it from another copy"
                     )
+                if self.index is None and isinstance(item_dir, Path):
+                    self.index = ValueIndex(item_dir, self.context)
                 self.raws[name] = PackedArray.open(
-                    item_dir, name, self._database(), packed, saved, crcs, self.spans
+                    item_dir, name, self._database(), packed, saved, crcs, self.spans, self.index
                 )
-                return self.raws[name]
-            if crcs and self.item.meta.use_ocdbt and isinstance(item_dir, Path):
-                self.raws[name] = self._in_data_files(item_dir, name, crcs)
                 return self.raws[name]
             # Reading the metadata checks it against its recorded checksum, for either path.
             metadata = self.item.array_metadata(name)
@@ -723,25 +722,6 @@ class Reader:
                 located = [r for r in self.item.located if r.manifest in (None, manifest)]
                 self.spans = PackedSpans(item_dir, located)
         return self.database
-
-    def _in_data_files(
-        self, item_dir: Path, name: str, crcs: dict[Region, int]
-    ) -> PackedArray | None:
-        """Array `name`, which tenure wrote through tensorstore into the item's database, read
-        from the data files where the database's index places its chunks, when it can be."""
-        saved = self.item.arrays.get(name)
-        entry = self.item.by_name.get(name)
-        if saved is None or entry is None:
-            return None
-        if self.locations is None:
-            try:
-                self.locations = value_locations(item_dir, self.context)
-            except (ValueError, OSError):
-                self.locations = {}  # tensorstore reads them, or reports the damage
-        chunk_shape = entry.write_shape or saved[1]
-        return PackedArray.in_data_files(
-            item_dir, name, self._database(), saved, chunk_shape, crcs, self.locations
-        )
 
     def leaf(
         self, path: KeyPath, target: Any, *, numpy_default: bool, name: str | None = None
