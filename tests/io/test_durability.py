@@ -67,3 +67,20 @@ def test_a_large_save_commits_in_batches_and_syncs_each_batch_while_the_next_is_
     out = io.load_pytree(tmp_path / "1")
     for name, value in tree.items():
         np.testing.assert_array_equal(out[name], value)
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 1000])
+def test_batches_keep_order_and_stay_few_however_many_arrays(
+    monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    monkeypatch.setattr(arrays, "_BATCH_BYTES", 1)
+    piece = np.zeros(256, np.float32)
+    full = (slice(0, 256),)
+    writes = [
+        arrays.ArrayWrite(f"a{i}", (256,), piece.dtype, (256,), ((full, piece),))
+        for i in range(count)
+    ]
+    batches = arrays._batches(writes, split=True)
+    assert [i for batch in batches for i in batch] == list(range(count))
+    assert 1 <= len(batches) <= arrays._MAX_BATCHES + 1
+    assert arrays._batches(writes, split=False) == [list(range(count))]
