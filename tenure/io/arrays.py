@@ -61,9 +61,9 @@ class ArrayLayout:
     `ocdbt=True` (the default for single-process saves, local or object store) packs every
     array into a few large files, whatever the number of arrays: Orbax's own default layout.
     `ocdbt=False` (the default with several processes) stores one zarr3 directory per array.
-    `compression` adds zstd (slower, rarely smaller for float weights). Chunks written through
-    tensorstore carry a crc32c it checks on every read; small arrays inside OCDBT are written
-    as plain bytes, checked on every read against the crc32 tenure records for each piece.
+    `compression` adds zstd (slower, rarely smaller for float weights). Inside OCDBT on a local
+    disk (and for small arrays anywhere), chunks are plain bytes, checked on every read against
+    the crc32 tenure records for each piece; other chunks carry a crc32c tensorstore checks.
 
     Examples:
         >>> ArrayLayout(ocdbt=True).ocdbt
@@ -105,7 +105,7 @@ def _ocdbt_write_options(item_dir: Location) -> dict[str, Any]:
             "max_inline_value_bytes": 1024 if remote else 0,
             "max_decoded_node_bytes": 100_000_000,
         },
-        # Locally one data file per save is fastest. On object stores a bounded size keeps
+        # Locally one data file per commit is fastest. On object stores a bounded size keeps
         # each data file under a single PUT's limit (5 GiB on S3) and lets several upload
         # in parallel.
         "target_data_file_size": _OBJECT_DATA_FILE_BYTES if remote else 0,
