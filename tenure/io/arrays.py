@@ -398,6 +398,17 @@ def write_arrays(
     recorded_packed: dict[str, PackedRecord] = {}
     located_keys: list[str] = []  # packed values, located once committed
     synced: set[Path] = set()
+    commits: list[Any] = []  # of batches, awaited in order, `_COMMITS_IN_FLIGHT` at a time
+
+    def committed() -> None:
+        _wait(commits.pop(0), item_dir, "<ocdbt manifest>")
+        if written is not None and local is not None and commits:
+            # A data file appears once complete and is never written again: its writeback
+            # overlaps the batches still being written.
+            for data_file in _data_files(local) - synced:
+                written(data_file)
+                synced.add(data_file)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
         sums: list[list[tuple[Index, Future[int]]]] = []
         metadata_files: dict[str, Future[bytes]] = {}
@@ -453,12 +464,11 @@ def write_arrays(
                     if plain and local is not None and chunk is not None:
                         trailers[chunk] = pool.submit(_read_trailer, local / chunk)
             if txn is not None:
-                _wait(txn.commit_async(), item_dir, "<ocdbt manifest>")
-                if written is not None and local is not None and number < len(batches) - 1:
-                    # A data file is never written again: its writeback overlaps the next batch.
-                    for data_file in _data_files(local) - synced:
-                        written(data_file)
-                        synced.add(data_file)
+                commits.append(txn.commit_async())
+                if len(commits) >= _COMMITS_IN_FLIGHT:
+                    committed()
+        while commits:
+            committed()
         if large:
             # What a load checks their `zarr.json` against: the bytes tensorstore wrote.
             assert kvstore is not None
@@ -489,9 +499,12 @@ def write_arrays(
 # writes back one batch's data file while the next is being written: a 1 GiB save took 0.56 s
 # in 64 MiB batches, 0.65 s in 128 MiB ones, 0.75 s in 256 MiB ones (medians of 4, same
 # machine, same hour; the disk's 8-thread write+fsync 0.38 s). Each batch adds a file or two:
-# at most `_MAX_BATCHES` keep an item's files few whatever its size.
+# at most `_MAX_BATCHES` keep an item's files few whatever its size. Batches are committed
+# `_COMMITS_IN_FLIGHT` at a time: a 1 GiB save took 0.94 s one at a time, 0.73-0.83 s two,
+# 0.76 s three, 0.72 s four, 1.00 s all sixteen (medians of 5; the disk's own 0.61-0.63 s).
 _BATCH_BYTES = 64 * 2**20
 _MAX_BATCHES = 16
+_COMMITS_IN_FLIGHT = 3
 
 
 def _batches(writes: Sequence[ArrayWrite], split: bool) -> list[list[int]]:
@@ -512,9 +525,10 @@ def _batches(writes: Sequence[ArrayWrite], split: bool) -> list[list[int]]:
 
 
 def _data_files(item_dir: Path) -> set[Path]:
-    """The item's OCDBT data files written so far."""
+    """The item's OCDBT data files written so far (tensorstore writes each under a temporary
+    name with a suffix, then renames it)."""
     try:
-        return set((item_dir / OCDBT_DATA_DIR).iterdir())
+        return {p for p in (item_dir / OCDBT_DATA_DIR).iterdir() if "." not in p.name}
     except FileNotFoundError:
         return set()
 
