@@ -409,6 +409,9 @@ def write_arrays(
                 written(data_file)
                 synced.add(data_file)
 
+    # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the chunks
+    # they can read (plain, local) the trailer is recorded and compared instead.
+    trailed = local is not None and not layout.ocdbt and not layout.compression
     with ThreadPoolExecutor(max_workers=2) as pool:
         sums: list[list[tuple[Index, Future[int]]]] = []
         metadata_files: dict[str, Future[bytes]] = {}
@@ -450,9 +453,6 @@ def write_arrays(
                         for index, data in w.pieces
                     ]
                 )
-            # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the
-            # chunks they can read (plain, local) the trailer is recorded and compared instead.
-            plain = local is not None and not layout.ocdbt and not layout.compression
             for i, array_writes in zip(batch, pending, strict=True):
                 w = writes[i]
                 for write in array_writes:
@@ -461,7 +461,7 @@ def write_arrays(
                     written(item_dir / w.name)
                 for index, _ in w.pieces:
                     chunk = chunk_path(w.name, region(index, w.shape), w.chunk_shape)
-                    if plain and local is not None and chunk is not None:
+                    if trailed and local is not None and chunk is not None:
                         trailers[chunk] = pool.submit(_read_trailer, local / chunk)
             if txn is not None:
                 commits.append(txn.commit_async())
@@ -473,12 +473,12 @@ def write_arrays(
             # What a load checks their `zarr.json` against: the bytes tensorstore wrote.
             assert kvstore is not None
             store = _wait(kvstore, item_dir, "<ocdbt>")
-            for w in writes:
-                if w.name in large:
-                    metadata = _wait(
-                        store.read(f"{w.name}/{ZARR_METADATA_FILE}"), item_dir, w.name
-                    ).value
-                    recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
+            reads = [
+                (w, store.read(f"{w.name}/{ZARR_METADATA_FILE}")) for w in writes if w.name in large
+            ]
+            for w, read in reads:
+                metadata = _wait(read, item_dir, w.name).value
+                recorded_packed[w.name] = PackedRecord(zlib.crc32(metadata), w.chunk_shape)
         located: list[LocatedValues] = []
         if located_keys and local is not None:
             located = locate_values(local, located_keys, ctx)
@@ -574,8 +574,8 @@ class LocatedValues:
 
     A save reads these from the database's own index (`ts.ocdbt.dump`) once it commits, so
     that a load reads a run of values with a few large reads instead of key by key. A
-    database written since has another manifest: its values are
-    then read key by key, as `verify` reads them.
+    database written since has another manifest: its values are then read key by key, as
+    `verify` reads them.
     """
 
     file: str
