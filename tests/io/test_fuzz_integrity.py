@@ -58,6 +58,8 @@ def _saved(mesh: jax.sharding.Mesh) -> dict[str, Any]:
             "w": sharded,
             "b": np.arange(6, dtype=np.int16),
             "big_endian": np.arange(3, dtype=">i4"),
+            # Larger than a packed piece: its chunk is read straight from an OCDBT data file.
+            "emb": np.arange(80_000, dtype=np.float32),
             "lr": 0.5,
             "name": "mlp",
         },
@@ -119,7 +121,7 @@ def _outcome(step: Path, saved: dict[str, Any]) -> str:
             io.verify(step)
         return "rejected"
     checked = io.verify(step)
-    assert checked == 4
+    assert checked == 5
     _assert_exact(loaded, saved)
     assert metrics == {"loss": 0.25}
     return "exact"
