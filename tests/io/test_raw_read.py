@@ -208,6 +208,10 @@ def test_packed_metadata_is_byte_for_byte_what_tensorstore_writes(
     assert arrays.plain_metadata(arrays.numpy_dtype(dtype), shape, chunk) == written
 
 
+def _item_record(step: Path) -> Any:
+    return json.loads((step / "state" / "_tenure" / "item.json").read_text())
+
+
 def _many_small(count: int = 50) -> dict[str, np.ndarray]:
     return {f"p{i:03d}": np.full(600, i, np.float32) for i in range(count)}
 
@@ -219,7 +223,7 @@ def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
     step = tmp_path / "1"
     tree = _many_small()
     io.save_pytree(step, tree)
-    record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
+    record = _item_record(step)
     # A save may spread its values over data files: one record per file, most first.
     assert all(
         len(a["offsets"]) >= len(b["offsets"]) for a, b in itertools.pairwise(record["located"])
@@ -275,7 +279,7 @@ def test_located_chunks_are_views_of_one_read_unless_a_load_reads_few_of_them(
     tree = _many_small()
     io.save_pytree(step, tree)
     out = io.load_pytree(step)
-    record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
+    record = _item_record(step)
     located = [key.split("/")[0] for key in record["located"][0]["offsets"] if "/c/" in key]
     # Views of the span they were read into, each its own bytes: no copy per leaf.
     assert _root_buffer(out[located[0]]) is _root_buffer(out[located[1]])
@@ -294,7 +298,7 @@ def test_a_located_record_of_one_data_file_as_earlier_saves_wrote_it_is_read(
     step = tmp_path / "1"
     tree = _many_small()
     io.save_pytree(step, tree)
-    record = json.loads((step / "state" / "_tenure" / "item.json").read_text())
+    record = _item_record(step)
     record["located"] = record["located"][0]  # a single object, not a list
     item = pytree.SavedItem.open(step / "state", record)
     assert item.located == (arrays.LocatedValues.from_json(record["located"]),)
@@ -353,10 +357,6 @@ def direct_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(arrays.PackedArray, "_start_direct", spy)
     return reads
-
-
-def _item_record(step: Path) -> Any:
-    return json.loads((step / "state" / "_tenure" / "item.json").read_text())
 
 
 def test_large_arrays_in_the_default_layout_are_plain_and_read_straight_from_the_data_files(
