@@ -85,3 +85,21 @@ def new_root(
 def root(new_root: Callable[[], object]) -> object:
     """A fresh checkpoint root: a local directory, then an S3 prefix."""
     return new_root()
+
+
+# `tenure simulate` of a run whose steps hold two items of known sizes (CLI and plot tests).
+SIMULATE_ITEM_ARGS = [
+    "simulate",
+    "--save",
+    "FixedIntervalPolicy(100)",
+    "--keep",
+    "LatestN(3) | EveryNSteps(1000)",
+    "--steps",
+    "5001",
+    "--step-seconds",
+    "2",
+    "--item-size",
+    "params=1GiB",
+    "--item-size",
+    "opt_state=2GiB",
+]

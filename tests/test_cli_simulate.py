@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tenure.cli import parse_size
+from tests.conftest import SIMULATE_ITEM_ARGS
 
 ARGS = [
     "simulate",
@@ -75,23 +76,7 @@ def test_sizes_accept_binary_and_decimal_units(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-ITEMS = [
-    "simulate",
-    "--save",
-    "FixedIntervalPolicy(100)",
-    "--keep",
-    "LatestN(3) | EveryNSteps(1000)",
-    "--steps",
-    "5001",
-    "--step-seconds",
-    "2",
-    "--item-size",
-    "params=1GiB",
-    "--item-size",
-    "opt_state=2GiB",
-    "--quota",
-    "20GiB",
-]
+ITEMS = [*SIMULATE_ITEM_ARGS, "--quota", "20GiB"]
 
 
 def test_simulate_with_item_sizes_reports_the_step_the_quota_is_hit() -> None:

@@ -21,6 +21,7 @@ from tenure.retention import (
     PreemptionCheckpointingPolicy,
     simulate,
 )
+from tests.conftest import SIMULATE_ITEM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = [
@@ -134,23 +135,6 @@ def test_disk_use_curve_peaks_where_the_simulator_says(
     assert points[-1][1] == len(result.kept)
 
 
-ITEM_ARGS = [
-    "simulate",
-    "--save",
-    "FixedIntervalPolicy(100)",
-    "--keep",
-    "LatestN(3) | EveryNSteps(1000)",
-    "--steps",
-    "5001",
-    "--step-seconds",
-    "2",
-    "--item-size",
-    "params=1GiB",
-    "--item-size",
-    "opt_state=2GiB",
-]
-
-
 @pytest.mark.parametrize(
     ("quota", "legend"),
     [
@@ -162,7 +146,7 @@ def test_svg_plot_stacks_the_items_and_draws_the_quota(
     tmp_path: Path, quota: str, legend: str
 ) -> None:
     out = tmp_path / "items.svg"
-    run = tenure(*ITEM_ARGS, "--quota", quota, "--plot", str(out))
+    run = tenure(*SIMULATE_ITEM_ARGS, "--quota", quota, "--plot", str(out))
     assert run.returncode == 0, run.stderr
     text = out.read_text()
     assert legend in text
@@ -195,11 +179,15 @@ def test_bytes_by_item_add_up_to_the_disk_use_and_peak_where_the_simulator_says(
 
 def test_svg_plot_marks_the_checkpoints_that_were_thinned(tmp_path: Path) -> None:
     out = tmp_path / "thinned.svg"
-    args = [*ITEM_ARGS[:4], "LatestN(3) | EveryNSteps(1000).only('params')", *ITEM_ARGS[5:]]
+    args = [
+        *SIMULATE_ITEM_ARGS[:4],
+        "LatestN(3) | EveryNSteps(1000).only('params')",
+        *SIMULATE_ITEM_ARGS[5:],
+    ]
     run = tenure(*args, "--plot", str(out))
     assert run.returncode == 0, run.stderr
     # The 1000th steps of 0 to 4000 lose their opt_state; 5000 is among the newest three.
     assert "after thinning: fewer items (5)" in out.read_text()
     plain = tmp_path / "whole.svg"
-    assert tenure(*ITEM_ARGS, "--plot", str(plain)).returncode == 0
+    assert tenure(*SIMULATE_ITEM_ARGS, "--plot", str(plain)).returncode == 0
     assert "after thinning" not in plain.read_text()

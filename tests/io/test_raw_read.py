@@ -212,6 +212,13 @@ def _item_record(step: Path) -> Any:
     return json.loads((step / "state" / "_tenure" / "item.json").read_text())
 
 
+def _saved_small(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A step of many small arrays, saved in the default layout, and its tree."""
+    step, tree = tmp_path / "1", _many_small()
+    io.save_pytree(step, tree)
+    return step, tree
+
+
 def _many_small(count: int = 50) -> dict[str, np.ndarray]:
     return {f"p{i:03d}": np.full(600, i, np.float32) for i in range(count)}
 
@@ -220,9 +227,7 @@ def _many_small(count: int = 50) -> dict[str, np.ndarray]:
 def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
     tmp_path: Path, damage: str
 ) -> None:
-    step = tmp_path / "1"
-    tree = _many_small()
-    io.save_pytree(step, tree)
+    step, tree = _saved_small(tmp_path)
     record = _item_record(step)
     # A save may spread its values over data files: one record per file, most first.
     assert all(
@@ -275,9 +280,7 @@ def _root_buffer(value: np.ndarray) -> np.ndarray:
 def test_located_chunks_are_views_of_one_read_unless_a_load_reads_few_of_them(
     tmp_path: Path,
 ) -> None:
-    step = tmp_path / "1"
-    tree = _many_small()
-    io.save_pytree(step, tree)
+    step, tree = _saved_small(tmp_path)
     out = io.load_pytree(step)
     record = _item_record(step)
     located = [key.split("/")[0] for key in record["located"][0]["offsets"] if "/c/" in key]
@@ -295,9 +298,7 @@ def test_located_chunks_are_views_of_one_read_unless_a_load_reads_few_of_them(
 def test_a_located_record_of_one_data_file_as_earlier_saves_wrote_it_is_read(
     tmp_path: Path,
 ) -> None:
-    step = tmp_path / "1"
-    tree = _many_small()
-    io.save_pytree(step, tree)
+    step, tree = _saved_small(tmp_path)
     record = _item_record(step)
     record["located"] = record["located"][0]  # a single object, not a list
     item = pytree.SavedItem.open(step / "state", record)
