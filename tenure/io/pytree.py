@@ -22,6 +22,7 @@ from tenure.io.arrays import (
     ArrayLayout,
     ArrayWrite,
     Index,
+    LocatedBatch,
     LocatedValues,
     PackedArray,
     PackedRecord,
@@ -42,6 +43,7 @@ from tenure.io.arrays import (
     zarr3_dtype,
 )
 from tenure.io.commit import Processes, write_text
+from tenure.io.devices import put_on_device
 from tenure.io.errors import (
     CorruptCheckpointError,
     StructureMismatchError,
@@ -566,6 +568,8 @@ class _Pending:
         self._reader = reader
         self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
+        # Set for a leaf read by the reader's `LocatedBatch`: the function giving its value.
+        self.located: Callable[[], np.ndarray] | None = None
 
     def plan(self) -> LeafPlan:
         """Check the saved array against the target and decide how to read it."""
@@ -623,6 +627,7 @@ class Reader:
     raws: dict[str, RawArray | PackedArray | None] = attrs.field(factory=dict)
     database: Any = None
     spans: PackedSpans | None = None
+    batch: LocatedBatch | None = None  # the located arrays read together
     # Where the item's OCDBT index places each value, read when first needed.
     index: ValueIndex | None = None
     # An OCDBT database is opened afresh by each reader (see `new_context`).
@@ -636,7 +641,18 @@ class Reader:
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
-    _equivalence: dict[tuple[Any, Any, int], bool] = attrs.field(factory=dict)
+    _equivalence: dict[tuple[int, int, int], tuple[bool, Any, Any]] = attrs.field(factory=dict)
+
+    def read_ahead(self) -> None:
+        """Start reading the spans of located values when a pending leaf has one.
+
+        The only reads issued before the checks of `plan_pending`: those checks take long for
+        thousands of leaves, and the spans (small arrays' data, read whole however few of
+        them a load needs) would otherwise be read after them. A failed check discards them.
+        """
+        if self.spans is not None:
+            for span in {id(s): s for s in self.spans.by_key.values()}.values():
+                span.read()
 
     def plan_pending(self) -> None:
         """Check every pending leaf (shapes, dtypes, devices) before any read is issued."""
@@ -650,8 +666,42 @@ class Reader:
             raws = [self.raws.get(leaf.name) for leaf in self.pending]
             pieces = sum(len(raw.crcs) for raw in raws if isinstance(raw, PackedArray))
             self.spans.views = 2 * pieces >= len(self.spans.by_key)
-        self._queue.extend(self.pending)
+        self._queue.extend(self.pending if self.batch is None else self._start_located())
         self._admit()
+
+    def _start_located(self) -> list[_Pending]:
+        """Start in one pass the pending leaves that `LocatedBatch` reads (whole arrays found
+        with others in a span, read as they are onto one device or as numpy); return the
+        others. Such leaves are a state's many small arrays: one pass, not a chain of calls
+        for each, and no place in the read window (their spans are read whole anyway)."""
+        assert self.batch is not None
+        add, raws = self.batch.add, self.raws
+        # By identity, as in `_equivalent`.
+        one_device: dict[int, tuple[bool, jax.sharding.Sharding]] = {}
+        others = []
+        for leaf in self.pending:
+            plan = leaf.plan()
+            raw = raws.get(plan.name)
+            sharding = plan.sharding
+            read = None
+            if type(raw) is PackedArray and plan.cast is None and plan.kind in (JAX, NUMPY):
+                if sharding is None:
+                    host = type(plan.target) is np.ndarray or plan.target is None
+                    read = add(raw, _full(plan.shape)) if host else None
+                else:
+                    single = one_device.get(id(sharding))
+                    if single is None:
+                        single = one_device[id(sharding)] = (
+                            type(sharding) is jax.sharding.SingleDeviceSharding
+                            and sharding.is_fully_addressable,
+                            sharding,
+                        )
+                    read = add(raw, _full(plan.shape)) if single[0] else None
+            if read is None:
+                others.append(leaf)
+            else:
+                leaf.located = read
+        return others
 
     def finished(self, leaf: _Pending) -> None:
         """`leaf` was resolved: its bytes are no longer in flight."""
@@ -721,6 +771,7 @@ class Reader:
                 manifest = manifest_crc32(item_dir)
                 located = [r for r in self.item.located if r.manifest in (None, manifest)]
                 self.spans = PackedSpans(item_dir, located)
+                self.batch = LocatedBatch(self.spans)
         return self.database
 
     def leaf(
@@ -813,15 +864,17 @@ class Reader:
 
     def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
         # A state's leaves share a few shardings: each pair is compared once.
-        key = (a, b, ndim)
-        same = self._equivalence.get(key)  # one lookup: hashing shardings is not free
-        if same is None:
+        # By identity: hashing and comparing shardings costs jax's Python at every lookup.
+        # The pair is kept with the answer, so that neither identity can be reused.
+        key = (id(a), id(b), ndim)
+        known = self._equivalence.get(key)
+        if known is None:
             try:
                 same = bool(a.is_equivalent_to(b, ndim))
             except (ValueError, TypeError):
                 same = False
-            self._equivalence[key] = same
-        return same
+            known = self._equivalence[key] = (same, a, b)
+        return known[0]
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
@@ -856,7 +909,11 @@ class Reader:
         self, name: str, raw: RawArray | PackedArray | None, store: Any, index: Index
     ) -> Any:
         """Start reading `index` of `name`; return the function that waits for the numpy data."""
-        read = None if raw is None else raw.start(index)
+        read = None
+        if type(raw) is PackedArray and self.batch is not None:
+            read = self.batch.add(raw, index)
+        if read is None and raw is not None:
+            read = raw.start(index)
         if read is not None:
             return read
         if store is None:
@@ -1088,22 +1145,29 @@ _PUT_BATCH_BYTES = 64 * 2**20
 def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
     """The value of every placeholder, in the order their reads were issued."""
     values: dict[_Pending, Any] = {}
-    batch: dict[jax.sharding.Sharding, tuple[list[_Pending], list[np.ndarray]]] = {}
+    # By the sharding's identity (see `Reader._equivalent`): the sharding, leaves and data.
+    batch: dict[int, tuple[jax.sharding.Sharding, list[_Pending], list[np.ndarray]]] = {}
     batched = 0
 
     def put() -> None:
-        for sharding, (leaves, data) in batch.items():
-            values.update(zip(leaves, jax.device_put(data, sharding), strict=True))
+        for sharding, leaves, data in batch.values():
+            values.update(zip(leaves, put_on_device(data, sharding), strict=True))
         batch.clear()
 
     for leaf in pending:
-        value = leaf.resolve()
+        if leaf.located is not None:
+            # Whole and unconverted: onto its single device, or as it is.
+            data = leaf.located()
+            sharding = leaf.plan().sharding
+            value: Any = data if sharding is None else _DevicePut(data, sharding)
+        else:
+            value = leaf.resolve()
         if type(value) is _DevicePut:
-            group = batch.get(value.sharding)
+            group = batch.get(id(value.sharding))
             if group is None:
-                group = batch[value.sharding] = ([], [])
-            group[0].append(leaf)
-            group[1].append(value.data)
+                group = batch[id(value.sharding)] = (value.sharding, [], [])
+            group[1].append(leaf)
+            group[2].append(value.data)
             batched += value.data.nbytes
             if batched >= _PUT_BATCH_BYTES:
                 put()
@@ -1146,6 +1210,7 @@ def load_item(
     with collector_paused():
         reader = Reader(SavedItem.open(item_dir, item_doc))
         tree = _match(reader, abstract, partial).tree
+        reader.read_ahead()
         reader.plan_pending()
         reader.start_pending()
         loaded = _resolved(tree, _resolve_all(reader.pending))

@@ -165,9 +165,11 @@ def test_damaged_packed_chunk_or_metadata_is_caught_by_load_and_verify(
 def test_a_load_keeps_at_most_its_window_of_data_in_flight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: io.ArrayLayout | None
 ) -> None:
-    tree = {f"w{i}": np.full(1000, i, np.float32) for i in range(6)}
+    # Larger than a packed piece, so that the default layout does not read them together.
+    size = arrays.PACKED_PIECE_BYTES // 4 + 1
+    tree = {f"w{i}": np.full(size, i, np.float32) for i in range(6)}
     io.save_pytree(tmp_path / "1", tree, layout=layout)
-    monkeypatch.setattr(pytree, "_READ_WINDOW_BYTES", 8000)  # two of the 4,000-byte arrays
+    monkeypatch.setattr(pytree, "_READ_WINDOW_BYTES", 8 * size)  # two of the arrays
     most = 0
     start = pytree.Reader.start
 
@@ -223,7 +225,7 @@ def _many_small(count: int = 50) -> dict[str, np.ndarray]:
     return {f"p{i:03d}": np.full(600, i, np.float32) for i in range(count)}
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "metadata"])
 def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
     tmp_path: Path, damage: str
 ) -> None:
@@ -249,12 +251,20 @@ def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
     data_file = step / "state" / located["file"]
     data = bytearray(data_file.read_bytes())
     offset = located["offsets"][key]
-    if damage == "flip":
+    why = "crc32 differs|ended early"
+    if damage == "metadata":
+        # The array's zarr.json, which a load checks without needing it: `"shape":[600]`.
+        offset = located["offsets"][f"{name}/zarr.json"]
+        at = data.index(b"600", offset)
+        data[at : at + 3] = b"601"
+        data_file.write_bytes(bytes(data))
+        why = "zarr.json differs"
+    elif damage == "flip":
         data[offset + 5] ^= 0x10
         data_file.write_bytes(bytes(data))
     else:
         data_file.write_bytes(bytes(data[: offset + 10]))
-    with pytest.raises(io.CorruptCheckpointError, match="'p0"):
+    with pytest.raises(io.CorruptCheckpointError, match=f"'p0.*({why})"):
         io.load_pytree(step)
     with pytest.raises(io.CorruptCheckpointError):
         io.verify(step)
@@ -293,6 +303,43 @@ def test_located_chunks_are_views_of_one_read_unless_a_load_reads_few_of_them(
     few = io.load_pytree(step, {located[0]: np.zeros(600, np.float32)}, partial=True)
     assert few[located[0]].base is None
     np.testing.assert_array_equal(few[located[0]], tree[located[0]])
+
+
+def test_located_chunks_are_aligned_so_that_jax_adopts_them(tmp_path: Path) -> None:
+    # Tensorstore puts values at any offset (a chunk, then its zarr.json, and so on); a load
+    # places each at an aligned address, which jax takes instead of copying.
+    step, tree = _saved_small(tmp_path)
+    offsets = _item_record(step)["located"][0]["offsets"]
+    assert any(offset % 64 for offset in offsets.values())
+    located = [key.split("/")[0] for key in offsets if "/c/" in key]
+    host = io.load_pytree(step)
+    assert all(host[name].ctypes.data % 64 == 0 for name in located)
+    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in tree.items()}
+    on_device = io.load_pytree(step, abstract)
+    assert all(on_device[name].unsafe_buffer_pointer() % 64 == 0 for name in located)
+    for name, value in tree.items():
+        np.testing.assert_array_equal(on_device[name], value)
+
+
+def test_a_span_is_read_whole_through_short_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read may return fewer bytes than asked (a signal, a network filesystem).
+    step, tree = _saved_small(tmp_path)
+    preadv = arrays.os.preadv
+    calls = 0
+
+    def short(fd: int, buffers: list[memoryview], offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        first = buffers[0]
+        return preadv(fd, [first[: max(1, len(first) // 3)]], offset)
+
+    monkeypatch.setattr(arrays.os, "preadv", short)
+    out = io.load_pytree(step)
+    assert calls > 3 * len(tree)
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
 
 
 def test_a_located_record_of_one_data_file_as_earlier_saves_wrote_it_is_read(
