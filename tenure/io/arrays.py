@@ -1175,6 +1175,11 @@ class PackedArray:
             item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans, locate=locate
         )
 
+    def read_ahead(self) -> None:
+        """Start reading the span that holds the array's values, when it has one."""
+        if type(self.metadata) is _InSpan:
+            self.metadata.span.read()
+
     def check_metadata(self) -> None:
         """Raise `CorruptCheckpointError` unless the stored `zarr.json` is the one written."""
         if type(self.metadata) is _InSpan:

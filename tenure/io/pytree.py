@@ -644,15 +644,15 @@ class Reader:
     _equivalence: dict[tuple[int, int, int], tuple[bool, Any, Any]] = attrs.field(factory=dict)
 
     def read_ahead(self) -> None:
-        """Start reading the spans of located values when a pending leaf has one.
+        """Start reading the spans that hold a pending leaf's values.
 
         The only reads issued before the checks of `plan_pending`: those checks take long for
         thousands of leaves, and the spans (small arrays' data, read whole however few of
         them a load needs) would otherwise be read after them. A failed check discards them.
         """
-        if self.spans is not None:
-            for span in {id(s): s for s in self.spans.by_key.values()}.values():
-                span.read()
+        for raw in self.raws.values():
+            if type(raw) is PackedArray:
+                raw.read_ahead()
 
     def plan_pending(self) -> None:
         """Check every pending leaf (shapes, dtypes, devices) before any read is issued."""

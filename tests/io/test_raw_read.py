@@ -321,6 +321,28 @@ def test_located_chunks_are_aligned_so_that_jax_adopts_them(tmp_path: Path) -> N
         np.testing.assert_array_equal(on_device[name], value)
 
 
+def test_a_load_of_large_arrays_alone_does_not_read_the_small_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = tmp_path / "1"
+    big = np.arange(arrays.PACKED_PIECE_BYTES // 2, dtype=np.float32)
+    io.save_pytree(step, {"big": big, **_many_small()})
+    assert _item_record(step)["located"]
+    spans: list[int] = []
+    read_pieces = arrays._read_pieces
+
+    def spy(path: Path, pieces: list[memoryview], offset: int) -> int:
+        spans.append(offset)
+        return read_pieces(path, pieces, offset)
+
+    monkeypatch.setattr(arrays, "_read_pieces", spy)
+    out = io.load_pytree(step, {"big": np.zeros_like(big)}, partial=True)
+    np.testing.assert_array_equal(out["big"], big)
+    assert spans == []
+    io.load_pytree(step)
+    assert spans
+
+
 def test_a_span_is_read_whole_through_short_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
