@@ -15,8 +15,9 @@ in 212 arrays, three quarters of it in 64 MiB ones. Every library saves and rest
 - tensorstore alone: zarr3 chunks of plain bytes on OCDBT (as tenure writes large arrays), all
   opens issued before any is awaited, all writes in one transaction, then an fsync of every
   file; read back into numpy. No checksum of its own, no metadata, no atomic commit.
-- jax alone (leaf counts only): the restored arrays made jax arrays with one batched
-  `jax.device_put`, no I/O: the floor of any restore into jax arrays.
+- jax alone (leaf counts only): the restored arrays made jax arrays by the runtime call
+  `jax.device_put` ends in (through `tenure.io.devices`, as tenure's restore makes them), no
+  I/O: the floor of any restore into jax arrays.
 - disk: the same bytes written by `--threads` threads, one file each, each fsynced; read back
   likewise. This is the limit the others are held to.
 
@@ -231,12 +232,15 @@ def safetensors_jax_restore(path: Path, case: Case) -> Any:
 
 
 def jax_put(path: Path, case: Case) -> Any:
-    """No I/O: the host arrays made jax arrays in one batched `device_put`, as tenure's
-    restore makes them; the floor of any restore into jax arrays."""
+    """No I/O: the host arrays made jax arrays by the runtime call `jax.device_put` ends in,
+    as tenure's restore makes them (through `tenure.io.devices`); the floor of any restore
+    into jax arrays."""
     import jax
 
-    device = jax.devices()[0]
-    return jax.device_put(list(case.host.values()), device)
+    from tenure.io.devices import put_on_device
+
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return put_on_device(list(case.host.values()), one)
 
 
 def _ts_spec(path: Path, name: str, array: np.ndarray | None = None) -> dict[str, Any]:
@@ -389,7 +393,7 @@ TITLES = {
     "orbax": "Orbax 0.12.8",
     "safetensors": "safetensors",
     "safetensors_jax": "safetensors.flax (into jax arrays)",
-    "jax": "jax alone: one batched device_put of the arrays (no I/O)",
+    "jax": "jax alone: the arrays made jax arrays by jax's runtime call (no I/O)",
     "tensorstore": "tensorstore alone (zarr3 on OCDBT, one transaction, fsync)",
     "disk": "disk limit: threads write+fsync / read",
 }
