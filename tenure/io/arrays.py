@@ -759,7 +759,8 @@ class PackedSpan:
     def locate(self, name: str, key: str, nbytes: int) -> int:
         """Start the span's reads (once); the offset in the span's buffer of the `nbytes`
         bytes of chunk `key`."""
-        self.read()
+        if self._buffer is None:
+            self._issue()
         place, length = self._places[self.located.offsets[key]]
         if nbytes > length:
             raise _corrupt(name, self.item_dir, f"chunk {key} lies outside the recorded span")
@@ -859,29 +860,33 @@ class LocatedBatch:
         return self._values[i]
 
     def _check(self, arrays: list[_Checked]) -> None:
-        for array, span, _, _, _, meta_span, *_ in arrays:
-            span.data(array.name), meta_span.data(array.name)  # raise what a read raised
+        # Each span's bytes, by identity, once its reads are done (or raised what they raised).
+        spans = {id(a[1]): (a[1], a[0].name) for a in arrays}
+        spans.update((id(a[5]), (a[5], a[0].name)) for a in arrays)
+        data = {key: span.data(name) for key, (span, name) in spans.items()}
         half = len(arrays) // 2
-        other = read_pool().submit(_first_damaged, arrays[half:])
-        damaged = _first_damaged(arrays[:half])
+        other = read_pool().submit(_first_damaged, arrays[half:], data)
+        damaged = _first_damaged(arrays[:half], data)
         damaged = other.result() if damaged is None else damaged
         if damaged is not None:
             array, why = damaged
             raise _corrupt(array.name, array.item_dir, why)
         copies = not self.spans.views
         for array, span, offset, nbytes, *_ in arrays:
-            value = span.data(array.name)[offset : offset + nbytes].view(array.dtype)
+            value = data[id(span)][offset : offset + nbytes].view(array.dtype)
             value = value.reshape(array.shape)
             self._values.append(value.copy() if copies else value)
 
 
-def _first_damaged(arrays: list[_Checked]) -> tuple[PackedArray, str] | None:
+def _first_damaged(
+    arrays: list[_Checked], data: dict[int, np.ndarray]
+) -> tuple[PackedArray, str] | None:
     """The first of `arrays` whose chunk or `zarr.json` differs from the recorded one, and
-    how (the spans are read)."""
+    how (`data`: the bytes of each span, by its identity)."""
     for array, span, offset, nbytes, crc, meta_span, meta_offset, meta_nbytes, meta_crc in arrays:
-        if zlib.crc32(span.data(array.name)[offset : offset + nbytes].data) != crc:
+        if zlib.crc32(data[id(span)][offset : offset + nbytes].data) != crc:
             return array, "its crc32 differs from the recorded one"
-        meta = meta_span.data(array.name)[meta_offset : meta_offset + meta_nbytes]
+        meta = data[id(meta_span)][meta_offset : meta_offset + meta_nbytes]
         if zlib.crc32(meta.data) != meta_crc:
             return array, "its zarr.json differs from the recorded one"
     return None

@@ -568,8 +568,10 @@ class _Pending:
         self._reader = reader
         self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
-        # Set for a leaf read by the reader's `LocatedBatch`: the function giving its value.
+        # Set for a leaf read by the reader's `LocatedBatch`: the function giving its value,
+        # and the device it goes to (None: it is returned as numpy).
         self.located: Callable[[], np.ndarray] | None = None
+        self.sharding: jax.sharding.Sharding | None = None
 
     def plan(self) -> LeafPlan:
         """Check the saved array against the target and decide how to read it."""
@@ -641,7 +643,8 @@ class Reader:
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
-    _equivalence: dict[tuple[int, int, int], tuple[bool, Any, Any]] = attrs.field(factory=dict)
+    _placements: dict[tuple[str | None, int, int], tuple[Any, Any]] = attrs.field(factory=dict)
+    _default: jax.sharding.Sharding | None = None  # for leaves saved with no sharding
 
     def read_ahead(self) -> None:
         """Start reading the spans that hold a pending leaf's values.
@@ -676,7 +679,7 @@ class Reader:
         for each, and no place in the read window (their spans are read whole anyway)."""
         assert self.batch is not None
         add, raws = self.batch.add, self.raws
-        # By identity, as in `_equivalent`.
+        # By identity, as in `_placement`.
         one_device: dict[int, tuple[bool, jax.sharding.Sharding]] = {}
         others = []
         for leaf in self.pending:
@@ -700,7 +703,7 @@ class Reader:
             if read is None:
                 others.append(leaf)
             else:
-                leaf.located = read
+                leaf.located, leaf.sharding = read, sharding
         return others
 
     def finished(self, leaf: _Pending) -> None:
@@ -836,8 +839,11 @@ class Reader:
         ):
             sharding, resharded = self._placement(path, name, explicit, len(shape))
             if sharding is None:
-                # Nothing was recorded (Orbax without `_sharding`, or a numpy save).
-                sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+                # Nothing was recorded (Orbax without `_sharding`, or a numpy save): one
+                # sharding for all such leaves, so that they go to the device together.
+                if self._default is None:
+                    self._default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+                sharding = self._default
         return LeafPlan(path, name, kind, target, shape, saved_dtype, cast, sharding, resharded)
 
     def _placement(
@@ -849,9 +855,24 @@ class Reader:
         devices, the load is refused rather than moved to another device.
         """
         recorded = self.item.shardings.get(shardings.sharding_key(name))
+        # Leaves share a few recorded shardings and target shardings: each pair is decided
+        # once. The target's is keyed by identity (hashing and comparing shardings runs jax's
+        # Python at every lookup), and kept with the answer so that its identity is not reused.
+        key = (recorded, id(explicit), ndim)
+        known = self._placements.get(key)
+        if known is None:
+            known = self._placements[key] = (self._place(path, recorded, explicit, ndim), explicit)
+        return known[0]
+
+    def _place(
+        self, path: KeyPath, recorded: str | None, explicit: Any, ndim: int
+    ) -> tuple[jax.sharding.Sharding | None, bool]:
         saved = shardings.from_json(recorded) if recorded else None
         if explicit is not None:
-            same = saved is not None and self._equivalent(explicit, saved, ndim)
+            try:
+                same = saved is not None and bool(explicit.is_equivalent_to(saved, ndim))
+            except (ValueError, TypeError):
+                same = False
             return explicit, recorded is not None and not same
         if recorded is not None and saved is None:
             raise TopologyMismatchError(
@@ -861,20 +882,6 @@ class Reader:
                 "e.g. jax.ShapeDtypeStruct(shape, dtype, sharding=...)"
             )
         return saved, False
-
-    def _equivalent(self, a: jax.sharding.Sharding, b: jax.sharding.Sharding, ndim: int) -> bool:
-        # A state's leaves share a few shardings: each pair is compared once.
-        # By identity: hashing and comparing shardings costs jax's Python at every lookup.
-        # The pair is kept with the answer, so that neither identity can be reused.
-        key = (id(a), id(b), ndim)
-        known = self._equivalence.get(key)
-        if known is None:
-            try:
-                same = bool(a.is_equivalent_to(b, ndim))
-            except (ValueError, TypeError):
-                same = False
-            known = self._equivalence[key] = (same, a, b)
-        return known[0]
 
     def start(self, plan: LeafPlan) -> Callable[[], Any]:
         """Issue the reads `plan` describes; return the function that builds the value."""
@@ -1145,7 +1152,7 @@ _PUT_BATCH_BYTES = 64 * 2**20
 def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
     """The value of every placeholder, in the order their reads were issued."""
     values: dict[_Pending, Any] = {}
-    # By the sharding's identity (see `Reader._equivalent`): the sharding, leaves and data.
+    # By the sharding's identity (see `Reader._placement`): the sharding, leaves and data.
     batch: dict[int, tuple[jax.sharding.Sharding, list[_Pending], list[np.ndarray]]] = {}
     batched = 0
 
@@ -1158,7 +1165,7 @@ def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
         if leaf.located is not None:
             # Whole and unconverted: onto its single device, or as it is.
             data = leaf.located()
-            sharding = leaf.plan().sharding
+            sharding = leaf.sharding
             value: Any = data if sharding is None else _DevicePut(data, sharding)
         else:
             value = leaf.resolve()

@@ -343,6 +343,27 @@ def test_a_load_of_large_arrays_alone_does_not_read_the_small_ones(
     assert spans
 
 
+def test_leaves_saved_without_a_sharding_go_to_the_device_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # numpy leaves record no sharding: loaded as jax arrays, they share the default device's.
+    step, tree = _saved_small(tmp_path)
+    calls: list[int] = []
+    put = pytree.put_on_device
+
+    def spy(data: list[np.ndarray], sharding: Any) -> list[Any]:
+        calls.append(len(data))
+        return put(data, sharding)
+
+    monkeypatch.setattr(pytree, "put_on_device", spy)
+    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in tree.items()}
+    out = io.load_pytree(step, abstract)
+    assert calls == [len(tree)]
+    for name, value in tree.items():
+        assert out[name].sharding == jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        np.testing.assert_array_equal(out[name], value)
+
+
 def test_a_span_is_read_whole_through_short_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
