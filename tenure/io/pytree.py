@@ -643,7 +643,7 @@ class Reader:
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
     _in_flight: dict[_Pending, int] = attrs.field(factory=dict)
     _in_flight_bytes: int = 0
-    _placements: dict[tuple[str | None, int, int], tuple[Any, Any]] = attrs.field(factory=dict)
+    _placements: dict[tuple[str | None, Any, int], tuple[Any, bool]] = attrs.field(factory=dict)
     _default: jax.sharding.Sharding | None = None  # for leaves saved with no sharding
 
     def read_ahead(self) -> None:
@@ -855,14 +855,14 @@ class Reader:
         devices, the load is refused rather than moved to another device.
         """
         recorded = self.item.shardings.get(shardings.sharding_key(name))
-        # Leaves share a few recorded shardings and target shardings: each pair is decided
-        # once. The target's is keyed by identity (hashing and comparing shardings runs jax's
-        # Python at every lookup), and kept with the answer so that its identity is not reused.
-        key = (recorded, id(explicit), ndim)
+        # Leaves share a few recorded shardings and target shardings (equal, though often
+        # one object per leaf): each pair is decided once, and every leaf of a pair gets the
+        # same sharding object, which later steps then group by identity.
+        key = (recorded, explicit, ndim)
         known = self._placements.get(key)
         if known is None:
-            known = self._placements[key] = (self._place(path, recorded, explicit, ndim), explicit)
-        return known[0]
+            known = self._placements[key] = self._place(path, recorded, explicit, ndim)
+        return known
 
     def _place(
         self, path: KeyPath, recorded: str | None, explicit: Any, ndim: int

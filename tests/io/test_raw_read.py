@@ -343,10 +343,12 @@ def test_a_load_of_large_arrays_alone_does_not_read_the_small_ones(
     assert spans
 
 
-def test_leaves_saved_without_a_sharding_go_to_the_device_together(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("target", ["none", "equal"])
+def test_leaves_of_one_device_go_to_it_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
 ) -> None:
-    # numpy leaves record no sharding: loaded as jax arrays, they share the default device's.
+    # numpy leaves record no sharding: loaded as jax arrays, they share the default device's;
+    # targets often give each leaf its own sharding object, all equal.
     step, tree = _saved_small(tmp_path)
     calls: list[int] = []
     put = pytree.put_on_device
@@ -356,7 +358,15 @@ def test_leaves_saved_without_a_sharding_go_to_the_device_together(
         return put(data, sharding)
 
     monkeypatch.setattr(pytree, "put_on_device", spy)
-    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in tree.items()}
+    device = jax.devices()[0]
+    abstract = {
+        k: jax.ShapeDtypeStruct(
+            v.shape,
+            v.dtype,
+            sharding=jax.sharding.SingleDeviceSharding(device) if target == "equal" else None,
+        )
+        for k, v in tree.items()
+    }
     out = io.load_pytree(step, abstract)
     assert calls == [len(tree)]
     for name, value in tree.items():
