@@ -825,17 +825,22 @@ class LocatedBatch:
         self._arrays: list[_Checked] = []
         self._values: list[np.ndarray] = []
 
-    def add(self, array: PackedArray, index: Index) -> Callable[[], np.ndarray] | None:
-        """Start reading `index` of `array` when it can be read this way (the whole array);
-        the function that gives its checked value (None: read it with `array.start`)."""
+    def add(
+        self, array: PackedArray, index: Index | None = None
+    ) -> Callable[[], np.ndarray] | None:
+        """Start reading `index` of `array` (None: all of it) when it can be read this way
+        (the whole array); the function that gives its checked value (None: read it with
+        `array.start`)."""
         meta = array.metadata
         if array.cast is not None or type(meta) is not _InSpan or len(array.crcs) != 1:
             return None
         ((bounds, crc),) = array.crcs.items()
         key = chunk_path(array.name, bounds, array.record.chunk_shape)
         span = None if key is None else self.spans.by_key.get(key)
-        if span is None or region(index, array.shape) != bounds:
+        if span is None or (index is not None and region(index, array.shape) != bounds):
             return None
+        if index is None and array.record.chunk_shape != array.shape:
+            return None  # one chunk, but not all of the array
         name = array.name
         nbytes = math.prod(array.shape) * array.dtype.itemsize
         assert key is not None

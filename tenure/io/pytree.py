@@ -690,7 +690,7 @@ class Reader:
             if type(raw) is PackedArray and plan.cast is None and plan.kind in (JAX, NUMPY):
                 if sharding is None:
                     host = type(plan.target) is np.ndarray or plan.target is None
-                    read = add(raw, _full(plan.shape)) if host else None
+                    read = add(raw) if host else None
                 else:
                     single = one_device.get(id(sharding))
                     if single is None:
@@ -699,7 +699,7 @@ class Reader:
                             and sharding.is_fully_addressable,
                             sharding,
                         )
-                    read = add(raw, _full(plan.shape)) if single[0] else None
+                    read = add(raw) if single[0] else None
             if read is None:
                 others.append(leaf)
             else:
