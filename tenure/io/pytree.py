@@ -551,8 +551,9 @@ class LeafPlan:
 
 
 class _Pending:
-    """A leaf being read, in three steps so that every check precedes every read and all reads
-    of a load overlap: `plan` (metadata only), `start` (issues reads), `resolve` (waits)."""
+    """A leaf being read, in three steps so that every check precedes every read (but the
+    spans `Reader.read_ahead` starts) and all reads of a load overlap: `plan` (metadata only),
+    `start` (issues reads), `resolve` (waits)."""
 
     def __init__(
         self,
@@ -658,7 +659,8 @@ class Reader:
                 raw.read_ahead()
 
     def plan_pending(self) -> None:
-        """Check every pending leaf (shapes, dtypes, devices) before any read is issued."""
+        """Check every pending leaf (shapes, dtypes, devices) before any read is issued (but
+        the spans read ahead)."""
         for leaf in self.pending:
             leaf.plan()
 
