@@ -717,7 +717,6 @@ class PackedSpan:
     def __init__(self, item_dir: Path, located: LocatedValues) -> None:
         self.item_dir = item_dir
         self.located = located
-        self.start = min(located.offsets.values())
         self._buffer: np.ndarray | None = None
         # By file offset: where its piece lies in the buffer, and how long the piece is.
         self._places: dict[int, tuple[int, int]] = {}
@@ -730,14 +729,13 @@ class PackedSpan:
             self._issue()
 
     def _issue(self) -> None:
-        check_read_size(
-            self.item_dir, self.located.file, (self.located.end - self.start,), np.uint8
-        )
         starts = np.unique(np.fromiter(self.located.offsets.values(), np.int64))
         lengths = np.diff(starts, append=self.located.end)
         padded = -(-lengths // _ALIGNMENT) * _ALIGNMENT
         places = np.cumsum(padded) - padded
-        self._buffer = buffer = aligned_empty((int(padded.sum()),), np.dtype(np.uint8))
+        size = int(padded.sum())
+        check_read_size(self.item_dir, self.located.file, (size,), np.uint8)
+        self._buffer = buffer = aligned_empty((size,), np.dtype(np.uint8))
         self._places = dict(
             zip(starts.tolist(), zip(places.tolist(), lengths.tolist(), strict=True), strict=True)
         )

@@ -681,7 +681,7 @@ class Reader:
         for each, and no place in the read window (their spans are read whole anyway)."""
         assert self.batch is not None
         add, raws = self.batch.add, self.raws
-        # By identity, as in `_placement`.
+        # By identity: `_placement` gives the leaves of equal shardings one sharding object.
         one_device: dict[int, tuple[bool, jax.sharding.Sharding]] = {}
         others = []
         for leaf in self.pending:
