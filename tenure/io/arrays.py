@@ -720,15 +720,14 @@ class PackedSpan:
         self._buffer: np.ndarray | None = None
         # By file offset: where its piece lies in the buffer, and how long the piece is.
         self._places: dict[int, tuple[int, int]] = {}
-        self._parts: list[Future[int]] = []
+        self._pieces: list[tuple[int, list[memoryview]]] = []  # parts to read: offset, pieces
+        self._parts: list[Future[int]] | None = None  # the reads, once started
         self._read = False
 
-    def read(self) -> None:
-        """Start the span's reads, unless they are started."""
-        if self._buffer is None:
-            self._issue()
-
-    def _issue(self) -> None:
+    def _layout(self) -> None:
+        """Place every piece in a new buffer (once), without reading anything."""
+        if self._buffer is not None:
+            return
         starts = np.unique(np.fromiter(self.located.offsets.values(), np.int64))
         lengths = np.diff(starts, append=self.located.end)
         padded = -(-lengths // _ALIGNMENT) * _ALIGNMENT
@@ -739,7 +738,6 @@ class PackedSpan:
         self._places = dict(
             zip(starts.tolist(), zip(places.tolist(), lengths.tolist(), strict=True), strict=True)
         )
-        path = self.item_dir / self.located.file
         view = memoryview(buffer)  # type: ignore[arg-type]
         pieces = [view[p : p + n] for p, n in zip(places.tolist(), lengths.tolist(), strict=True)]
         # Parts of about `_SPAN_PART_BYTES`, each of at most `_IOV_MAX` pieces.
@@ -749,24 +747,29 @@ class PackedSpan:
             first = bounds[-1]
             by_size = int(np.searchsorted(ends, ends[first] - lengths[first] + _SPAN_PART_BYTES))
             bounds.append(min(max(by_size, first + 1), first + _IOV_MAX, len(pieces)))
-        self._parts = [
-            read_pool().submit(_read_pieces, path, pieces[i:j], int(starts[i]))
-            for i, j in itertools.pairwise(bounds)
-        ]
+        self._pieces = [(int(starts[i]), pieces[i:j]) for i, j in itertools.pairwise(bounds)]
+
+    def read(self) -> None:
+        """Start the span's reads, unless they are started."""
+        if self._parts is None:
+            self._layout()
+            path = self.item_dir / self.located.file
+            self._parts = [read_pool().submit(_read_pieces, path, p, o) for o, p in self._pieces]
 
     def locate(self, name: str, key: str, nbytes: int) -> int:
-        """Start the span's reads (once); the offset in the span's buffer of the `nbytes`
-        bytes of chunk `key`."""
-        if self._buffer is None:
-            self._issue()
+        """The offset in the span's buffer of the `nbytes` bytes of chunk `key` (reads
+        nothing: see `read`)."""
+        self._layout()
         place, length = self._places[self.located.offsets[key]]
         if nbytes > length:
             raise _corrupt(name, self.item_dir, f"chunk {key} lies outside the recorded span")
         return place
 
     def data(self, name: str) -> np.ndarray:
-        """The span's bytes, once its reads are done (`name`: the array that needs them)."""
+        """The span's bytes, once read (`name`: the array that needs them)."""
         if not self._read:
+            self.read()
+            assert self._parts is not None
             try:
                 for part in self._parts:
                     part.result()
@@ -780,6 +783,7 @@ class PackedSpan:
         """Start the span's reads (once); return the function that waits for them and gives
         the `nbytes` bytes of chunk `key`."""
         offset = self.locate(name, key, nbytes)
+        self.read()
         return lambda: self.data(name)[offset : offset + nbytes]
 
 
@@ -804,9 +808,46 @@ class _InSpan(NamedTuple):
     nbytes: int
 
 
-# An array read by `LocatedBatch`: its chunk and its `zarr.json`, each as the span holding
-# it, the offset there, the size and the recorded crc32.
-_Checked = tuple["PackedArray", PackedSpan, int, int, int, PackedSpan, int, int, int]
+@functools.lru_cache(maxsize=256)
+def _whole_chunk(shape: tuple[int, ...]) -> tuple[Region, str] | None:
+    """The region of all of an array of `shape` and the key of its chunk, below the array's
+    name, when it is one chunk (see `chunk_path`); None when it has none (an empty array).
+
+    Examples:
+        >>> _whole_chunk((4, 2))
+        (((0, 4), (0, 2)), 'c/0/0')
+    """
+    full = tuple((0, n) for n in shape)
+    key = chunk_path("", full, shape)
+    return None if key is None else (full, key[1:])
+
+
+def metadata_in_span(
+    spans: PackedSpans | None,
+    item_dir: Location,
+    name: str,
+    dtype: np.dtype[Any],
+    shape: tuple[int, ...],
+    chunk_shape: tuple[int, ...],
+) -> _InSpan | None:
+    """Where the packed array `name`'s `zarr.json` lies in `spans`, if it was located there:
+    as long as the one tenure writes for such an array."""
+    key = f"{name}/{ZARR_METADATA_FILE}"
+    span = None if spans is None else spans.by_key.get(key)
+    if span is None:
+        return None
+    try:
+        nbytes = _plain_metadata_size(dtype, shape, chunk_shape)
+    except (TypeError, ValueError) as e:
+        raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
+    return _InSpan(span, key, nbytes)
+
+
+# An array read by `LocatedBatch`: its name, dtype and shape, then its chunk and its
+# `zarr.json`, each as the span holding it, the offset there, the size and the recorded crc32.
+_Checked = tuple[
+    str, np.dtype[Any], tuple[int, ...], PackedSpan, int, int, int, PackedSpan, int, int, int
+]
 
 
 class LocatedBatch:
@@ -818,33 +859,40 @@ class LocatedBatch:
     of calls per array.
     """
 
-    def __init__(self, spans: PackedSpans) -> None:
+    def __init__(self, item_dir: Location, spans: PackedSpans) -> None:
+        self.item_dir = item_dir
         self.spans = spans
         self._arrays: list[_Checked] = []
         self._values: list[np.ndarray] = []
 
-    def add(
-        self, array: PackedArray, index: Index | None = None
-    ) -> Callable[[], np.ndarray] | None:
-        """Start reading `index` of `array` (None: all of it) when it can be read this way
-        (the whole array); the function that gives its checked value (None: read it with
-        `array.start`)."""
-        meta = array.metadata
-        if array.cast is not None or type(meta) is not _InSpan or len(array.crcs) != 1:
+    def whole(
+        self,
+        name: str,
+        dtype: np.dtype[Any],
+        shape: tuple[int, ...],
+        record: PackedRecord,
+        crcs: dict[Region, int],
+    ) -> int | None:
+        """Add array `name` (its recorded dtype, shape, record and crc32 of each piece) to be
+        read whole, when it is one chunk and that chunk and its `zarr.json` lie in the spans;
+        its number for `value` (None: it cannot be read this way). Reads nothing: `read`."""
+        whole = _whole_chunk(shape)
+        if len(crcs) != 1 or record.chunk_shape != shape or whole is None:
             return None
-        ((bounds, crc),) = array.crcs.items()
-        key = chunk_path(array.name, bounds, array.record.chunk_shape)
-        span = None if key is None else self.spans.by_key.get(key)
-        if span is None or (index is not None and region(index, array.shape) != bounds):
+        ((bounds, crc),) = crcs.items()
+        key = f"{name}/{whole[1]}"
+        span = self.spans.by_key.get(key) if bounds == whole[0] else None
+        if span is None:
             return None
-        if index is None and array.record.chunk_shape != array.shape:
-            return None  # one chunk, but not all of the array
-        name = array.name
-        nbytes = math.prod(array.shape) * array.dtype.itemsize
-        assert key is not None
+        meta = metadata_in_span(self.spans, self.item_dir, name, dtype, shape, shape)
+        if meta is None:
+            return None
+        nbytes = math.prod(shape) * dtype.itemsize
         self._arrays.append(
             (
-                array,
+                name,
+                dtype,
+                shape,
                 span,
                 span.locate(name, key, nbytes),
                 nbytes,
@@ -852,46 +900,81 @@ class LocatedBatch:
                 meta.span,
                 meta.span.locate(name, meta.key, meta.nbytes),
                 meta.nbytes,
-                array.record.metadata_crc32,
+                record.metadata_crc32,
             )
         )
-        return functools.partial(self._value, len(self._arrays) - 1)
+        return len(self._arrays) - 1
 
-    def _value(self, i: int) -> np.ndarray:
-        if i >= len(self._values):
+    def add(
+        self, array: PackedArray, index: Index | None = None
+    ) -> Callable[[], np.ndarray] | None:
+        """Start reading `index` of `array` (None: all of it) when it can be read this way
+        (the whole array); the function that gives its checked value (None: read it with
+        `array.start`)."""
+        if array.cast is not None or type(array.metadata) is not _InSpan:
+            return None
+        if index is not None and {region(index, array.shape)} != set(array.crcs):
+            return None
+        number = self.whole(array.name, array.dtype, array.shape, array.record, array.crcs)
+        if number is None:
+            return None
+        _, _, _, span, _, _, _, meta_span, *_ = self._arrays[number]
+        span.read()
+        meta_span.read()
+        return functools.partial(self.value, number)
+
+    def read(self) -> None:
+        """Start reading the spans that hold the arrays added."""
+        spans = {id(a[3]): a[3] for a in self._arrays}
+        spans.update((id(a[7]), a[7]) for a in self._arrays)
+        for span in spans.values():
+            span.read()
+
+    def value(self, number: int) -> np.ndarray:
+        """The checked value of the array added as `number` (see `whole`)."""
+        if number >= len(self._values):
             self._check(self._arrays[len(self._values) :])
-        return self._values[i]
+        return self._values[number]
 
     def _check(self, arrays: list[_Checked]) -> None:
         # Each span's bytes, by identity, once its reads are done (or raised what they raised).
-        spans = {id(a[1]): (a[1], a[0].name) for a in arrays}
-        spans.update((id(a[5]), (a[5], a[0].name)) for a in arrays)
+        spans = {id(a[3]): (a[3], a[0]) for a in arrays}
+        spans.update((id(a[7]), (a[7], a[0])) for a in arrays)
         data = {key: span.data(name) for key, (span, name) in spans.items()}
         half = len(arrays) // 2
         other = read_pool().submit(_first_damaged, arrays[half:], data)
         damaged = _first_damaged(arrays[:half], data)
         damaged = other.result() if damaged is None else damaged
         if damaged is not None:
-            array, why = damaged
-            raise _corrupt(array.name, array.item_dir, why)
+            name, why = damaged
+            raise _corrupt(name, self.item_dir, why)
         copies = not self.spans.views
-        for array, span, offset, nbytes, *_ in arrays:
-            value = data[id(span)][offset : offset + nbytes].view(array.dtype)
-            value = value.reshape(array.shape)
+        for _, dtype, shape, span, offset, nbytes, *_ in arrays:
+            value = data[id(span)][offset : offset + nbytes].view(dtype).reshape(shape)
             self._values.append(value.copy() if copies else value)
 
 
-def _first_damaged(
-    arrays: list[_Checked], data: dict[int, np.ndarray]
-) -> tuple[PackedArray, str] | None:
-    """The first of `arrays` whose chunk or `zarr.json` differs from the recorded one, and
-    how (`data`: the bytes of each span, by its identity)."""
-    for array, span, offset, nbytes, crc, meta_span, meta_offset, meta_nbytes, meta_crc in arrays:
+def _first_damaged(arrays: list[_Checked], data: dict[int, np.ndarray]) -> tuple[str, str] | None:
+    """The name of the first of `arrays` whose chunk or `zarr.json` differs from the recorded
+    one, and how (`data`: the bytes of each span, by its identity)."""
+    for (
+        name,
+        _,
+        _,
+        span,
+        offset,
+        nbytes,
+        crc,
+        meta_span,
+        meta_offset,
+        meta_nbytes,
+        meta_crc,
+    ) in arrays:
         if zlib.crc32(data[id(span)][offset : offset + nbytes].data) != crc:
-            return array, "its crc32 differs from the recorded one"
+            return name, "its crc32 differs from the recorded one"
         meta = data[id(meta_span)][meta_offset : meta_offset + meta_nbytes]
         if zlib.crc32(meta.data) != meta_crc:
-            return array, "its zarr.json differs from the recorded one"
+            return name, "its zarr.json differs from the recorded one"
     return None
 
 
@@ -1168,17 +1251,9 @@ class PackedArray:
             dtype = numpy_dtype(saved[0])
         except (TypeError, ValueError) as e:
             raise _corrupt(name, item_dir, f"its recorded dtype {saved[0]!r} is unknown") from e
-        key = f"{name}/{ZARR_METADATA_FILE}"
-        span = None if spans is None else spans.by_key.get(key)
-        if span is not None:
-            # Located with the chunks: as long as the one tenure writes for such an array.
-            try:
-                nbytes = _plain_metadata_size(dtype, saved[1], record.chunk_shape)
-            except (TypeError, ValueError) as e:
-                raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
-            metadata: Any = _InSpan(span, key, nbytes)
-        else:
-            metadata = kvstore.read(key)
+        metadata: Any = metadata_in_span(
+            spans, item_dir, name, dtype, saved[1], record.chunk_shape
+        ) or kvstore.read(f"{name}/{ZARR_METADATA_FILE}")
         return cls(
             item_dir, name, kvstore, metadata, record, saved[1], dtype, crcs, spans, locate=locate
         )

@@ -34,6 +34,7 @@ from tenure.io.arrays import (
     aligned_empty,
     check_read_size,
     manifest_crc32,
+    numpy_dtype,
     open_database,
     open_for_read,
     region,
@@ -550,6 +551,18 @@ class LeafPlan:
         }
 
 
+class _Whole:
+    """The placeholder of a leaf the reader's `LocatedBatch` reads whole (see
+    `Reader._whole`): its number there, and the sharding of the one device it goes to
+    (None: it is returned as numpy)."""
+
+    __slots__ = ("number", "sharding")
+
+    def __init__(self, number: int, sharding: jax.sharding.Sharding | None) -> None:
+        self.number = number
+        self.sharding = sharding
+
+
 class _Pending:
     """A leaf being read, in three steps so that every check precedes every read (but the
     spans `Reader.read_ahead` starts) and all reads of a load overlap: `plan` (metadata only),
@@ -569,10 +582,6 @@ class _Pending:
         self._reader = reader
         self._plan: LeafPlan | None = None
         self._finish: Callable[[], Any] | None = None
-        # Set for a leaf read by the reader's `LocatedBatch`: the function giving its value,
-        # and the device it goes to (None: it is returned as numpy).
-        self.located: Callable[[], np.ndarray] | None = None
-        self.sharding: jax.sharding.Sharding | None = None
 
     def plan(self) -> LeafPlan:
         """Check the saved array against the target and decide how to read it."""
@@ -617,6 +626,14 @@ def _mismatch(path: KeyPath, what: str) -> StructureMismatchError:
 _DEVICE_TARGETS = (jax.ShapeDtypeStruct, jax.Array)
 
 
+def _to_device(target: Any, numpy_default: bool, kind: str) -> bool:
+    """Whether a leaf is read onto devices: its target is abstract or a jax array, or it has
+    none and was saved as a jax array (and the caller did not ask for numpy)."""
+    return isinstance(target, _DEVICE_TARGETS) or (
+        target is None and not numpy_default and kind == JAX
+    )
+
+
 def _full(shape: tuple[int, ...]) -> Index:
     return tuple(slice(0, n) for n in shape)
 
@@ -639,6 +656,8 @@ class Reader:
             lambda self: new_context() if self.item.meta.use_ocdbt else context(), takes_self=True
         )
     )
+    # The leaves read whole by `batch` (see `_whole`); None when the reader only plans.
+    wholes: list[_Whole] | None = None
     matched: list[str] = attrs.field(factory=list)
     pending: list[_Pending] = attrs.field(factory=list)
     _queue: collections.deque[_Pending] = attrs.field(factory=collections.deque)
@@ -646,14 +665,18 @@ class Reader:
     _in_flight_bytes: int = 0
     _placements: dict[tuple[str | None, Any, int], tuple[Any, bool]] = attrs.field(factory=dict)
     _default: jax.sharding.Sharding | None = None  # for leaves saved with no sharding
+    # Whether each sharding (by identity) is one device of this process.
+    _single: dict[int, bool] = attrs.field(factory=dict)
 
     def read_ahead(self) -> None:
-        """Start reading the spans that hold a pending leaf's values.
+        """Start reading the spans that hold the values of the leaves the reader reads.
 
         The only reads issued before the checks of `plan_pending`: those checks take long for
         thousands of leaves, and the spans (small arrays' data, read whole however few of
         them a load needs) would otherwise be read after them. A failed check discards them.
         """
+        if self.batch is not None:
+            self.batch.read()
         for raw in self.raws.values():
             if type(raw) is PackedArray:
                 raw.read_ahead()
@@ -670,43 +693,10 @@ class Reader:
         if self.spans is not None:
             raws = [self.raws.get(leaf.name) for leaf in self.pending]
             pieces = sum(len(raw.crcs) for raw in raws if isinstance(raw, PackedArray))
+            pieces += len(self.wholes or ())
             self.spans.views = 2 * pieces >= len(self.spans.by_key)
-        self._queue.extend(self.pending if self.batch is None else self._start_located())
+        self._queue.extend(self.pending)
         self._admit()
-
-    def _start_located(self) -> list[_Pending]:
-        """Start in one pass the pending leaves that `LocatedBatch` reads (whole arrays found
-        with others in a span, read as they are onto one device or as numpy); return the
-        others. Such leaves are a state's many small arrays: one pass, not a chain of calls
-        for each, and no place in the read window (their spans are read whole anyway)."""
-        assert self.batch is not None
-        add, raws = self.batch.add, self.raws
-        # By identity: `_placement` gives the leaves of equal shardings one sharding object.
-        one_device: dict[int, tuple[bool, jax.sharding.Sharding]] = {}
-        others = []
-        for leaf in self.pending:
-            plan = leaf.plan()
-            raw = raws.get(plan.name)
-            sharding = plan.sharding
-            read = None
-            if type(raw) is PackedArray and plan.cast is None and plan.kind in (JAX, NUMPY):
-                if sharding is None:
-                    host = type(plan.target) is np.ndarray or plan.target is None
-                    read = add(raw) if host else None
-                else:
-                    single = one_device.get(id(sharding))
-                    if single is None:
-                        single = one_device[id(sharding)] = (
-                            type(sharding) is jax.sharding.SingleDeviceSharding
-                            and sharding.is_fully_addressable,
-                            sharding,
-                        )
-                    read = add(raw) if single[0] else None
-            if read is None:
-                others.append(leaf)
-            else:
-                leaf.located, leaf.sharding = read, sharding
-        return others
 
     def finished(self, leaf: _Pending) -> None:
         """`leaf` was resolved: its bytes are no longer in flight."""
@@ -776,7 +766,7 @@ class Reader:
                 manifest = manifest_crc32(item_dir)
                 located = [r for r in self.item.located if r.manifest in (None, manifest)]
                 self.spans = PackedSpans(item_dir, located)
-                self.batch = LocatedBatch(self.spans)
+                self.batch = LocatedBatch(item_dir, self.spans)
         return self.database
 
     def leaf(
@@ -805,11 +795,65 @@ class Reader:
             kind = {"jax.Array": JAX, "np.ndarray": NUMPY}.get(entry.value_type, "scalar")
             if kind == JAX and name in self.item.key_impls:
                 kind = KEY
+        if self.wholes is not None and kind in (JAX, NUMPY):
+            whole = self._whole(path, target, numpy_default, kind, name)
+            if whole is not None:
+                self.matched.append(name)
+                self.wholes.append(whole)
+                return whole
         if self.raw(name) is None:
             self.store(name)
         self.matched.append(name)
         self.pending.append(_Pending(self, path, kind, target, numpy_default, name))
         return self.pending[-1]
+
+    def _whole(
+        self, path: KeyPath, target: Any, numpy_default: bool, kind: str, name: str
+    ) -> _Whole | None:
+        """The placeholder of array `name` when the reader's `LocatedBatch` reads it: whole,
+        as saved, onto one device or as numpy. Anything else (a cast, a mismatch, other
+        devices, damage to tenure's records) is None: `plan` decides it, or says what is
+        wrong.
+
+        The state's many small arrays are read so. Each is checked against its target here
+        as `plan` checks it (its shape and dtype are tenure's record itself, which `plan`
+        compares with the array's metadata), but without the steps of a `_Pending`: for
+        thousands of leaves, those cost more than the reads.
+        """
+        item = self.item
+        record, saved, crcs = item.packed.get(name), item.arrays.get(name), item.crcs.get(name)
+        if record is None or saved is None or not crcs or not item.meta.use_ocdbt:
+            return None
+        self._database()
+        try:
+            dtype = numpy_dtype(saved[0])
+        except (TypeError, ValueError):
+            return None
+        shape = saved[1]
+        target_shape = getattr(target, "shape", None)
+        target_dtype = getattr(target, "dtype", None)
+        if (target_shape is not None and tuple(target_shape) != shape) or (
+            target_dtype is not None and np.dtype(target_dtype) != dtype
+        ):
+            return None
+        sharding = None
+        if _to_device(target, numpy_default, kind):
+            explicit = getattr(target, "sharding", None)
+            sharding = self._device_placement(path, name, explicit, len(shape))[0]
+            # By identity: `_placement` gives the leaves of equal shardings one object, and
+            # keeps it.
+            single = self._single.get(id(sharding))
+            if single is None:
+                single = self._single[id(sharding)] = (
+                    type(sharding) is jax.sharding.SingleDeviceSharding
+                    and sharding.is_fully_addressable
+                )
+            if not single:
+                return None
+        elif not (type(target) is np.ndarray or target is None):
+            return None
+        number = None if self.batch is None else self.batch.whole(name, dtype, shape, record, crcs)
+        return None if number is None else _Whole(number, sharding)
 
     def plan(
         self, path: KeyPath, kind: str, target: Any, numpy_default: bool, name: str
@@ -836,17 +880,22 @@ class Reader:
         if dtype is not None and (requested := np.dtype(dtype)) != saved_dtype:
             cast = requested
         sharding, resharded = None, False
-        if isinstance(target, _DEVICE_TARGETS) or (
-            target is None and not numpy_default and kind == JAX
-        ):
-            sharding, resharded = self._placement(path, name, explicit, len(shape))
-            if sharding is None:
-                # Nothing was recorded (Orbax without `_sharding`, or a numpy save): one
-                # sharding for all such leaves, so that they go to the device together.
-                if self._default is None:
-                    self._default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-                sharding = self._default
+        if _to_device(target, numpy_default, kind):
+            sharding, resharded = self._device_placement(path, name, explicit, len(shape))
         return LeafPlan(path, name, kind, target, shape, saved_dtype, cast, sharding, resharded)
+
+    def _device_placement(
+        self, path: KeyPath, name: str, explicit: Any, ndim: int
+    ) -> tuple[jax.sharding.Sharding, bool]:
+        """`_placement` of a leaf read onto devices."""
+        sharding, resharded = self._placement(path, name, explicit, ndim)
+        if sharding is None:
+            # Nothing was recorded (Orbax without `_sharding`, or a numpy save): one sharding
+            # for all such leaves, so that they go to the device together.
+            if self._default is None:
+                self._default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            sharding = self._default
+        return sharding, resharded
 
     def _placement(
         self, path: KeyPath, name: str, explicit: Any, ndim: int
@@ -1151,48 +1200,54 @@ class _DevicePut(NamedTuple):
 _PUT_BATCH_BYTES = 64 * 2**20
 
 
-def _resolve_all(pending: list[_Pending]) -> dict[_Pending, Any]:
-    """The value of every placeholder, in the order their reads were issued."""
-    values: dict[_Pending, Any] = {}
+def _resolve_all(reader: Reader) -> dict[_Whole | _Pending, Any]:
+    """The value of every placeholder: those read whole first (their runs were read ahead),
+    then the pending ones in the order their reads were issued."""
+    values: dict[_Whole | _Pending, Any] = {}
     # By the sharding's identity (see `Reader._placement`): the sharding, leaves and data.
-    batch: dict[int, tuple[jax.sharding.Sharding, list[_Pending], list[np.ndarray]]] = {}
+    groups: dict[int, tuple[jax.sharding.Sharding, list[_Whole | _Pending], list[np.ndarray]]] = {}
     batched = 0
 
     def put() -> None:
-        for sharding, leaves, data in batch.values():
+        for sharding, leaves, data in groups.values():
             values.update(zip(leaves, put_on_device(data, sharding), strict=True))
-        batch.clear()
+        groups.clear()
 
-    for leaf in pending:
-        if leaf.located is not None:
-            # Whole and unconverted: onto its single device, or as it is.
-            data = leaf.located()
-            sharding = leaf.sharding
-            value: Any = data if sharding is None else _DevicePut(data, sharding)
+    def add(leaf: _Whole | _Pending, data: np.ndarray, sharding: jax.sharding.Sharding) -> None:
+        nonlocal batched
+        group = groups.get(id(sharding))
+        if group is None:
+            group = groups[id(sharding)] = (sharding, [], [])
+        group[1].append(leaf)
+        group[2].append(data)
+        batched += data.nbytes
+        if batched >= _PUT_BATCH_BYTES:
+            put()
+            batched = 0
+
+    if reader.batch is not None:
+        value = reader.batch.value
+        for whole in reader.wholes or ():
+            if whole.sharding is None:
+                values[whole] = value(whole.number)
+            else:
+                add(whole, value(whole.number), whole.sharding)
+    for leaf in reader.pending:
+        resolved = leaf.resolve()
+        if type(resolved) is _DevicePut:
+            add(leaf, resolved.data, resolved.sharding)
         else:
-            value = leaf.resolve()
-        if type(value) is _DevicePut:
-            group = batch.get(id(value.sharding))
-            if group is None:
-                group = batch[id(value.sharding)] = (value.sharding, [], [])
-            group[1].append(leaf)
-            group[2].append(value.data)
-            batched += value.data.nbytes
-            if batched >= _PUT_BATCH_BYTES:
-                put()
-                batched = 0
-        else:
-            values[leaf] = value
+            values[leaf] = resolved
     put()
     return values
 
 
-def _resolved(node: Any, values: dict[_Pending, Any]) -> Any:
+def _resolved(node: Any, values: dict[_Whole | _Pending, Any]) -> Any:
     """`node` with every placeholder replaced by its value.
 
     Dicts are walked here rather than by jax, which cannot order mixed int and str keys.
     """
-    if isinstance(node, _Pending):
+    if isinstance(node, _Pending | _Whole):
         return values[node]
     if type(node) is dict:
         return {k: _resolved(v, values) for k, v in node.items()}
@@ -1217,12 +1272,12 @@ def load_item(
     """Read a pytree item, shaped like `abstract` when given (see `load_pytree`); `item_doc`:
     tenure's item file, already read and checked."""
     with collector_paused():
-        reader = Reader(SavedItem.open(item_dir, item_doc))
+        reader = Reader(SavedItem.open(item_dir, item_doc), wholes=[])
         tree = _match(reader, abstract, partial).tree
         reader.read_ahead()
         reader.plan_pending()
         reader.start_pending()
-        loaded = _resolved(tree, _resolve_all(reader.pending))
+        loaded = _resolved(tree, _resolve_all(reader))
         # The reader and its placeholders refer to each other: let go of here, before the
         # collector resumes, they are freed at once instead of by a pass over all of them
         # (no loop variable of this frame may still hold one).

@@ -343,6 +343,37 @@ def test_a_load_of_large_arrays_alone_does_not_read_the_small_ones(
     assert spans
 
 
+def test_a_load_reads_small_arrays_whole_and_leaf_by_leaf_only_what_it_converts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step, tree = _saved_small(tmp_path)
+    cast, host, *rest = sorted(tree)
+    one_by_one: list[str] = []
+    init = pytree._Pending.__init__
+
+    def spy(self: pytree._Pending, *args: Any) -> None:
+        one_by_one.append(args[-1])
+        init(self, *args)
+
+    monkeypatch.setattr(pytree._Pending, "__init__", spy)
+    abstract: dict[str, Any] = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in tree.items()}
+    abstract[cast] = jax.ShapeDtypeStruct((600,), jnp.int32)
+    abstract[host] = np.zeros(600, np.float32)
+    out = io.load_pytree(step, abstract)
+    assert one_by_one == [cast]
+    assert out[cast].dtype == jnp.int32
+    np.testing.assert_array_equal(out[cast], tree[cast].astype(np.int32))
+    assert type(out[host]) is np.ndarray
+    np.testing.assert_array_equal(out[host], tree[host])
+    for name in rest:
+        assert isinstance(out[name], jax.Array)
+        np.testing.assert_array_equal(out[name], tree[name])
+    # A plan reads nothing, and plans every leaf.
+    plan = io.plan_load(step, abstract)
+    assert plan.casts == {cast: ("float32", "int32")}
+    assert sorted(plan.matched) == sorted(tree)
+
+
 @pytest.mark.parametrize("target", ["none", "equal"])
 def test_leaves_of_one_device_go_to_it_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
