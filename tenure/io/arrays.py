@@ -795,9 +795,14 @@ class PackedSpans:
         # reads most of them; as copies otherwise, so that a few leaves do not hold them all.
         self.views = False
         self.by_key: dict[str, PackedSpan] = {}
-        for record in located:
-            span = PackedSpan(item_dir, record)
-            self.by_key.update(dict.fromkeys(record.offsets, span))
+        self._spans = [PackedSpan(item_dir, record) for record in located]
+        for span in self._spans:
+            self.by_key.update(dict.fromkeys(span.located.offsets, span))
+
+    def read(self) -> None:
+        """Start reading every span."""
+        for span in self._spans:
+            span.read()
 
 
 class _InSpan(NamedTuple):

@@ -668,13 +668,19 @@ class Reader:
     # Whether each sharding (by identity) is one device of this process.
     _single: dict[int, bool] = attrs.field(factory=dict)
 
-    def read_ahead(self) -> None:
-        """Start reading the spans that hold the values of the leaves the reader reads.
+    def read_ahead(self, *, every: bool = False) -> None:
+        """Start reading the spans that hold the values of the leaves the reader reads, or
+        `every` span (before the target is matched, for a load of every saved array).
 
-        The only reads issued before the checks of `plan_pending`: those checks take long for
-        thousands of leaves, and the spans (small arrays' data, read whole however few of
-        them a load needs) would otherwise be read after them. A failed check discards them.
+        The only reads issued before the checks of `plan_pending` and `_whole`: those take
+        long for thousands of leaves, and the spans (small arrays' data, read whole however
+        few of them a load needs) would otherwise be read after them. A failed check
+        discards them.
         """
+        if every:
+            self._database()
+            if self.spans is not None:
+                self.spans.read()
         if self.batch is not None:
             self.batch.read()
         for raw in self.raws.values():
@@ -1273,6 +1279,10 @@ def load_item(
     tenure's item file, already read and checked."""
     with collector_paused():
         reader = Reader(SavedItem.open(item_dir, item_doc), wholes=[])
+        if not partial:
+            # Every saved array is read (or the load fails): its spans are read while the
+            # target is matched.
+            reader.read_ahead(every=True)
         tree = _match(reader, abstract, partial).tree
         reader.read_ahead()
         reader.plan_pending()

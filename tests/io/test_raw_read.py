@@ -405,6 +405,32 @@ def test_leaves_of_one_device_go_to_it_together(
         np.testing.assert_array_equal(out[name], value)
 
 
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_load_of_everything_reads_its_runs_while_it_matches_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, partial: bool
+) -> None:
+    # A load of every saved array needs every run: the reads overlap the matching, which takes
+    # long for thousands of leaves. A partial load reads the runs its leaves need, after it.
+    step, tree = _saved_small(tmp_path)
+    events: list[str] = []
+    match, read = pytree._match, arrays.PackedSpan.read
+
+    def matching(*args: Any) -> Any:
+        events.append("match")
+        return match(*args)
+
+    def reading(span: arrays.PackedSpan) -> None:
+        events.append("read")
+        read(span)
+
+    monkeypatch.setattr(pytree, "_match", matching)
+    monkeypatch.setattr(arrays.PackedSpan, "read", reading)
+    out = io.load_pytree(step, {k: np.zeros_like(v) for k, v in tree.items()}, partial=partial)
+    assert events[0] == ("match" if partial else "read")
+    for name, value in tree.items():
+        np.testing.assert_array_equal(out[name], value)
+
+
 def test_a_span_is_read_whole_through_short_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
