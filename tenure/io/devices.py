@@ -25,11 +25,6 @@ except (ImportError, AttributeError):  # pragma: no cover - other jax versions
     _batched = None
 
 
-def fast_path_available() -> bool:
-    """Whether this jax offers the runtime call `put_on_device` uses for plain arrays."""
-    return _batched is not None
-
-
 def put_on_device(data: Sequence[np.ndarray], sharding: jax.sharding.Sharding) -> list[Any]:
     """`jax.device_put(data, sharding)`, the same arrays (committed, strongly typed, adopting
     aligned buffers on CPU), at less cost per array when `sharding` is one device.
