@@ -738,7 +738,7 @@ class PackedSpan:
         self._places = dict(
             zip(starts.tolist(), zip(places.tolist(), lengths.tolist(), strict=True), strict=True)
         )
-        view = memoryview(buffer)  # type: ignore[arg-type]
+        view = buffer.data
         pieces = [view[p : p + n] for p, n in zip(places.tolist(), lengths.tolist(), strict=True)]
         # Parts of about `_SPAN_PART_BYTES`, each of at most `_IOV_MAX` pieces.
         bounds = [0]
@@ -1002,19 +1002,6 @@ def _read_pieces(path: Path, pieces: list[memoryview], offset: int) -> int:
                 first += 1
             if count:
                 pieces[first] = pieces[first][count:]
-    return done
-
-
-def _read_part(path: Path, out: np.ndarray, offset: int) -> int:
-    """Fill `out` with the bytes of `path` from `offset`."""
-    view = out.data
-    done = 0
-    with open(path, "rb", buffering=0) as f:
-        while done < len(view):
-            count = os.preadv(f.fileno(), [view[done:]], offset + done)
-            if not count:
-                raise ValueError(f"{path.name} ended early")
-            done += count
     return done
 
 
@@ -1357,8 +1344,9 @@ class PackedArray:
         # in flight); the size was checked against the index and the memory when planned.
         out = aligned_empty(shape, self.dtype)
         data = out.reshape(-1).view(np.uint8)
+        view = data.data
         parts = [
-            read_pool().submit(_read_part, path, data[a : a + _SPAN_PART_BYTES], offset + a)
+            read_pool().submit(_read_pieces, path, [view[a : a + _SPAN_PART_BYTES]], offset + a)
             for a in range(0, data.size, _SPAN_PART_BYTES)
         ]
 

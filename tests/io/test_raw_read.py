@@ -328,14 +328,14 @@ def test_a_load_of_large_arrays_alone_does_not_read_the_small_ones(
     big = np.arange(arrays.PACKED_PIECE_BYTES // 2, dtype=np.float32)
     io.save_pytree(step, {"big": big, **_many_small()})
     assert _item_record(step)["located"]
-    spans: list[int] = []
-    read_pieces = arrays._read_pieces
+    spans: list[str] = []
+    read = arrays.PackedSpan.read
 
-    def spy(path: Path, pieces: list[memoryview], offset: int) -> int:
-        spans.append(offset)
-        return read_pieces(path, pieces, offset)
+    def spy(span: arrays.PackedSpan) -> None:
+        spans.append(span.located.file)
+        read(span)
 
-    monkeypatch.setattr(arrays, "_read_pieces", spy)
+    monkeypatch.setattr(arrays.PackedSpan, "read", spy)
     out = io.load_pytree(step, {"big": np.zeros_like(big)}, partial=True)
     np.testing.assert_array_equal(out["big"], big)
     assert spans == []
