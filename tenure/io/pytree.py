@@ -1284,7 +1284,8 @@ def load_item(
             # target is matched.
             reader.read_ahead(every=True)
         tree = _match(reader, abstract, partial).tree
-        reader.read_ahead()
+        if partial:
+            reader.read_ahead()
         reader.plan_pending()
         reader.start_pending()
         loaded = _resolved(tree, _resolve_all(reader))
