@@ -718,8 +718,8 @@ class PackedSpan:
         self.item_dir = item_dir
         self.located = located
         self._buffer: np.ndarray | None = None
-        # By file offset: where its piece lies in the buffer, and how long the piece is.
-        self._places: dict[int, tuple[int, int]] = {}
+        # By key: where its value's piece lies in the buffer, and how long the piece is.
+        self.places: dict[str, tuple[int, int]] = {}
         self._pieces: list[tuple[int, list[memoryview]]] = []  # parts to read: offset, pieces
         self._parts: list[Future[int]] | None = None  # the reads, once started
         self._read = False
@@ -728,15 +728,22 @@ class PackedSpan:
         """Place every piece in a new buffer (once), without reading anything."""
         if self._buffer is not None:
             return
-        starts = np.unique(np.fromiter(self.located.offsets.values(), np.int64))
+        offsets = np.fromiter(self.located.offsets.values(), np.int64)
+        starts = np.unique(offsets)
         lengths = np.diff(starts, append=self.located.end)
         padded = -(-lengths // _ALIGNMENT) * _ALIGNMENT
         places = np.cumsum(padded) - padded
         size = int(padded.sum())
         check_read_size(self.item_dir, self.located.file, (size,), np.uint8)
         self._buffer = buffer = aligned_empty((size,), np.dtype(np.uint8))
-        self._places = dict(
-            zip(starts.tolist(), zip(places.tolist(), lengths.tolist(), strict=True), strict=True)
+        # Each key's piece, found for all keys at once rather than key by key.
+        of_key = np.searchsorted(starts, offsets)
+        self.places = dict(
+            zip(
+                self.located.offsets,
+                zip(places[of_key].tolist(), lengths[of_key].tolist(), strict=True),
+                strict=True,
+            )
         )
         view = buffer.data
         pieces = [view[p : p + n] for p, n in zip(places.tolist(), lengths.tolist(), strict=True)]
@@ -760,7 +767,7 @@ class PackedSpan:
         """The offset in the span's buffer of the `nbytes` bytes of chunk `key` (reads
         nothing: see `read`)."""
         self._layout()
-        place, length = self._places[self.located.offsets[key]]
+        place, length = self.places[key]
         if nbytes > length:
             raise _corrupt(name, self.item_dir, f"chunk {key} lies outside the recorded span")
         return place
@@ -798,11 +805,24 @@ class PackedSpans:
         self._spans = [PackedSpan(item_dir, record) for record in located]
         for span in self._spans:
             self.by_key.update(dict.fromkeys(span.located.offsets, span))
+        self._placed: dict[str, tuple[PackedSpan, int, int]] | None = None
 
     def read(self) -> None:
         """Start reading every span."""
         for span in self._spans:
             span.read()
+
+    def placed(self) -> dict[str, tuple[PackedSpan, int, int]]:
+        """Every key's span, and its piece's place there and length (see `PackedSpan.locate`):
+        one lookup per value for a load of thousands."""
+        if self._placed is None:
+            self._placed = {}
+            for span in self._spans:
+                span._layout()
+                self._placed.update(
+                    (key, (span, place, length)) for key, (place, length) in span.places.items()
+                )
+        return self._placed
 
 
 class _InSpan(NamedTuple):
@@ -841,11 +861,21 @@ def metadata_in_span(
     span = None if spans is None else spans.by_key.get(key)
     if span is None:
         return None
+    return _InSpan(span, key, _metadata_size(item_dir, name, dtype, shape, chunk_shape))
+
+
+def _metadata_size(
+    item_dir: Location,
+    name: str,
+    dtype: np.dtype[Any],
+    shape: tuple[int, ...],
+    chunk_shape: tuple[int, ...],
+) -> int:
+    """The size of the `zarr.json` tenure writes for packed array `name` as recorded."""
     try:
-        nbytes = _plain_metadata_size(dtype, shape, chunk_shape)
+        return _plain_metadata_size(dtype, shape, chunk_shape)
     except (TypeError, ValueError) as e:
         raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
-    return _InSpan(span, key, nbytes)
 
 
 # An array read by `LocatedBatch`: its name, dtype and shape, then its chunk and its
@@ -885,26 +915,32 @@ class LocatedBatch:
         if len(crcs) != 1 or record.chunk_shape != shape or whole is None:
             return None
         ((bounds, crc),) = crcs.items()
-        key = f"{name}/{whole[1]}"
-        span = self.spans.by_key.get(key) if bounds == whole[0] else None
-        if span is None:
+        if bounds != whole[0]:
             return None
-        meta = metadata_in_span(self.spans, self.item_dir, name, dtype, shape, shape)
-        if meta is None:
+        placed = self.spans.placed()
+        key, meta_key = f"{name}/{whole[1]}", f"{name}/{ZARR_METADATA_FILE}"
+        chunk, meta = placed.get(key), placed.get(meta_key)
+        if chunk is None or meta is None:
             return None
         nbytes = math.prod(shape) * dtype.itemsize
+        meta_nbytes = _metadata_size(self.item_dir, name, dtype, shape, shape)
+        span, place, length = chunk
+        meta_span, meta_place, meta_length = meta
+        if nbytes > length or meta_nbytes > meta_length:
+            outside = key if nbytes > length else meta_key
+            raise _corrupt(name, self.item_dir, f"chunk {outside} lies outside the recorded span")
         self._arrays.append(
             (
                 name,
                 dtype,
                 shape,
                 span,
-                span.locate(name, key, nbytes),
+                place,
                 nbytes,
                 crc,
-                meta.span,
-                meta.span.locate(name, meta.key, meta.nbytes),
-                meta.nbytes,
+                meta_span,
+                meta_place,
+                meta_nbytes,
                 record.metadata_crc32,
             )
         )
@@ -946,9 +982,11 @@ class LocatedBatch:
         spans = {id(a[3]): (a[3], a[0]) for a in arrays}
         spans.update((id(a[7]), (a[7], a[0])) for a in arrays)
         data = {key: span.data(name) for key, (span, name) in spans.items()}
+        # Slices of a memoryview cost less than numpy's, thousands of times over.
+        views = {key: buffer.data for key, buffer in data.items()}
         half = len(arrays) // 2
-        other = read_pool().submit(_first_damaged, arrays[half:], data)
-        damaged = _first_damaged(arrays[:half], data)
+        other = read_pool().submit(_first_damaged, arrays[half:], views)
+        damaged = _first_damaged(arrays[:half], views)
         damaged = other.result() if damaged is None else damaged
         if damaged is not None:
             name, why = damaged
@@ -959,7 +997,7 @@ class LocatedBatch:
             self._values.append(value.copy() if copies else value)
 
 
-def _first_damaged(arrays: list[_Checked], data: dict[int, np.ndarray]) -> tuple[str, str] | None:
+def _first_damaged(arrays: list[_Checked], data: dict[int, memoryview]) -> tuple[str, str] | None:
     """The name of the first of `arrays` whose chunk or `zarr.json` differs from the recorded
     one, and how (`data`: the bytes of each span, by its identity)."""
     for (
@@ -975,10 +1013,9 @@ def _first_damaged(arrays: list[_Checked], data: dict[int, np.ndarray]) -> tuple
         meta_nbytes,
         meta_crc,
     ) in arrays:
-        if zlib.crc32(data[id(span)][offset : offset + nbytes].data) != crc:
+        if zlib.crc32(data[id(span)][offset : offset + nbytes]) != crc:
             return name, "its crc32 differs from the recorded one"
-        meta = data[id(meta_span)][meta_offset : meta_offset + meta_nbytes]
-        if zlib.crc32(meta.data) != meta_crc:
+        if zlib.crc32(data[id(meta_span)][meta_offset : meta_offset + meta_nbytes]) != meta_crc:
             return name, "its zarr.json differs from the recorded one"
     return None
 

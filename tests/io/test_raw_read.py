@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import attrs
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -268,6 +269,27 @@ def test_located_packed_chunks_are_read_in_one_span_and_damage_is_caught(
         io.load_pytree(step)
     with pytest.raises(io.CorruptCheckpointError):
         io.verify(step)
+
+
+@pytest.mark.parametrize("part", ["c/0", "zarr.json"])
+def test_a_located_value_longer_than_its_place_in_the_span_is_corrupt(
+    tmp_path: Path, part: str
+) -> None:
+    """A record placing the next value inside this one (as a damaged or hostile record could,
+    with valid checksums) is refused, not read past."""
+    step, tree = _saved_small(tmp_path)
+    item = pytree.SavedItem.open(step / "state")
+    located = item.located[0]
+    name = min(key.split("/")[0] for key in located.offsets)
+    offsets = dict(located.offsets)
+    # Another value claimed to start 8 bytes into this one: its place is 8 bytes long.
+    other = next(key for key in offsets if not key.startswith(f"{name}/"))
+    offsets[other] = offsets[f"{name}/{part}"] + 8
+    spans = arrays.PackedSpans(step / "state", [attrs.evolve(located, offsets=offsets)])
+    batch = arrays.LocatedBatch(step / "state", spans)
+    dtype, shape = np.dtype(tree[name].dtype), tree[name].shape
+    with pytest.raises(io.CorruptCheckpointError, match=f"{name}/{part} lies outside"):
+        batch.whole(name, dtype, shape, item.packed[name], item.crcs[name])
 
 
 def test_a_damaged_located_record_is_refused_before_any_read(tmp_path: Path) -> None:
