@@ -719,7 +719,7 @@ class PackedSpan:
         self.located = located
         self._buffer: np.ndarray | None = None
         # By key: where its value's piece lies in the buffer, and how long the piece is.
-        self.places: dict[str, tuple[int, int]] = {}
+        self._places: dict[str, tuple[int, int]] = {}
         self._pieces: list[tuple[int, list[memoryview]]] = []  # parts to read: offset, pieces
         self._parts: list[Future[int]] | None = None  # the reads, once started
         self._read = False
@@ -738,7 +738,7 @@ class PackedSpan:
         self._buffer = buffer = aligned_empty((size,), np.dtype(np.uint8))
         # Each key's piece, found for all keys at once rather than key by key.
         of_key = np.searchsorted(starts, offsets)
-        self.places = dict(
+        self._places = dict(
             zip(
                 self.located.offsets,
                 zip(places[of_key].tolist(), lengths[of_key].tolist(), strict=True),
@@ -763,11 +763,16 @@ class PackedSpan:
             path = self.item_dir / self.located.file
             self._parts = [read_pool().submit(_read_pieces, path, p, o) for o, p in self._pieces]
 
+    def places(self) -> dict[str, tuple[int, int]]:
+        """Each key's place in the span's buffer and the length of its piece there (reads
+        nothing: see `read`)."""
+        self._layout()
+        return self._places
+
     def locate(self, name: str, key: str, nbytes: int) -> int:
         """The offset in the span's buffer of the `nbytes` bytes of chunk `key` (reads
         nothing: see `read`)."""
-        self._layout()
-        place, length = self.places[key]
+        place, length = self.places()[key]
         if nbytes > length:
             raise _corrupt(name, self.item_dir, f"chunk {key} lies outside the recorded span")
         return place
@@ -818,9 +823,8 @@ class PackedSpans:
         if self._placed is None:
             self._placed = {}
             for span in self._spans:
-                span._layout()
                 self._placed.update(
-                    (key, (span, place, length)) for key, (place, length) in span.places.items()
+                    (key, (span, place, length)) for key, (place, length) in span.places().items()
                 )
         return self._placed
 
