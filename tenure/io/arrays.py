@@ -921,6 +921,16 @@ class LocatedBatch:
         ((bounds, crc),) = crcs.items()
         if bounds != whole[0]:
             return None
+        return self.whole_chunk(name, dtype, shape, crc, record.metadata_crc32)
+
+    def whole_chunk(
+        self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...], crc: int, metadata_crc: int
+    ) -> int | None:
+        """`whole` for an array recorded as one chunk of `shape` (nothing else is checked),
+        with the crc32 of that chunk and of its `zarr.json`."""
+        whole = _whole_chunk(shape)
+        if whole is None:
+            return None
         placed = self.spans.placed()
         key, meta_key = f"{name}/{whole[1]}", f"{name}/{ZARR_METADATA_FILE}"
         chunk, meta = placed.get(key), placed.get(meta_key)
@@ -945,7 +955,7 @@ class LocatedBatch:
                 meta_span,
                 meta_place,
                 meta_nbytes,
-                record.metadata_crc32,
+                metadata_crc,
             )
         )
         return len(self._arrays) - 1
@@ -996,8 +1006,9 @@ class LocatedBatch:
             name, why = damaged
             raise _corrupt(name, self.item_dir, why)
         copies = not self.spans.views
-        for _, dtype, shape, span, offset, nbytes, *_ in arrays:
-            value = data[id(span)][offset : offset + nbytes].view(dtype).reshape(shape)
+        for _, dtype, shape, span, offset, *_ in arrays:
+            # One constructor call: a slice, a view and a reshape cost 2.5x as much.
+            value = np.ndarray(shape, dtype, data[id(span)], offset)
             self._values.append(value.copy() if copies else value)
 
 

@@ -47,9 +47,11 @@ from tenure.io.commit import Processes, write_text
 from tenure.io.devices import put_on_device
 from tenure.io.errors import (
     CorruptCheckpointError,
+    InvalidKeyError,
     StructureMismatchError,
     TenureIOError,
     TopologyMismatchError,
+    UnsupportedLeafError,
 )
 from tenure.io.metadata import (
     JsonValue,
@@ -768,10 +770,11 @@ class Reader:
             item_dir = self.item.item_dir
             self.database = open_database(item_dir, self.context)
             if self.item.located and isinstance(item_dir, Path):
-                # Values located in another version of the database are not read.
-                manifest = manifest_crc32(item_dir)
-                located = [r for r in self.item.located if r.manifest in (None, manifest)]
-                self.spans = PackedSpans(item_dir, located)
+                if self.spans is None:
+                    # Values located in another version of the database are not read.
+                    manifest = manifest_crc32(item_dir)
+                    located = [r for r in self.item.located if r.manifest in (None, manifest)]
+                    self.spans = PackedSpans(item_dir, located)
                 self.batch = LocatedBatch(item_dir, self.spans)
         return self.database
 
@@ -1137,15 +1140,21 @@ class _Matcher:
         if not pairs:
             self.named.add(keys)
         values = [self.walk(child, (*path, key), (*keys, key.key)) for key, child in pairs]
-        if isinstance(node, dict):
-            return dict(zip(node, values, strict=True))
-        if container == "NamedTuple":
-            return type(node)(*values)
-        if isinstance(node, tuple | list):
-            return type(node)(values)
-        return jax.tree_util.tree_unflatten(
-            jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
-        )
+        return _rebuilt(node, container, values)
+
+
+def _rebuilt(node: Any, container: str, values: list[Any]) -> Any:
+    """A container like `node` (of `children`'s kind `container`) holding `values` in place of
+    its children, in its order."""
+    if isinstance(node, dict):
+        return dict(zip(node, values, strict=True))
+    if container == "NamedTuple":
+        return type(node)(*values)
+    if isinstance(node, tuple | list):
+        return type(node)(values)
+    return jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(node, is_leaf=lambda x: x is not node), values
+    )
 
 
 def _match(reader: Reader, abstract: Any, partial: bool) -> _Match:
@@ -1206,9 +1215,11 @@ class _DevicePut(NamedTuple):
 _PUT_BATCH_BYTES = 64 * 2**20
 
 
-def _resolve_all(reader: Reader) -> dict[_Whole | _Pending, Any]:
-    """The value of every placeholder: those read whole first (their runs were read ahead),
-    then the pending ones in the order their reads were issued."""
+def _resolve_all(
+    batch: LocatedBatch | None, wholes: list[_Whole], pending: list[_Pending]
+) -> dict[_Whole | _Pending, Any]:
+    """The value of every placeholder: those `batch` reads whole first (their runs were read
+    ahead), then the pending ones in the order their reads were issued."""
     values: dict[_Whole | _Pending, Any] = {}
     # By the sharding's identity (see `Reader._placement`): the sharding, leaves and data.
     groups: dict[int, tuple[jax.sharding.Sharding, list[_Whole | _Pending], list[np.ndarray]]] = {}
@@ -1231,14 +1242,14 @@ def _resolve_all(reader: Reader) -> dict[_Whole | _Pending, Any]:
             put()
             batched = 0
 
-    if reader.batch is not None:
-        value = reader.batch.value
-        for whole in reader.wholes or ():
+    if batch is not None:
+        value = batch.value
+        for whole in wholes:
             if whole.sharding is None:
                 values[whole] = value(whole.number)
             else:
                 add(whole, value(whole.number), whole.sharding)
-    for leaf in reader.pending:
+    for leaf in pending:
         resolved = leaf.resolve()
         if type(resolved) is _DevicePut:
             add(leaf, resolved.data, resolved.sharding)
@@ -1268,6 +1279,194 @@ def _resolved(node: Any, values: dict[_Whole | _Pending, Any]) -> Any:
     )
 
 
+class _NotLocated(Exception):
+    """`_load_located` cannot do this load: the general one does (and says what is wrong),
+    with the `spans` it started reading, if any (the same as its own)."""
+
+    def __init__(self, spans: PackedSpans | None = None) -> None:
+        super().__init__()
+        self.spans = spans
+
+
+@attrs.define
+class _LocatedTargets:
+    """The walk of `_load_located`: the target with a `_Whole` for each of its leaves, and
+    each leaf's parameter name, target and placeholder, in order."""
+
+    leaves: list[tuple[str, Any, _Whole]] = attrs.field(factory=list)
+
+    def walk(self, node: Any, keys: tuple[str, ...]) -> Any:
+        if type(node) is jax.ShapeDtypeStruct or type(node) is np.ndarray:
+            return self._leaf(node, keys)
+        if isinstance(node, jax.Array):
+            return self._leaf(node, keys)
+        if node is None or _is_target_leaf(node):
+            # None takes a saved subtree; strings, scalars and types are not located arrays.
+            raise _NotLocated
+        container, pairs = children(node, ())
+        if not pairs:
+            raise _NotLocated  # whether the checkpoint holds it empty is the general load's
+        return _rebuilt(node, container, [self.walk(c, (*keys, k.key)) for k, c in pairs])
+
+    def _leaf(self, node: Any, keys: tuple[str, ...]) -> _Whole:
+        whole = _Whole(len(self.leaves), None)
+        self.leaves.append((".".join(keys), node, whole))
+        return whole
+
+
+def _only_leaves(structure: JsonValue) -> bool:
+    """Whether a checked structure record holds no None and no empty container."""
+    stack = [structure]
+    while stack:
+        node = stack.pop()
+        if node["t"] == "leaf":
+            continue
+        if node["t"] == "None" or not node["c"]:
+            return False
+        stack.extend(node["c"])
+    return True
+
+
+def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any:
+    """`load_item(item_dir, abstract, item_doc=doc)` when every saved leaf is an array tenure
+    packed and located in the spans and the target asks for each, as saved, onto one device
+    or as numpy: a state's many small arrays, restored whole. `_NotLocated` otherwise.
+
+    The general load takes several steps per leaf, each a call with checks of its own (a
+    reader's placeholder, its metadata entry, its packed record, its placement); for thousands
+    of leaves, those cost more than the reads. This one checks each leaf in one pass over
+    tenure's record as parsed, then reads and checks the data as the general load does
+    (`LocatedBatch`), and checks every other recorded file against its checksum.
+    """
+    record = item_record(item_dir) if isinstance(item_dir, Path) else None
+    if record is None or not isinstance(item_dir, Path):
+        raise _NotLocated
+    recorded = dict(record.files)
+    try:
+        structure = doc["structure"]
+        validate_structure(structure)
+        kinds = leaf_kinds(structure)
+        located = [LocatedValues.from_json(r) for r in doc["located"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _NotLocated from e
+    manifest = manifest_crc32(item_dir)
+    if not located or any(r.manifest not in (None, manifest) for r in located):
+        raise _NotLocated
+    targets = _LocatedTargets()
+    try:
+        tree = targets.walk(abstract, ())
+    except (InvalidKeyError, UnsupportedLeafError) as e:
+        raise _NotLocated from e
+    leaves = targets.leaves
+    if len(leaves) != len(kinds) or not _only_leaves(structure):
+        raise _NotLocated
+    # Read while the leaves are checked; a general load after all goes on with these reads.
+    spans = PackedSpans(item_dir, located)
+    spans.views = True  # every value is read: hand them out as views of the spans
+    spans.read()
+    batch = LocatedBatch(item_dir, spans)
+    files = _Files(item_dir, recorded)
+    files.read.add(f"{TENURE_DIR}/{ITEM_FILE}")
+    try:
+        return _load_leaves(item_dir, tree, leaves, doc, kinds, files, batch)
+    except _NotLocated as e:
+        raise _NotLocated(spans) from e.__cause__
+
+
+def _load_leaves(
+    item_dir: Path,
+    tree: Any,
+    leaves: list[tuple[str, Any, _Whole]],
+    doc: dict[str, Any],
+    kinds: dict[str, str],
+    files: _Files,
+    batch: LocatedBatch,
+) -> Any:
+    """The second half of `_load_located`, once its spans are being read: check each leaf
+    against tenure's record and the target, then read the data and check every file."""
+    try:
+        arrays, packed = doc["arrays"], doc["packed"]
+        crcs: dict[str, Any] = {}
+        for path in files.names(TENURE_DIR, CHECKSUMS_PATTERN):
+            crcs.update(files.json(path, {}))
+        placements = _LocatedPlacements(files)
+        dtypes: dict[str, np.dtype[Any]] = {}
+        whole_index: dict[tuple[int, ...], list[list[int]]] = {}
+        for name, target, whole in leaves:
+            kind = kinds.get(name)
+            if kind != JAX and kind != NUMPY:
+                raise _NotLocated
+            dtype_name, shape_list = arrays[name]
+            dtype = dtypes.get(dtype_name)
+            if dtype is None:
+                dtype = dtypes[dtype_name] = numpy_dtype(dtype_name)
+            shape = tuple(shape_list)
+            if tuple(target.shape) != shape or target.dtype != dtype:
+                raise _NotLocated  # a cast or a mismatch
+            metadata_crc, chunk_shape = packed[name]
+            (piece,) = crcs[name]
+            index = whole_index.get(shape)
+            if index is None:
+                index = whole_index[shape] = [[0, n] for n in shape]
+            crc = piece["crc32"]
+            if chunk_shape != shape_list or piece["index"] != index:
+                raise _NotLocated
+            if type(crc) is not int or type(metadata_crc) is not int:
+                raise _NotLocated
+            if type(target) is not np.ndarray:
+                whole.sharding = placements.get(name, target.sharding)
+            if batch.whole_chunk(name, dtype, shape, crc, metadata_crc) != whole.number:
+                raise _NotLocated
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _NotLocated from e
+    if len({name for name, _, _ in leaves}) != len(leaves):
+        raise _NotLocated  # two target keys with one parameter name
+    recorded = files.recorded
+    assert recorded is not None
+    check_recorded(item_dir, recorded, files.read | _array_metadata_files(recorded))
+    return _resolved(tree, _resolve_all(batch, [whole for _, _, whole in leaves], []))
+
+
+@attrs.define
+class _LocatedPlacements:
+    """The one device each leaf of `_load_located` goes to, as `Reader._placement` decides it
+    (one object per distinct sharding); `_NotLocated` for anything but one device here."""
+
+    files: _Files
+    by_target: dict[jax.sharding.Sharding, jax.sharding.Sharding] = attrs.field(factory=dict)
+    by_record: dict[str | None, jax.sharding.Sharding] = attrs.field(factory=dict)
+    saved: dict[str, str] | None = None
+
+    def get(self, name: str, explicit: jax.sharding.Sharding | None) -> jax.sharding.Sharding:
+        if explicit is not None:
+            sharding = self.by_target.get(explicit)
+            if sharding is None:
+                sharding = self.by_target[explicit] = self._one_device(explicit)
+            return sharding
+        if self.saved is None:
+            self.saved = _strings_map(self.files.json(SHARDING_FILE, {}))
+        text = self.saved.get(shardings.sharding_key(name))
+        sharding = self.by_record.get(text)
+        if sharding is None:
+            saved: jax.sharding.Sharding | None
+            if text is None:
+                saved = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            else:
+                saved = shardings.from_json(text)
+                if saved is None:
+                    raise _NotLocated  # not on this machine's devices: the general load says so
+            sharding = self.by_record[text] = self._one_device(saved)
+        return sharding
+
+    @staticmethod
+    def _one_device(sharding: jax.sharding.Sharding) -> jax.sharding.Sharding:
+        if type(sharding) is not jax.sharding.SingleDeviceSharding:
+            raise _NotLocated
+        if not sharding.is_fully_addressable:
+            raise _NotLocated
+        return sharding
+
+
 def load_item(
     item_dir: Location,
     abstract: Any = None,
@@ -1278,7 +1477,13 @@ def load_item(
     """Read a pytree item, shaped like `abstract` when given (see `load_pytree`); `item_doc`:
     tenure's item file, already read and checked."""
     with collector_paused():
-        reader = Reader(SavedItem.open(item_dir, item_doc), wholes=[])
+        spans = None
+        if item_doc is not None and abstract is not None and not partial:
+            try:
+                return _load_located(item_dir, abstract, item_doc)
+            except _NotLocated as e:
+                spans = e.spans
+        reader = Reader(SavedItem.open(item_dir, item_doc), spans=spans, wholes=[])
         if not partial:
             # Every saved array is read (or the load fails): its spans are read while the
             # target is matched.
@@ -1288,7 +1493,7 @@ def load_item(
             reader.read_ahead()
         reader.plan_pending()
         reader.start_pending()
-        loaded = _resolved(tree, _resolve_all(reader))
+        loaded = _resolved(tree, _resolve_all(reader.batch, reader.wholes or [], reader.pending))
         # The reader and its placeholders refer to each other: let go of here, before the
         # collector resumes, they are freed at once instead of by a pass over all of them
         # (no loop variable of this frame may still hold one).
