@@ -1294,18 +1294,22 @@ class _LocatedTargets:
     each leaf's parameter name, target and placeholder, in order."""
 
     leaves: list[tuple[str, Any, _Whole]] = attrs.field(factory=list)
+    nones: set[tuple[str, ...]] = attrs.field(factory=set)  # paths of None
+    empties: set[tuple[str, ...]] = attrs.field(factory=set)  # paths of empty containers
 
     def walk(self, node: Any, keys: tuple[str, ...]) -> Any:
         if type(node) is jax.ShapeDtypeStruct or type(node) is np.ndarray:
             return self._leaf(node, keys)
-        if isinstance(node, jax.Array):
+        if isinstance(node, jax.Array | np.generic) or type(node) in _SCALAR_TARGETS:
             return self._leaf(node, keys)
-        if node is None or _is_target_leaf(node):
-            # None takes a saved subtree; strings, scalars and types are not located arrays.
-            raise _NotLocated
+        if node is None:
+            self.nones.add(keys)
+            return None
+        if _is_target_leaf(node):
+            raise _NotLocated  # strings and types: not located arrays
         container, pairs = children(node, ())
         if not pairs:
-            raise _NotLocated  # whether the checkpoint holds it empty is the general load's
+            self.empties.add(keys)
         return _rebuilt(node, container, [self.walk(c, (*keys, k.key)) for k, c in pairs])
 
     def _leaf(self, node: Any, keys: tuple[str, ...]) -> _Whole:
@@ -1314,17 +1318,32 @@ class _LocatedTargets:
         return whole
 
 
-def _only_leaves(structure: JsonValue) -> bool:
-    """Whether a checked structure record holds no None and no empty container."""
-    stack = [structure]
+# Python scalars a target may hold: the value comes back as one of its type.
+_SCALAR_TARGETS = (int, float, bool, complex)
+# Saved scalars, each kept as a 0-d array.
+_LOCATED_SCALARS = frozenset([NUMPY_SCALAR, *PY_SCALARS])
+
+
+def _saved_empties(structure: JsonValue) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """The key texts of the paths of every None, and of every empty container, in a checked
+    structure record."""
+    nones: set[tuple[str, ...]] = set()
+    empties: set[tuple[str, ...]] = set()
+    stack: list[tuple[JsonValue, tuple[str, ...]]] = [(structure, ())]
     while stack:
-        node = stack.pop()
-        if node["t"] == "leaf":
+        node, keys = stack.pop()
+        kind = node["t"]
+        if kind == "leaf":
             continue
-        if node["t"] == "None" or not node["c"]:
-            return False
-        stack.extend(node["c"])
-    return True
+        if kind == "None":
+            nones.add(keys)
+            continue
+        kids = node["c"]
+        if not kids:
+            empties.add(keys)
+        texts = node.get("k") or range(len(kids))
+        stack.extend((child, (*keys, str(t))) for t, child in zip(texts, kids, strict=True))
+    return nones, empties
 
 
 def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any:
@@ -1358,7 +1377,12 @@ def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any
     except (InvalidKeyError, UnsupportedLeafError) as e:
         raise _NotLocated from e
     leaves = targets.leaves
-    if len(leaves) != len(kinds) or not _only_leaves(structure):
+    if len(leaves) != len(kinds):
+        raise _NotLocated
+    # As the general load matches them: a None target names a saved None (anything else, it
+    # takes the saved subtree); every saved None and empty container must be named.
+    nones, empties = _saved_empties(structure)
+    if targets.nones != nones or not empties <= targets.empties:
         raise _NotLocated
     # Read while the leaves are checked; a general load after all goes on with these reads.
     spans = PackedSpans(item_dir, located)
@@ -1391,18 +1415,26 @@ def _load_leaves(
             crcs.update(files.json(path, {}))
         placements = _LocatedPlacements(files)
         dtypes: dict[str, np.dtype[Any]] = {}
+        scalars: list[tuple[_Whole, str, Any]] = []  # leaves read as numpy, then converted
         whole_index: dict[tuple[int, ...], list[list[int]]] = {}
         for name, target, whole in leaves:
             kind = kinds.get(name)
-            if kind != JAX and kind != NUMPY:
-                raise _NotLocated
+            if kind != JAX and kind != NUMPY and kind not in _LOCATED_SCALARS:
+                raise _NotLocated  # strings and keys are not located arrays
             dtype_name, shape_list = arrays[name]
             dtype = dtypes.get(dtype_name)
             if dtype is None:
                 dtype = dtypes[dtype_name] = numpy_dtype(dtype_name)
             shape = tuple(shape_list)
-            if tuple(target.shape) != shape or target.dtype != dtype:
+            if type(target) in _SCALAR_TARGETS:
+                # A Python scalar asks for no dtype: the value comes back as one of its type.
+                if shape:
+                    raise _NotLocated
+                scalars.append((whole, kind, target))
+            elif tuple(target.shape) != shape or target.dtype != dtype:
                 raise _NotLocated  # a cast or a mismatch
+            elif isinstance(target, np.generic):
+                scalars.append((whole, kind, target))
             metadata_crc, chunk_shape = packed[name]
             (piece,) = crcs[name]
             index = whole_index.get(shape)
@@ -1413,7 +1445,7 @@ def _load_leaves(
                 raise _NotLocated
             if type(crc) is not int or type(metadata_crc) is not int:
                 raise _NotLocated
-            if type(target) is not np.ndarray:
+            if isinstance(target, _DEVICE_TARGETS):
                 whole.sharding = placements.get(name, target.sharding)
             if batch.whole_chunk(name, dtype, shape, crc, metadata_crc) != whole.number:
                 raise _NotLocated
@@ -1424,7 +1456,10 @@ def _load_leaves(
     recorded = files.recorded
     assert recorded is not None
     check_recorded(item_dir, recorded, files.read | _array_metadata_files(recorded))
-    return _resolved(tree, _resolve_all(batch, [whole for _, _, whole in leaves], []))
+    values = _resolve_all(batch, [whole for _, _, whole in leaves], [])
+    for whole, kind, target in scalars:
+        values[whole] = _host_value(values[whole], kind, target)
+    return _resolved(tree, values)
 
 
 @attrs.define

@@ -81,7 +81,7 @@ def _same(a: Any, b: Any) -> None:
     assert repr(jax.tree.map(lambda _: 0, a)) == repr(jax.tree.map(lambda _: 0, b))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         assert type(x) is type(y)
-        assert x.dtype == y.dtype
+        assert np.asarray(x).dtype == np.asarray(y).dtype
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
         if isinstance(x, jax.Array):
             assert x.sharding == y.sharding
@@ -168,19 +168,73 @@ def test_a_target_that_differs_from_the_checkpoint_gets_the_general_loads_answer
     assert general_opens == [tmp_path / "1" / "state"]
 
 
-def test_a_saved_empty_container_or_none_is_the_general_loads_to_match(
+def test_saved_empty_containers_and_nones_must_be_named_as_the_general_load_requires(
     tmp_path: Path, general_opens: list[Path]
 ) -> None:
     """jax sees no leaf in None or {}: a target without them must still be told they are
-    saved."""
+    saved, and a None target where an array is saved takes it, as in the general load."""
     io.save_pytree(tmp_path / "1", {"w": np.ones(3, np.float32), "e": {}, "n": None})
-    target = {"w": jax.ShapeDtypeStruct((3,), np.float32)}
+    target: dict[str, Any] = {"w": jax.ShapeDtypeStruct((3,), np.float32)}
     with pytest.raises(io.StructureMismatchError):
         io.load_pytree(tmp_path / "1", target)
-    assert general_opens == [tmp_path / "1" / "state"]
+    assert len(general_opens) == 1
     out = io.load_pytree(tmp_path / "1", {**target, "e": {}, "n": None})
+    assert len(general_opens) == 1
     assert out["e"] == {}
     assert out["n"] is None
+    out = io.load_pytree(tmp_path / "1", {"w": None, "e": {}, "n": None})
+    assert len(general_opens) == 2
+    np.testing.assert_array_equal(out["w"], np.ones(3, np.float32))
+
+
+def test_scalars_come_back_as_the_types_the_target_holds(
+    tmp_path: Path, general_opens: list[Path]
+) -> None:
+    state = {
+        "step": 7,
+        "lr": 0.5,
+        "done": True,
+        "np": np.float32(2.5),
+        "count": jax.numpy.asarray(3, np.int32),
+        "w": np.ones(4, np.float32),
+    }
+    io.save_pytree(tmp_path / "1", state)
+    # A state restored into itself: 0-d arrays asked for as Python scalars too.
+    target = {**state, "count": 0}
+    out = io.load_pytree(tmp_path / "1", target)
+    assert general_opens == []
+    assert out == {**state, "count": 3, "w": out["w"]}
+    assert [type(out[k]) for k in ("step", "lr", "done", "np", "count")] == [
+        int,
+        float,
+        bool,
+        np.float32,
+        int,
+    ]
+    _same(out, io.load_pytree(tmp_path / "1", target, partial=True))
+
+
+def test_a_flax_train_state_with_adams_state_loads_in_one_pass(
+    tmp_path: Path, general_opens: list[Path]
+) -> None:
+    """A real training state: flax's dataclass, optax's named tuples, its empty states and
+    0-d count, and the step."""
+    import optax
+    from flax.training import train_state
+
+    params = {f"dense_{i}": {"kernel": jax.numpy.full((3, 2), i, np.float32)} for i in range(3)}
+    state = train_state.TrainState.create(apply_fn=None, params=params, tx=optax.adam(1e-3))
+    state = state.replace(tx=None, step=jax.numpy.asarray(4))
+    io.save_pytree(tmp_path / "1", state)
+    target = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
+    )
+    out = io.load_pytree(tmp_path / "1", target)
+    assert general_opens == []
+    _same(out, io.load_pytree(tmp_path / "1", target, partial=True))
+    assert jax.tree.structure(out) == jax.tree.structure(state)
+    for value, saved in zip(jax.tree.leaves(out), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(saved))
 
 
 @pytest.mark.parametrize(
