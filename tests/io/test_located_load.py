@@ -43,6 +43,13 @@ def _state() -> dict[str, Any]:
     }
 
 
+def _saved(tmp_path: Path) -> dict[str, Any]:
+    """`_state()`, saved as step 1 under `tmp_path`."""
+    state = _state()
+    io.save_pytree(tmp_path / "1", state)
+    return state
+
+
 def _targets(state: Any, kind: str) -> Any:
     one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
@@ -91,8 +98,7 @@ def _same(a: Any, b: Any) -> None:
 def test_a_full_load_in_one_pass_gives_what_the_general_load_gives(
     tmp_path: Path, general_opens: list[Path], kind: str
 ) -> None:
-    state = _state()
-    io.save_pytree(tmp_path / "1", state)
+    state = _saved(tmp_path)
     target = _targets(state, kind)
     # jax.tree.map sorted the keys: the load keeps the target's order, whatever it is.
     target["z"] = {"b": target["z"]["b"], "a": target["z"]["a"]}
@@ -125,8 +131,7 @@ def _spans_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_load_with_a_cast_is_the_general_load_reading_the_spans_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, general_opens: list[Path]
 ) -> None:
-    state = _state()
-    io.save_pytree(tmp_path / "1", state)
+    state = _saved(tmp_path)
     target = _targets(state, "sharded")
     target["a"] = jax.ShapeDtypeStruct((40,), np.float16)
     made = _spans_made(monkeypatch)
@@ -144,8 +149,7 @@ def test_a_load_with_a_cast_is_the_general_load_reading_the_spans_once(
 def test_a_target_that_differs_from_the_checkpoint_gets_the_general_loads_answer(
     tmp_path: Path, general_opens: list[Path], change: str
 ) -> None:
-    state = _state()
-    io.save_pytree(tmp_path / "1", state)
+    state = _saved(tmp_path)
     target = _targets(state, "sharded")
     if change == "subtree":
         target["z"] = None
