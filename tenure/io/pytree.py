@@ -95,6 +95,7 @@ from tenure.io.tree import (
     build_from_structure,
     children,
     flatten,
+    index_structure,
     leaf_kind,
     leaf_kinds,
     validate_structure,
@@ -1324,28 +1325,6 @@ _SCALAR_TARGETS = (int, float, bool, complex)
 _LOCATED_SCALARS = frozenset([NUMPY_SCALAR, *PY_SCALARS])
 
 
-def _saved_empties(structure: JsonValue) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
-    """The key texts of the paths of every None, and of every empty container, in a checked
-    structure record."""
-    nones: set[tuple[str, ...]] = set()
-    empties: set[tuple[str, ...]] = set()
-    stack: list[tuple[JsonValue, tuple[str, ...]]] = [(structure, ())]
-    while stack:
-        node, keys = stack.pop()
-        kind = node["t"]
-        if kind == "leaf":
-            continue
-        if kind == "None":
-            nones.add(keys)
-            continue
-        kids = node["c"]
-        if not kids:
-            empties.add(keys)
-        texts = node.get("k") or range(len(kids))
-        stack.extend((child, (*keys, str(t))) for t, child in zip(texts, kids, strict=True))
-    return nones, empties
-
-
 def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any:
     """`load_item(item_dir, abstract, item_doc=doc)` when every saved leaf is an array tenure
     packed and located in the spans and the target asks for each, as saved, onto one device
@@ -1357,14 +1336,16 @@ def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any
     tenure's record as parsed, then reads and checks the data as the general load does
     (`LocatedBatch`), and checks every other recorded file against its checksum.
     """
-    record = item_record(item_dir) if isinstance(item_dir, Path) else None
-    if record is None or not isinstance(item_dir, Path):
+    if not isinstance(item_dir, Path):
+        raise _NotLocated
+    record = item_record(item_dir)
+    if record is None:
         raise _NotLocated
     recorded = dict(record.files)
     try:
-        structure = doc["structure"]
-        validate_structure(structure)
-        kinds = leaf_kinds(structure)
+        validate_structure(doc["structure"])
+        index = index_structure(doc["structure"])
+        kinds = index.kinds
         located = [LocatedValues.from_json(r) for r in doc["located"]]
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise _NotLocated from e
@@ -1381,8 +1362,7 @@ def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any
         raise _NotLocated
     # As the general load matches them: a None target names a saved None (anything else, it
     # takes the saved subtree); every saved None and empty container must be named.
-    nones, empties = _saved_empties(structure)
-    if targets.nones != nones or not empties <= targets.empties:
+    if targets.nones != index.nones or not index.empties <= targets.empties:
         raise _NotLocated
     # Read while the leaves are checked; a general load after all goes on with these reads.
     spans = PackedSpans(item_dir, located)

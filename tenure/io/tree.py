@@ -282,25 +282,51 @@ def leaf_kinds(structure: JsonValue) -> dict[str, str]:
         >>> leaf_kinds(flatten({"a": 1, "b": [np.zeros(2), None]}).structure)
         {'a': 'int', 'b.0': 'numpy'}
     """
-    kinds: dict[str, str] = {}
-    _collect_kinds(structure, (), kinds)
-    return kinds
+    return index_structure(structure).kinds
 
 
-def _collect_kinds(node: JsonValue, keys: tuple[str, ...], kinds: dict[str, str]) -> None:
+@attrs.frozen
+class StructureIndex:
+    """A recorded structure's leaves and holes: the kind of every leaf by parameter name, and
+    the key texts of the path of every None and of every empty container.
+
+    Examples:
+        >>> index = index_structure(flatten({"a": [np.zeros(2), None], "e": {}}).structure)
+        >>> index.kinds, index.nones, index.empties
+        ({'a.0': 'numpy'}, {('a', '1')}, {('e',)})
+    """
+
+    kinds: dict[str, str]
+    nones: set[tuple[str, ...]]
+    empties: set[tuple[str, ...]]
+
+
+def index_structure(structure: JsonValue) -> StructureIndex:
+    """The `StructureIndex` of a checked structure record, in one walk."""
+    index = StructureIndex({}, set(), set())
+    _index(structure, (), index)
+    return index
+
+
+def _index(node: JsonValue, keys: tuple[str, ...], index: StructureIndex) -> None:
     # Key texts only, joined once per leaf: no key paths are built for a lookup table.
     kind = node["t"]
     if kind == "leaf":
-        kinds[".".join(keys)] = node["kind"]
+        index.kinds[".".join(keys)] = node["kind"]
+        return
+    if kind == "None":
+        index.nones.add(keys)
         return
     children = node["c"]
+    if not children:
+        index.empties.add(keys)
     texts = (
         [str(k) for k in node["k"]]
         if kind in ("Dict", "NamedTuple", "Unknown")
         else [str(i) for i in range(len(children))]
     )
     for text, child in zip(texts, children, strict=True):
-        _collect_kinds(child, (*keys, text), kinds)
+        _index(child, (*keys, text), index)
 
 
 def _structure_keys(structure: JsonValue) -> list[KeyEntry]:
