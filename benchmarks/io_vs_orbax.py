@@ -442,7 +442,6 @@ TITLES = {
     "floor": "checked floor: safetensors + crc32 alone + jax alone",
     "tensorstore": "tensorstore alone (zarr3 on OCDBT, one transaction, fsync)",
     "disk": "disk limit: threads write+fsync / read",
-    "disk_checked": "disk limit, checked: threads crc32 + write+fsync / read + crc32",
 }
 
 
