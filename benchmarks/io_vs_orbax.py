@@ -693,7 +693,9 @@ def gib_targets(case: Case, r: dict[str, Result], mem: dict[str, Memory]) -> lis
 
 # Measured without a save of their own.
 NO_SAVE = ("jax", "crc32")
-# The leaf counts' checked floor is derived from `NO_SAVE` rows; GiB states measure this one.
+# Which libraries run on which states: the leaf counts' checked floor is derived from the
+# `NO_SAVE` rows, and GiB states measure the checked disk instead.
+PER_LEAF_ONLY = ("safetensors_jax", *NO_SAVE)
 GIB_ONLY = ("disk_checked",)
 
 
@@ -884,10 +886,9 @@ def main() -> None:
         if args.figure:
             plot_leaves(by_count, args.figure, reads)
     targets = leaves_targets(by_count)
-    per_leaf_only = ("safetensors_jax", *NO_SAVE)
     for gib in args.gib:
         case = gib_case(gib)
-        gib_libs = [lib for lib in all_libs if lib.name not in per_leaf_only]
+        gib_libs = [lib for lib in all_libs if lib.name not in PER_LEAF_ONLY]
         results = measure(gib_libs, case, args.reps, args.dir, not refusal)
         measure_more(results, case, args.reps, args.dir, not refusal, args.threads)
         mem = {name: memory(name, gib, args.dir) for name in ("tenure", "orbax", "safetensors")}
