@@ -703,24 +703,30 @@ class ValueIndex:
 # request of its own.
 _SPAN_GAP_BYTES = 2**20
 _SPAN_PART_BYTES = 8 * 2**20
+# A span is read by one thread per run of this many bytes, front to back: the kernel's
+# readahead then keeps the disk busy, where parts read side by side (as a chunk's are, see
+# `_SPAN_PART_BYTES`) defeat it (64 MiB in two files, cold: 41-45 ms against 59).
+_SPAN_RUN_BYTES = 32 * 2**20
 
 
 class PackedSpan:
-    """The located packed chunks of an item, read on first use with a few large reads in
-    parallel (a virtual disk needs requests in flight), then handed out by key.
+    """The located packed chunks of an item, read on first use front to back (by a thread per
+    run of `_SPAN_RUN_BYTES`), then handed out by key.
 
     Each value is read to an address aligned for jax to adopt, however tensorstore placed it
-    in the file: the span is cut at its values' offsets, and each piece read (by one
-    `preadv` per part) into its own aligned place.
+    in the file: the span is cut at its values' offsets, and each piece read (by `preadv`s of
+    up to `_IOV_MAX` pieces) into its own aligned place.
     """
 
     def __init__(self, item_dir: Path, located: LocatedValues) -> None:
         self.item_dir = item_dir
         self.located = located
         self._buffer: np.ndarray | None = None
-        # By key: where its value's piece lies in the buffer, and how long the piece is.
-        self._places: dict[str, tuple[int, int]] = {}
-        self._pieces: list[tuple[int, list[memoryview]]] = []  # parts to read: offset, pieces
+        # Each piece's offset in the file (in file order), its place in the buffer and its
+        # length; the piece holding each key's value; the pieces of each part to read.
+        self._starts = self._slots = self._lengths = self._of_key = np.zeros(0, np.int64)
+        self._bounds: list[int] = []
+        self._places: dict[str, tuple[int, int]] | None = None
         self._parts: list[Future[int]] | None = None  # the reads, once started
         self._read = False
 
@@ -732,41 +738,50 @@ class PackedSpan:
         starts = np.unique(offsets)
         lengths = np.diff(starts, append=self.located.end)
         padded = -(-lengths // _ALIGNMENT) * _ALIGNMENT
-        places = np.cumsum(padded) - padded
         size = int(padded.sum())
         check_read_size(self.item_dir, self.located.file, (size,), np.uint8)
-        self._buffer = buffer = aligned_empty((size,), np.dtype(np.uint8))
-        # Each key's piece, found for all keys at once rather than key by key.
-        of_key = np.searchsorted(starts, offsets)
-        self._places = dict(
-            zip(
-                self.located.offsets,
-                zip(places[of_key].tolist(), lengths[of_key].tolist(), strict=True),
-                strict=True,
-            )
-        )
-        view = buffer.data
-        pieces = [view[p : p + n] for p, n in zip(places.tolist(), lengths.tolist(), strict=True)]
-        # Parts of about `_SPAN_PART_BYTES`, each of at most `_IOV_MAX` pieces.
+        self._buffer = aligned_empty((size,), np.dtype(np.uint8))
+        self._starts, self._lengths = starts, lengths
+        self._slots = np.cumsum(padded) - padded
+        self._of_key = np.searchsorted(starts, offsets)
+        # Parts of about `_SPAN_RUN_BYTES`.
         bounds = [0]
         ends = np.cumsum(lengths)
-        while bounds[-1] < len(pieces):
+        while bounds[-1] < len(starts):
             first = bounds[-1]
-            by_size = int(np.searchsorted(ends, ends[first] - lengths[first] + _SPAN_PART_BYTES))
-            bounds.append(min(max(by_size, first + 1), first + _IOV_MAX, len(pieces)))
-        self._pieces = [(int(starts[i]), pieces[i:j]) for i, j in itertools.pairwise(bounds)]
+            by_size = int(np.searchsorted(ends, ends[first] - lengths[first] + _SPAN_RUN_BYTES))
+            bounds.append(min(max(by_size, first + 1), len(starts)))
+        self._bounds = bounds
 
     def read(self) -> None:
         """Start the span's reads, unless they are started."""
-        if self._parts is None:
-            self._layout()
-            path = self.item_dir / self.located.file
-            self._parts = [read_pool().submit(_read_pieces, path, p, o) for o, p in self._pieces]
+        if self._parts is not None:
+            return
+        self._layout()
+        assert self._buffer is not None
+        path = self.item_dir / self.located.file
+        view = self._buffer.data
+        self._parts = []
+        # Each part is submitted as soon as its pieces are cut, so the first read starts at
+        # once rather than after thousands of slices.
+        for i, j in itertools.pairwise(self._bounds):
+            slots, lengths = self._slots[i:j].tolist(), self._lengths[i:j].tolist()
+            pieces = [view[p : p + n] for p, n in zip(slots, lengths, strict=True)]
+            self._parts.append(read_pool().submit(_read_pieces, path, pieces, int(self._starts[i])))
 
     def places(self) -> dict[str, tuple[int, int]]:
         """Each key's place in the span's buffer and the length of its piece there (reads
         nothing: see `read`)."""
-        self._layout()
+        if self._places is None:
+            self._layout()
+            of_key = self._of_key
+            self._places = dict(
+                zip(
+                    self.located.offsets,
+                    zip(self._slots[of_key].tolist(), self._lengths[of_key].tolist(), strict=True),
+                    strict=True,
+                )
+            )
         return self._places
 
     def locate(self, name: str, key: str, nbytes: int) -> int:
@@ -837,18 +852,37 @@ class _InSpan(NamedTuple):
     nbytes: int
 
 
+class WholeForm(NamedTuple):
+    """What reading a whole array of one dtype and shape, stored as one chunk, needs to know:
+    the same for every such array of a state (see `whole_form`)."""
+
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    region: Region  # all of the array
+    recorded_index: list[list[int]]  # `region` as tenure's checksum records write it
+    chunk: str  # the chunk's key after the array's name, from its '/'
+    nbytes: int
+    metadata_nbytes: int  # the size of the `zarr.json` tenure writes for it
+
+
 @functools.lru_cache(maxsize=256)
-def _whole_chunk(shape: tuple[int, ...]) -> tuple[Region, str] | None:
-    """The region of all of an array of `shape` and the key of its chunk, below the array's
-    name, when it is one chunk (see `chunk_path`); None when it has none (an empty array).
+def whole_form(dtype: np.dtype[Any], shape: tuple[int, ...]) -> WholeForm | None:
+    """The `WholeForm` of an array of `dtype` and `shape` stored as one chunk (see
+    `chunk_path`); None when it has none (an empty array). `ValueError` or `TypeError` when
+    tenure writes no `zarr.json` for such an array.
 
     Examples:
-        >>> _whole_chunk((4, 2))
-        (((0, 4), (0, 2)), 'c/0/0')
+        >>> form = whole_form(np.dtype(np.float32), (4, 2))
+        >>> form.region, form.recorded_index, form.chunk, form.nbytes
+        (((0, 4), (0, 2)), [[0, 4], [0, 2]], '/c/0/0', 32)
     """
     full = tuple((0, n) for n in shape)
     key = chunk_path("", full, shape)
-    return None if key is None else (full, key[1:])
+    if key is None:
+        return None
+    nbytes = math.prod(shape) * dtype.itemsize
+    meta_nbytes = _plain_metadata_size(dtype, shape, shape)
+    return WholeForm(dtype, shape, full, [list(b) for b in full], key, nbytes, meta_nbytes)
 
 
 def metadata_in_span(
@@ -882,6 +916,8 @@ def _metadata_size(
         raise _corrupt(name, item_dir, f"its record does not describe it ({e})") from e
 
 
+_METADATA_KEY = f"/{ZARR_METADATA_FILE}"
+
 # An array read by `LocatedBatch`: its name, dtype and shape, then its chunk and its
 # `zarr.json`, each as the span holding it, the offset there, the size and the recorded crc32.
 _Checked = tuple[
@@ -904,6 +940,14 @@ class LocatedBatch:
         self._arrays: list[_Checked] = []
         self._values: list[np.ndarray] = []
 
+    def form(self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...]) -> WholeForm | None:
+        """`whole_form(dtype, shape)`, as recorded for array `name` (`CorruptCheckpointError`
+        when tenure writes no such array)."""
+        try:
+            return whole_form(dtype, shape)
+        except (TypeError, ValueError) as e:
+            raise _corrupt(name, self.item_dir, f"its record does not describe it ({e})") from e
+
     def whole(
         self,
         name: str,
@@ -915,29 +959,23 @@ class LocatedBatch:
         """Add array `name` (its recorded dtype, shape, record and crc32 of each piece) to be
         read whole, when it is one chunk and that chunk and its `zarr.json` lie in the spans;
         its number for `value` (None: it cannot be read this way). Reads nothing: `read`."""
-        whole = _whole_chunk(shape)
-        if len(crcs) != 1 or record.chunk_shape != shape or whole is None:
+        if len(crcs) != 1 or record.chunk_shape != shape:
             return None
+        form = self.form(name, dtype, shape)
         ((bounds, crc),) = crcs.items()
-        if bounds != whole[0]:
+        if form is None or bounds != form.region:
             return None
-        return self.whole_chunk(name, dtype, shape, crc, record.metadata_crc32)
+        return self.add_whole(name, form, crc, record.metadata_crc32)
 
-    def whole_chunk(
-        self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...], crc: int, metadata_crc: int
-    ) -> int | None:
-        """`whole` for an array recorded as one chunk of `shape` (nothing else is checked),
-        with the crc32 of that chunk and of its `zarr.json`."""
-        whole = _whole_chunk(shape)
-        if whole is None:
-            return None
+    def add_whole(self, name: str, form: WholeForm, crc: int, metadata_crc: int) -> int | None:
+        """`whole` for an array recorded as one chunk of `form` (nothing else is checked), with
+        the crc32 of that chunk and of its `zarr.json`."""
         placed = self.spans.placed()
-        key, meta_key = f"{name}/{whole[1]}", f"{name}/{ZARR_METADATA_FILE}"
+        key, meta_key = name + form.chunk, name + _METADATA_KEY
         chunk, meta = placed.get(key), placed.get(meta_key)
         if chunk is None or meta is None:
             return None
-        nbytes = math.prod(shape) * dtype.itemsize
-        meta_nbytes = _metadata_size(self.item_dir, name, dtype, shape, shape)
+        nbytes, meta_nbytes = form.nbytes, form.metadata_nbytes
         span, place, length = chunk
         meta_span, meta_place, meta_length = meta
         if nbytes > length or meta_nbytes > meta_length:
@@ -946,8 +984,8 @@ class LocatedBatch:
         self._arrays.append(
             (
                 name,
-                dtype,
-                shape,
+                form.dtype,
+                form.shape,
                 span,
                 place,
                 nbytes,
@@ -992,10 +1030,13 @@ class LocatedBatch:
         return self._values[number]
 
     def _check(self, arrays: list[_Checked]) -> None:
-        # Each span's bytes, by identity, once its reads are done (or raised what they raised).
-        spans = {id(a[3]): (a[3], a[0]) for a in arrays}
-        spans.update((id(a[7]), (a[7], a[0])) for a in arrays)
-        data = {key: span.data(name) for key, (span, name) in spans.items()}
+        # Each span's bytes, by identity, once its reads are done (or raised what they raised,
+        # naming the first array there).
+        spans = {a[3] for a in arrays} | {a[7] for a in arrays}
+        data = {
+            id(span): span.data(next(a[0] for a in arrays if span in (a[3], a[7])))
+            for span in spans
+        }
         # Slices of a memoryview cost less than numpy's, thousands of times over.
         views = {key: buffer.data for key, buffer in data.items()}
         half = len(arrays) // 2
@@ -1005,11 +1046,9 @@ class LocatedBatch:
         if damaged is not None:
             name, why = damaged
             raise _corrupt(name, self.item_dir, why)
-        copies = not self.spans.views
-        for _, dtype, shape, span, offset, *_ in arrays:
-            # One constructor call: a slice, a view and a reshape cost 2.5x as much.
-            value = np.ndarray(shape, dtype, data[id(span)], offset)
-            self._values.append(value.copy() if copies else value)
+        # One constructor call each: a slice, a view and a reshape cost 2.5x as much.
+        values = [np.ndarray(a[2], a[1], data[id(a[3])], a[4]) for a in arrays]
+        self._values.extend(values if self.spans.views else [v.copy() for v in values])
 
 
 def _first_damaged(arrays: list[_Checked], data: dict[int, memoryview]) -> tuple[str, str] | None:
@@ -1044,7 +1083,7 @@ def _read_pieces(path: Path, pieces: list[memoryview], offset: int) -> int:
     done = first = 0
     with open(path, "rb", buffering=0) as f:
         while first < len(pieces):
-            count = os.preadv(f.fileno(), pieces[first:], offset + done)
+            count = os.preadv(f.fileno(), pieces[first : first + _IOV_MAX], offset + done)
             if not count:
                 raise ValueError(f"{path.name} ended early")
             done += count

@@ -30,6 +30,7 @@ from tenure.io.arrays import (
     RawArray,
     Region,
     ValueIndex,
+    WholeForm,
     WrittenArrays,
     aligned_empty,
     check_read_size,
@@ -91,6 +92,7 @@ from tenure.io.tree import (
     PY_SCALARS,
     STRING,
     FlatTree,
+    StructureIndex,
     build_from_entries,
     build_from_structure,
     children,
@@ -1260,6 +1262,9 @@ def _resolve_all(
     return values
 
 
+_PLACEHOLDERS = (_Whole, _Pending)
+
+
 def _resolved(node: Any, values: dict[_Whole | _Pending, Any]) -> Any:
     """`node` with every placeholder replaced by its value.
 
@@ -1268,7 +1273,11 @@ def _resolved(node: Any, values: dict[_Whole | _Pending, Any]) -> Any:
     if isinstance(node, _Pending | _Whole):
         return values[node]
     if type(node) is dict:
-        return {k: _resolved(v, values) for k, v in node.items()}
+        # A dict's placeholders are looked up here: thousands of leaves, a call fewer each.
+        return {
+            k: values[v] if type(v) in _PLACEHOLDERS else _resolved(v, values)
+            for k, v in node.items()
+        }
     if type(node) is list:
         return [_resolved(v, values) for v in node]
     if type(node) is tuple:
@@ -1299,6 +1308,8 @@ class _LocatedTargets:
     empties: set[tuple[str, ...]] = attrs.field(factory=set)  # paths of empty containers
 
     def walk(self, node: Any, keys: tuple[str, ...]) -> Any:
+        if type(node) is dict:
+            return self._dict(node, keys)
         if type(node) is jax.ShapeDtypeStruct or type(node) is np.ndarray:
             return self._leaf(node, keys)
         if isinstance(node, jax.Array | np.generic) or type(node) in _SCALAR_TARGETS:
@@ -1317,6 +1328,28 @@ class _LocatedTargets:
         whole = _Whole(len(self.leaves), None)
         self.leaves.append((".".join(keys), node, whole))
         return whole
+
+    def _dict(self, node: dict[Any, Any], keys: tuple[str, ...]) -> dict[Any, Any]:
+        """`walk` of a plain dict, the usual container of thousands of leaves: keys as
+        `children` records them, and abstract leaves placed without a call each."""
+        if not node:
+            self.empties.add(keys)
+        prefix = "".join(f"{k}." for k in keys)
+        leaves = self.leaves
+        out = {}
+        for key, child in node.items():
+            if type(key) is str:
+                text = key
+            elif type(key) is int:
+                text = str(key)
+            else:
+                raise _NotLocated  # a key tenure does not store: the general load says so
+            if type(child) is jax.ShapeDtypeStruct:
+                whole = out[key] = _Whole(len(leaves), None)
+                leaves.append((prefix + text, child, whole))
+            else:
+                out[key] = self.walk(child, (*keys, text))
+        return out
 
 
 # Python scalars a target may hold: the value comes back as one of its type.
@@ -1345,36 +1378,49 @@ def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any
     try:
         validate_structure(doc["structure"])
         index = index_structure(doc["structure"])
-        kinds = index.kinds
         located = [LocatedValues.from_json(r) for r in doc["located"]]
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise _NotLocated from e
     manifest = manifest_crc32(item_dir)
     if not located or any(r.manifest not in (None, manifest) for r in located):
         raise _NotLocated
+    # Read while the target is walked and the leaves checked (a load that is not partial reads
+    # every saved array); a general load after all goes on with these reads.
+    spans = PackedSpans(item_dir, located)
+    spans.views = True  # every value is read: hand them out as views of the spans
+    spans.read()
+    try:
+        return _load_targets(item_dir, abstract, doc, index, spans, recorded)
+    except _NotLocated as e:
+        raise _NotLocated(spans) from e.__cause__
+
+
+def _load_targets(
+    item_dir: Path,
+    abstract: Any,
+    doc: dict[str, Any],
+    index: StructureIndex,
+    spans: PackedSpans,
+    recorded: dict[str, FileChecksum],
+) -> Any:
+    """The rest of `_load_located`, once its spans are being read: match the target to the
+    saved structure, then load the leaves."""
     targets = _LocatedTargets()
     try:
         tree = targets.walk(abstract, ())
     except (InvalidKeyError, UnsupportedLeafError) as e:
         raise _NotLocated from e
     leaves = targets.leaves
-    if len(leaves) != len(kinds):
+    if len(leaves) != len(index.kinds):
         raise _NotLocated
     # As the general load matches them: a None target names a saved None (anything else, it
     # takes the saved subtree); every saved None and empty container must be named.
     if targets.nones != index.nones or not index.empties <= targets.empties:
         raise _NotLocated
-    # Read while the leaves are checked; a general load after all goes on with these reads.
-    spans = PackedSpans(item_dir, located)
-    spans.views = True  # every value is read: hand them out as views of the spans
-    spans.read()
-    batch = LocatedBatch(item_dir, spans)
     files = _Files(item_dir, recorded)
     files.read.add(f"{TENURE_DIR}/{ITEM_FILE}")
-    try:
-        return _load_leaves(item_dir, tree, leaves, doc, kinds, files, batch)
-    except _NotLocated as e:
-        raise _NotLocated(spans) from e.__cause__
+    batch = LocatedBatch(item_dir, spans)
+    return _load_leaves(item_dir, tree, leaves, doc, index.kinds, files, batch)
 
 
 def _load_leaves(
@@ -1394,40 +1440,41 @@ def _load_leaves(
         for path in files.names(TENURE_DIR, CHECKSUMS_PATTERN):
             crcs.update(files.json(path, {}))
         placements = _LocatedPlacements(files)
-        dtypes: dict[str, np.dtype[Any]] = {}
+        # By recorded dtype name and shape: what the leaves of a state share.
+        forms: dict[tuple[str, tuple[int, ...]], WholeForm] = {}
         scalars: list[tuple[_Whole, str, Any]] = []  # leaves read as numpy, then converted
-        whole_index: dict[tuple[int, ...], list[list[int]]] = {}
+        add = batch.add_whole
         for name, target, whole in leaves:
             kind = kinds.get(name)
             if kind != JAX and kind != NUMPY and kind not in _LOCATED_SCALARS:
                 raise _NotLocated  # strings and keys are not located arrays
             dtype_name, shape_list = arrays[name]
-            dtype = dtypes.get(dtype_name)
-            if dtype is None:
-                dtype = dtypes[dtype_name] = numpy_dtype(dtype_name)
             shape = tuple(shape_list)
+            form = forms.get((dtype_name, shape))
+            if form is None:
+                found = batch.form(name, numpy_dtype(dtype_name), shape)
+                if found is None:
+                    raise _NotLocated  # an empty array has no chunk
+                form = forms[dtype_name, shape] = found
             if type(target) in _SCALAR_TARGETS:
                 # A Python scalar asks for no dtype: the value comes back as one of its type.
                 if shape:
                     raise _NotLocated
                 scalars.append((whole, kind, target))
-            elif tuple(target.shape) != shape or target.dtype != dtype:
+            elif tuple(target.shape) != shape or target.dtype != form.dtype:
                 raise _NotLocated  # a cast or a mismatch
             elif isinstance(target, np.generic):
                 scalars.append((whole, kind, target))
             metadata_crc, chunk_shape = packed[name]
             (piece,) = crcs[name]
-            index = whole_index.get(shape)
-            if index is None:
-                index = whole_index[shape] = [[0, n] for n in shape]
             crc = piece["crc32"]
-            if chunk_shape != shape_list or piece["index"] != index:
+            if chunk_shape != shape_list or piece["index"] != form.recorded_index:
                 raise _NotLocated
             if type(crc) is not int or type(metadata_crc) is not int:
                 raise _NotLocated
             if isinstance(target, _DEVICE_TARGETS):
                 whole.sharding = placements.get(name, target.sharding)
-            if batch.whole_chunk(name, dtype, shape, crc, metadata_crc) != whole.number:
+            if add(name, form, crc, metadata_crc) != whole.number:
                 raise _NotLocated
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise _NotLocated from e

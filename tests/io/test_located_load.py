@@ -273,3 +273,30 @@ def test_a_full_load_in_one_pass_checks_the_data_and_every_recorded_file(
         io.load_pytree(step, _targets(state, "sharded"))
     with pytest.raises(io.CorruptCheckpointError):
         io.verify(step)
+
+
+def test_a_run_of_more_pieces_than_one_preadv_takes_is_read_whole(
+    tmp_path: Path, general_opens: list[Path]
+) -> None:
+    # Each array is two pieces (its chunk and its zarr.json): more than `_IOV_MAX` in all.
+    count = arrays._IOV_MAX // 2 + 8
+    state = {f"w{i:04d}": np.full(3, i, np.int32) for i in range(count)}
+    io.save_pytree(tmp_path / "1", state)
+    out = io.load_pytree(tmp_path / "1", _targets(state, "sharded"))
+    assert general_opens == []
+    for key, value in state.items():
+        np.testing.assert_array_equal(np.asarray(out[key]), value)
+
+
+def test_int_dict_keys_load_in_one_pass_as_the_general_load_gives_them(
+    tmp_path: Path, general_opens: list[Path]
+) -> None:
+    leaf = np.arange(4, dtype=np.float32)
+    state = {"layers": {0: {"w": leaf}, 1: {"w": leaf + 1}}}
+    io.save_pytree(tmp_path / "1", state)
+    target = _targets(state, "sharded")
+    out = io.load_pytree(tmp_path / "1", target)
+    assert general_opens == []
+    _same(out, io.load_pytree(tmp_path / "1", target, partial=True))
+    assert list(out["layers"]) == [0, 1]
+    np.testing.assert_array_equal(np.asarray(out["layers"][1]["w"]), leaf + 1)
