@@ -723,7 +723,7 @@ class PackedSpan:
         self.located = located
         self._buffer: np.ndarray | None = None
         # Each piece's offset in the file (in file order), its place in the buffer and its
-        # length; the piece holding each key's value; the pieces of each part to read.
+        # length; the piece holding each key's value; the first piece of each run to read.
         self._starts = self._slots = self._lengths = self._of_key = np.zeros(0, np.int64)
         self._bounds: list[int] = []
         self._places: dict[str, tuple[int, int]] | None = None
@@ -744,7 +744,7 @@ class PackedSpan:
         self._starts, self._lengths = starts, lengths
         self._slots = np.cumsum(padded) - padded
         self._of_key = np.searchsorted(starts, offsets)
-        # Parts of about `_SPAN_RUN_BYTES`.
+        # Runs of about `_SPAN_RUN_BYTES`.
         bounds = [0]
         ends = np.cumsum(lengths)
         while bounds[-1] < len(starts):
@@ -762,7 +762,7 @@ class PackedSpan:
         path = self.item_dir / self.located.file
         view = self._buffer.data
         self._parts = []
-        # Each part is submitted as soon as its pieces are cut, so the first read starts at
+        # Each run is submitted as soon as its pieces are cut, so the first read starts at
         # once rather than after thousands of slices.
         for i, j in itertools.pairwise(self._bounds):
             slots, lengths = self._slots[i:j].tolist(), self._lengths[i:j].tolist()
