@@ -98,6 +98,7 @@ from tenure.io.tree import (
     build_from_entries,
     build_from_structure,
     children,
+    dict_key_text,
     flatten,
     index_structure,
     leaf_kind,
@@ -1340,11 +1341,8 @@ class _LocatedTargets:
         leaves = self.leaves
         out = {}
         for key, child in node.items():
-            if type(key) is str:
-                text = key
-            elif type(key) is int:
-                text = str(key)
-            else:
+            text = dict_key_text(key)
+            if text is None:
                 raise _NotLocated  # a key tenure does not store: the general load says so
             if type(child) is jax.ShapeDtypeStruct:
                 whole = out[key] = _Whole(len(leaves), None)

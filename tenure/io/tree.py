@@ -95,6 +95,24 @@ def children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]]]
     return kind, pairs
 
 
+def dict_key_text(key: Any) -> str | None:
+    """A dict key as its key path records it, for the keys tenure stores (str and int); None
+    for any other.
+
+    Orbax records an int key as its text with the dict key type, as jax's DictKey does;
+    tenure's structure record keeps the int, so it comes back an int.
+
+    Examples:
+        >>> dict_key_text("w"), dict_key_text(3), dict_key_text(True), dict_key_text(1.5)
+        ('w', '3', None, None)
+    """
+    if type(key) is str:
+        return key
+    if type(key) is int:
+        return str(key)
+    return None
+
+
 def _children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]], list[Any]]:
     """`children`, plus the mapping keys as Python has them (ints stay ints) for the record."""
     if node is None:
@@ -102,15 +120,14 @@ def _children(node: Any, path: KeyPath) -> tuple[str, list[tuple[KeyEntry, Any]]
     if isinstance(node, dict):
         pairs = []
         for key, value in node.items():
-            # Orbax records an int key as its text with the dict key type, as jax's DictKey
-            # does; tenure's structure record keeps the int, so it comes back an int.
-            if type(key) is not str and type(key) is not int:
+            text = dict_key_text(key)
+            if text is None:
                 raise InvalidKeyError(
                     f"dict key {key!r} ({type(key).__name__}) at {display_path(path)} cannot "
                     "be stored: tenure stores str and int dict keys; convert the key to one "
                     "of those before saving"
                 )
-            pairs.append((KeyEntry(str(key), DICT_KEY), value))
+            pairs.append((KeyEntry(text, DICT_KEY), value))
         return "Dict", pairs, list(node)
     if _is_namedtuple(node):
         fields = node._fields
