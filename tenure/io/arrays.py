@@ -401,14 +401,18 @@ def write_arrays(
     synced: set[Path] = set()
     commits: list[Any] = []  # of batches, awaited in order, `_COMMITS_IN_FLIGHT` at a time
 
-    def committed() -> None:
-        _wait(commits.pop(0), item_dir, "<ocdbt manifest>")
-        if written is not None and local is not None and commits:
+    def hand_on() -> None:
+        if written is not None and local is not None:
             # A data file appears once complete and is never written again: its writeback
             # overlaps the batches still being written.
             for data_file in _data_files(local) - synced:
                 written(data_file)
                 synced.add(data_file)
+
+    def committed() -> None:
+        _wait(commits.pop(0), item_dir, "<ocdbt manifest>")
+        if commits:
+            hand_on()
 
     # Raw reads bypass tensorstore's check of each chunk's crc32c trailer, so for the chunks
     # they can read (plain, local) the trailer is recorded and compared instead.
@@ -466,6 +470,9 @@ def write_arrays(
                         trailers[chunk] = pool.submit(_read_trailer, local / chunk)
             if txn is not None:
                 commits.append(txn.commit_async())
+                # Earlier batches' data files are synced as soon as they are complete: waiting
+                # for their commits delayed the disk's first write by 50-90 ms of a 1 GiB save.
+                hand_on()
                 if len(commits) >= _COMMITS_IN_FLIGHT:
                     committed()
         while commits:

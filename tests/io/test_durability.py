@@ -3,6 +3,7 @@
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,6 +68,37 @@ def test_a_large_save_commits_in_batches_and_syncs_each_batch_while_the_next_is_
     out = io.load_pytree(tmp_path / "1")
     for name, value in tree.items():
         np.testing.assert_array_equal(out[name], value)
+
+
+def test_a_batch_data_file_is_synced_once_complete_without_waiting_for_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(arrays, "_BATCH_BYTES", 1)  # every array its own batch
+    events: list[str] = []
+    wait, submit = arrays._wait, commit.Syncer.submit
+
+    def waited(future: Any, item_dir: Any, name: str) -> Any:
+        if name == "c":
+            # The third batch starts only once the first batch's data file is complete, an
+            # event tensorstore's own threads bring about (no clock involved).
+            item = commit.temporary_path(tmp_path / "1") / "state"
+            assert isinstance(item, Path)
+            while not arrays._data_files(item):
+                os.sched_yield()
+        events.append(f"wait {name}")
+        return wait(future, item_dir, name)
+
+    def submitted(self: commit.Syncer, root: Path) -> None:
+        events.append("sync")
+        submit(self, root)
+
+    monkeypatch.setattr(arrays, "_wait", waited)
+    monkeypatch.setattr(commit.Syncer, "submit", submitted)
+    large = arrays.PACKED_PIECE_BYTES // 4 + 1
+    io.save_pytree(tmp_path / "1", {n: np.full(large, i, np.float32) for i, n in enumerate("abcd")})
+    # Before: the first sync came after the wait for the first commit, once three were in flight.
+    assert "sync" in events
+    assert events.index("sync") < events.index("wait <ocdbt manifest>")
 
 
 @pytest.mark.parametrize("count", [0, 1, 5, 1000])
