@@ -2,6 +2,7 @@
 
 import errno
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def test_a_batch_data_file_is_synced_once_complete_without_waiting_for_its_commi
             # event tensorstore's own threads bring about (no clock involved).
             item = commit.temporary_path(tmp_path / "1") / "state"
             assert isinstance(item, Path)
+            give_up = time.monotonic() + 60  # a failed commit writes no file: fail, not hang
             while not arrays._data_files(item):
+                assert time.monotonic() < give_up, "the first batch's data file never appeared"
                 os.sched_yield()
         events.append(f"wait {name}")
         return wait(future, item_dir, name)
