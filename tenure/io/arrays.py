@@ -358,7 +358,8 @@ def write_arrays(
     data): they are recorded as packed, read straight from the data files, and checked by
     their crc32 like the small ones (see `PackedArray`). `written` gets each
     file or directory once its data is written (not yet fsynced): each array's directory
-    without OCDBT, the data files of each committed batch (see `_BATCH_BYTES`) with it.
+    without OCDBT, with it each batch's data file once tensorstore has written it, before
+    that batch's commit is awaited (see `_BATCH_BYTES`).
     """
     ctx = new_context() if layout.ocdbt else context()
     local = item_dir if isinstance(item_dir, Path) else None

@@ -81,7 +81,8 @@ def test_a_batch_data_file_is_synced_once_complete_without_waiting_for_its_commi
     def waited(future: Any, item_dir: Any, name: str) -> Any:
         if name == "c":
             # The third batch starts only once the first batch's data file is complete, an
-            # event tensorstore's own threads bring about (no clock involved).
+            # event tensorstore's own threads bring about; the deadline only keeps a failed
+            # commit from hanging the test.
             item = commit.temporary_path(tmp_path / "1") / "state"
             assert isinstance(item, Path)
             give_up = time.monotonic() + 60  # a failed commit writes no file: fail, not hang
