@@ -83,6 +83,7 @@ from tenure.io.root import (
     checksums_file,
     file_checksums_file,
     item_record,
+    read_ahead,
     write_checksum_record,
 )
 from tenure.io.storage import Location, context, list_dir, new_context
@@ -1386,9 +1387,13 @@ def _load_located(item_dir: Location, abstract: Any, doc: dict[str, Any]) -> Any
         raise _NotLocated
     files = _Files(item_dir, recorded)
     files.read.add(f"{TENURE_DIR}/{ITEM_FILE}")
+    crc_files = files.names(TENURE_DIR, CHECKSUMS_PATTERN)
+    # Read ahead of the spans: cold, a read queued behind their tens of MiB kept a 4,096-leaf
+    # load waiting 18-26 ms for the crc32s it parses first.
+    read_ahead([item_dir / name for name in crc_files])
     # The recorded files this load does not parse are checked on a reading thread meanwhile:
     # cold, reading them took 11 ms of a 4,096-leaf load that waited for them.
-    parsed = files.read | set(files.names(TENURE_DIR, CHECKSUMS_PATTERN))
+    parsed = files.read | set(crc_files)
     others = set(recorded) - parsed - _array_metadata_files(recorded)
     checking = _Checking(
         others, read_pool().submit(check_recorded, item_dir, recorded, set(recorded) - others)

@@ -275,6 +275,32 @@ def test_a_full_load_in_one_pass_checks_the_data_and_every_recorded_file(
         io.verify(step)
 
 
+def test_the_crc32_records_are_read_ahead_before_the_spans_reads_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, general_opens: list[Path]
+) -> None:
+    # Issued after the spans' reads, a cold read of the records the load parses first waits
+    # in the disk's queue behind all of their bytes.
+    state = _saved(tmp_path)
+    events: list[Any] = []
+    read_ahead, span_read = pytree.read_ahead, arrays.PackedSpan.read
+
+    def ahead(paths: Any) -> None:
+        events.append(sorted(p.name for p in paths))
+        read_ahead(paths)
+
+    def reading(span: arrays.PackedSpan) -> None:
+        events.append("spans")
+        span_read(span)
+
+    monkeypatch.setattr(pytree, "read_ahead", ahead)
+    monkeypatch.setattr(arrays.PackedSpan, "read", reading)
+    out = io.load_pytree(tmp_path / "1", _targets(state, "sharded"))
+    assert general_opens == []
+    assert events[0] == ["checksums.process_0.json"]
+    assert "spans" in events[1:]
+    np.testing.assert_array_equal(np.asarray(out["a"]), state["a"])
+
+
 def test_a_run_of_more_pieces_than_one_preadv_takes_is_read_whole(
     tmp_path: Path, general_opens: list[Path]
 ) -> None:

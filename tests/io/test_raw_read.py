@@ -4,6 +4,8 @@ the item's OCDBT database (the default layout's small arrays)."""
 
 import itertools
 import json
+import os
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 import tensorstore as ts
 
 from tenure import io
-from tenure.io import arrays, pytree
+from tenure.io import arrays, pytree, root
 from tenure.io.storage import new_context
 
 PER_ARRAY = io.ArrayLayout(ocdbt=False)
@@ -629,3 +631,38 @@ def test_an_index_not_as_expected_leaves_values_to_be_read_key_by_key(
     assert direct_reads == []
     for name, value in tree.items():
         np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(value))
+
+
+def _cached(path: Path) -> bool:
+    """Whether all of `path` is in the page cache: a read that may not wait for the disk
+    gets all of it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        return os.preadv(fd, [bytearray(size)], 0, os.RWF_NOWAIT) == size
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "posix_fadvise") or not hasattr(os, "RWF_NOWAIT"), reason="Linux only"
+)
+def test_read_ahead_brings_a_file_into_the_page_cache_without_being_read(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    path.write_bytes(os.urandom(1 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # only written pages can be dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    if _cached(path):
+        pytest.skip("this filesystem keeps the file cached (tmpfs)")
+    root.read_ahead([path, tmp_path / "missing.json"])
+    # The kernel reads it in the background: wait for that, not for a time (the deadline
+    # only stops a test that would otherwise hang).
+    deadline = time.monotonic() + 60
+    while not _cached(path):
+        assert time.monotonic() < deadline, "read_ahead left the file on disk"
